@@ -1,0 +1,49 @@
+# Two commands do all the set-up: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup host venv images demo test lint typecheck unit schema clean
+
+setup: host venv images
+
+host:
+	@bash scripts/setup-host.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "[setup] installing vmlab into $(VENV)" >&2
+	@$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/python -c 'import vmlab, libvirt, docker' || { echo "[setup] error: the venv install failed" >&2; exit 1; }
+	@touch $(STAMP)
+
+images: host venv
+	@$(BIN)/vmlab image build tiny
+
+demo: setup
+	@$(BIN)/vmlab doctor || true
+	@$(BIN)/vmlab compare
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: setup lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+schema: venv
+	$(BIN)/vmlab report schema > schemas/report.schema.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Idempotent host set-up for vmlab: Debian packages, /dev/kvm permissions, daemons.
+# A second run changes nothing and takes seconds. Works as root or through sudo; uses systemd where
+# the host has it, and starts the daemons by hand where it does not (containers, CI runners).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+LOGDIR=/var/log/vmlab
+WAIT_S=${VMLAB_DAEMON_WAIT:-60}
+
+PACKAGES=(
+  docker.io
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
+  qemu-system-x86 qemu-utils
+  busybox-static dropbear-bin cpio kmod xz-utils zstd
+  strace linux-perf
+  python3-venv
+)
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]} (run it by hand to see why)"
+else
+  say "Debian packages: all present"
+fi
+
+# libvirt runs QEMU as libvirt-qemu (group kvm): /dev/kvm must be group-accessible.
+if [ -e /dev/kvm ]; then
+  if [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then
+    say "making /dev/kvm accessible to group kvm"
+    $SUDO chgrp kvm /dev/kvm && $SUDO chmod 660 /dev/kvm
+  fi
+fi
+
+# The image cache and run state live where libvirt's QEMU user can read them (see DESIGN.md).
+if [ "$(id -u)" -eq 0 ]; then
+  mkdir -p "${VMLAB_HOME:-/var/lib/vmlab}" && chmod 755 "${VMLAB_HOME:-/var/lib/vmlab}"
+fi
+
+$SUDO mkdir -p "$LOGDIR"
+has_systemd() { [ -d /run/systemd/system ]; }
+
+wait_for() {  # name, command...
+  local name=$1; shift
+  local deadline=$((SECONDS + WAIT_S))
+  local delay=0.1
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      die "$name did not answer within ${WAIT_S}s (log: $LOGDIR/$name.log)"
+    fi
+    sleep $delay
+    delay=$(awk -v d=$delay 'BEGIN { d *= 2; if (d > 2) d = 2; print d }')
+  done
+  say "$name answers"
+}
+
+docker_ok() { $SUDO docker version --format '{{.Server.Version}}'; }
+libvirt_ok() { $SUDO virsh -c qemu:///system version; }
+
+if ! docker_ok >/dev/null 2>&1; then
+  say "starting dockerd"
+  if has_systemd; then
+    $SUDO systemctl start docker
+  else
+    $SUDO setsid nohup dockerd >"$LOGDIR/dockerd.log" 2>&1 < /dev/null &
+  fi
+  wait_for dockerd docker_ok
+else
+  say "dockerd answers"
+fi
+
+if ! libvirt_ok >/dev/null 2>&1; then
+  say "starting virtlogd and libvirtd"
+  if has_systemd; then
+    $SUDO systemctl start virtlogd libvirtd
+  else
+    pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
+    pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
+  fi
+  wait_for libvirtd libvirt_ok
+else
+  say "libvirtd answers"
+fi

@@ -1,0 +1,1 @@
+"""The grader: declarative checks from lab.toml evaluated against a report."""

@@ -1,0 +1,65 @@
+"""Output conventions: results on stdout (JSON or a table), logs, progress and errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from vmlab.errors import VmlabError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("vmlab")
+
+T = TypeVar("T")
+
+
+def emit_json(obj: Any) -> None:
+    """Machine output: plain JSON on stdout, nothing else there."""
+    if hasattr(obj, "model_dump"):
+        obj = obj.model_dump(mode="json")
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@contextmanager
+def errors_to_exit() -> Iterator[None]:
+    """Map vmlab errors to one line on stderr and their exit code; Ctrl-C to 130.
+
+    Cleanup happens in the library's own context managers before the exception reaches here.
+    """
+    try:
+        yield
+    except VmlabError as e:
+        if log.isEnabledFor(logging.DEBUG):
+            err.print_exception()
+        raise fail(e.one_line(), e.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted; cleaned up[/]")
+        raise typer.Exit(130) from None
+
+
+def run_cli(fn: Callable[[], T]) -> T:
+    with errors_to_exit():
+        return fn()
+
+
+def progress_printer(prefix: str = "") -> Callable[[str], None]:
+    """A progress callback for library code: one dim line per step on stderr."""
+
+    def show(msg: str) -> None:
+        err.print(f"[dim]{prefix}{msg}[/]", highlight=False)
+
+    return show

@@ -1,0 +1,39 @@
+"""`vmlab report schema|show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmlab.cli.output import emit_json, errors_to_exit, out
+
+app = typer.Typer(help="Inspect reports and their JSON schema.", no_args_is_help=True)
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the report's JSON Schema (also committed as schemas/report.schema.json)."""
+    from vmlab.report.model import report_json_schema
+
+    print(json.dumps(report_json_schema(), indent=2, sort_keys=True))
+
+
+@app.command("show")
+def show(
+    path: Annotated[Path, typer.Argument(help="A report.json written by a lab run.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Re-emit the validated report as JSON.")] = False,
+) -> None:
+    """Render a report as tables."""
+    from vmlab.report.io import load_report
+    from vmlab.report.render import render_report
+
+    with errors_to_exit():
+        report = load_report(path)
+    if json_out:
+        emit_json(report)
+        return
+    for renderable in render_report(report):
+        out.print(renderable)

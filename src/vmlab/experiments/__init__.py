@@ -1,0 +1,1 @@
+"""Experiments: functions from (backend, parameters) to samples. Lab steps call them."""

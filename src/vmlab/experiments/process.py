@@ -1,0 +1,60 @@
+"""Native process start-up: the baseline every VM and container figure is compared against."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from vmlab.errors import UsageError
+from vmlab.labs.runner import RunContext
+from vmlab.report.model import Experiment, ExperimentEntry, Provenance
+from vmlab.report.stats import summarize
+
+
+def _argv(params: dict[str, Any]) -> list[str]:
+    argv = params.get("argv")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise UsageError(f"argv must be a non-empty list of strings, got {argv!r}")
+    # "{python}" stands for the interpreter running vmlab, so the lab does not depend on PATH.
+    argv = [sys.executable if a == "{python}" else a for a in argv]
+    if shutil.which(argv[0]) is None:
+        raise UsageError(f"program {argv[0]!r} not found", hint="install it or fix argv in lab.toml")
+    return argv
+
+
+def time_process(argv: Sequence[str], runs: int) -> tuple[list[float], str]:
+    """Wall time from spawn to exit of `runs` cold starts, and the output of the last one."""
+    samples: list[float] = []
+    output = ""
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        samples.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            raise UsageError(f"{' '.join(argv)} exited with {proc.returncode}: {proc.stderr.strip()[:200]}")
+        output = proc.stdout
+    return samples, output
+
+
+def startup(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry]:
+    """Step runner: start a host process `runs` times (default 10)."""
+    argv = _argv(params)
+    runs = int(params.get("runs", 10))
+    if runs < 1:
+        raise UsageError(f"runs must be at least 1, got {runs}")
+    ctx.progress(f"{ctx.step_id}: {runs} starts of {' '.join(argv)}")
+    samples, output = time_process(argv, runs)
+    exp = Experiment(
+        unit="s",
+        samples=samples,
+        summary=summarize(samples),
+        provenance=Provenance(backend="native"),
+        counts={"runs": runs},
+        values={"argv": " ".join(argv)},
+        text=output,
+    )
+    return {ctx.step_id: exp}

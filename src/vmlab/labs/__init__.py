@@ -1,0 +1,1 @@
+"""Labs as data: lab.toml loading, validation and the task runner."""

@@ -1,0 +1,1 @@
+"""Report model (the JSON schema's single source), statistics, loading and saving."""

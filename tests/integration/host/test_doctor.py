@@ -1,0 +1,41 @@
+"""The doctor against the real daemons that `make setup` started."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from vmlab.cli.main import app
+from vmlab.host.cpu import full_guest_accel, hw_virt
+from vmlab.host.doctor import diagnose
+
+
+def test_doctor_json_against_real_host() -> None:
+    result = CliRunner().invoke(app, ["doctor", "--json"])
+    data = json.loads(result.stdout)
+    rows = {r["name"]: r for r in data["checks"]}
+    assert set(rows) >= {"python", "kvm-api", "full-guest-accel", "libvirt", "docker", "kvm-counters"}
+    assert result.exit_code == (0 if data["core_ok"] else 1)
+    for row in rows.values():
+        assert row["status"] in ("ok", "warn", "fail")
+        if row["status"] == "fail":
+            assert row["fix"], f"{row['name']} fails without saying how to fix it"
+
+
+def test_libvirt_and_docker_answer() -> None:
+    """make setup starts both daemons; the doctor must see them and what they offer."""
+    rows = {r.name: r for r in diagnose().rows}
+    assert rows["libvirt"].status == "ok", rows["libvirt"].detail
+    assert "qemu" in rows["libvirt"].data["domain_types"]
+    assert rows["docker"].status == "ok", rows["docker"].detail
+    assert rows["docker"].data["cgroup_version"] in ("1", "2")
+
+
+def test_accel_row_agrees_with_cpu_flags() -> None:
+    row = next(r for r in diagnose().rows if r.name == "full-guest-accel")
+    accel, _ = full_guest_accel("auto")
+    assert row.data["accel"] == accel
+    assert row.data["hw_virt"] == hw_virt()
+    if not hw_virt():
+        assert accel == "tcg" and "TCG" in row.detail
