@@ -101,8 +101,6 @@ def run_lab(
     progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Run a lab's steps (all, or one task's) and return the ungraded report."""
-    from vmlab.host.fingerprint import host_info
-
     lab = load_lab(name)
     rid = run_id or new_run_id()
     rdir = run_dir(rid)
@@ -116,13 +114,20 @@ def run_lab(
         ctx.progress(f"{name}: running {step_id}")
         params = {**step.params, **opts.get("params", {}).get(step_id, {})}
         experiments.update(resolve_runner(step.runner)(params, ctx))
+    return make_report(name, rid, experiments, opts)
+
+
+def make_report(lab: str, run_id: str, experiments: dict[str, ExperimentEntry], params: Mapping[str, Any]) -> Report:
+    """A fresh, ungraded report with this host's fingerprint."""
+    from vmlab.host.fingerprint import host_info
+
     return Report(
         vmlab_version=__version__,
-        lab=name,
-        run_id=rid,
+        lab=lab,
+        run_id=run_id,
         created_at=dt.datetime.now(dt.UTC),
         host=host_info(),
-        params={k: v for k, v in opts.items() if _jsonable(v)},
+        params={k: v for k, v in params.items() if _jsonable(v)},
         experiments=experiments,
     )
 

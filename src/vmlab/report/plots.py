@@ -1,0 +1,100 @@
+"""PNG plots next to a report. matplotlib is imported only here, with the Agg backend (no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vmlab.report.model import Experiment, Report
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _group(report: Report, key: str) -> dict[str, Experiment]:
+    entry = report.experiments.get(key)
+    return entry if isinstance(entry, dict) else {}
+
+
+def plot_startup(report: Report, path: Path) -> Path | None:
+    """Stacked bar per kind: each readiness stage's share of the median time to ready."""
+    group = _group(report, "startup")
+    if not group:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for y, (kind, exp) in enumerate(group.items()):
+        left = 0.0
+        for stage, m in exp.stages.items():
+            end = m.summary.median
+            width = max(end - left, 0.0)
+            ax.barh(y, width, left=left, edgecolor="white")
+            if width > 0.02 * max(1e-9, _max_ready(group)):
+                ax.text(left + width / 2, y, stage, ha="center", va="center", fontsize=6, rotation=90)
+            left = max(left, end)
+    ax.set_yticks(range(len(group)), [f"{k} ({e.provenance.accel or e.provenance.backend})" for k, e in group.items()])
+    ax.set_xlabel("seconds from 'create' (median of runs)")
+    ax.set_title("Start-up ladder")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _max_ready(group: dict[str, Experiment]) -> float:
+    return max((m.summary.median for e in group.values() for m in e.stages.values()), default=1.0)
+
+
+def plot_memory(report: Report, path: Path) -> Path | None:
+    group = _group(report, "memory")
+    if not group:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    kinds = list(group)
+    mib = 1024 * 1024
+    overhead = [float(group[k].summary.median) / mib if group[k].summary else 0.0 for k in kinds]
+    touched = [float(group[k].values.get("idle_workload_rss", 0) or 0) / mib for k in kinds]
+    ax.bar(kinds, overhead, label="overhead (runtime's own memory)")
+    ax.bar(kinds, touched, bottom=overhead, label="memory the workload/guest touched")
+    ax.set_ylabel("MiB at idle after ready")
+    ax.set_title("Memory: overhead vs touched")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_traps(report: Report, path: Path) -> Path | None:
+    group = _group(report, "traps")
+    if not group:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(group), figsize=(4 * len(group), 3.5), squeeze=False)
+    for ax, (kind, exp) in zip(axes[0], group.items(), strict=True):
+        headline = exp.values.get("headline_counter")
+        phases = [p for p in ("idle", "io", "cpu") if f"{p}:{headline}" in exp.counts]
+        ax.bar(phases, [exp.counts[f"{p}:{headline}"] for p in phases])
+        ax.set_title(f"{kind}: {headline}\n({exp.provider})", fontsize=8)
+        ax.set_ylabel("count during phase")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_plots(report: Report, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    made = [
+        plot_startup(report, directory / "startup.png"),
+        plot_memory(report, directory / "memory.png"),
+        plot_traps(report, directory / "traps.png"),
+    ]
+    return [p for p in made if p is not None]
