@@ -1,0 +1,167 @@
+"""`vmlab kvm run|programs|source`: the raw-KVM-API VMM from the command line.
+
+Heavy work stays in vmlab.kvmapi; this module parses options, prints, and maps errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from vmlab.cli.output import emit_json, err, errors_to_exit, out
+
+if TYPE_CHECKING:
+    from vmlab.kvmapi.programs import Program
+    from vmlab.kvmapi.vmm import GuestRun
+
+app = typer.Typer(
+    help="A small VMM on the raw KVM API: guest programs, exits by reason, exit cost.", no_args_is_help=True
+)
+
+
+def _program(spec: str, n: int | None, bits: int) -> Program:
+    from vmlab.errors import UsageError
+    from vmlab.kvmapi.programs import BUILTINS, builtin, from_file
+
+    if spec in BUILTINS:
+        return builtin(spec, n)
+    path = Path(spec)
+    if path.suffix or path.exists():
+        if n is not None:
+            raise UsageError("-n applies to built-in programs only", hint="drop -n for a program file")
+        return from_file(path, bits=bits)
+    raise UsageError(
+        f"no built-in program {spec!r} and no such file (known: {', '.join(BUILTINS)})",
+        hint="run 'vmlab kvm programs', or pass a .asm/.hex/.bin file",
+    )
+
+
+@app.command("run")
+def run(
+    program: Annotated[
+        str,
+        typer.Argument(
+            help="A built-in program name (see 'vmlab kvm programs') or a .asm/.s, .hex or .bin file."
+        ),
+    ],
+    n: Annotated[
+        int | None, typer.Option("-n", help="Count for out/cpuid/mmio/loop; message length for console-*.")
+    ] = None,
+    bits: Annotated[int, typer.Option(help="Mode for .hex/.bin files: 16 (real) or 32 (protected).")] = 16,
+    repeat: Annotated[int, typer.Option(min=1, max=1000, help="Run this many times; times are medians.")] = 1,
+    max_exits: Annotated[int, typer.Option(min=1, help="Stop a guest after this many exits.")] = 1_000_000,
+    max_seconds: Annotated[
+        float, typer.Option(min=0.01, help="Stop a guest after this much wall time.")
+    ] = 10.0,
+    mount_debugfs: Annotated[
+        bool,
+        typer.Option(
+            "--mount-debugfs",
+            help="Mount debugfs (root) to read /sys/kernel/debug/kvm as a second counter source.",
+        ),
+    ] = False,
+    device: Annotated[str, typer.Option(help="The KVM device node.")] = "/dev/kvm",
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
+) -> None:
+    """Run a guest program; show its output, the exits by reason, kernel statistics and timing."""
+    from vmlab.kvmapi.vmm import Limits, run_program
+
+    with errors_to_exit():
+        prog = _program(program, n, bits)
+        limits = Limits(max_exits=max_exits, wall_s=max_seconds)
+        runs = [run_program(prog, limits=limits, device=device, mount=mount_debugfs) for _ in range(repeat)]
+    if json_out:
+        emit_json(_as_json(prog, runs))
+        return
+    _render(prog, runs)
+
+
+def _timing(runs: list[GuestRun]) -> dict[str, Any]:
+    loop = [r.loop_ns for r in runs]
+    per_exit = [r.ns_per_exit for r in runs if r.total_exits]
+    return {
+        "runs": len(runs),
+        "loop_ns_median": statistics.median(loop),
+        "loop_ns": loop,
+        "ns_per_exit_median": statistics.median(per_exit) if per_exit else None,
+    }
+
+
+def _as_json(prog: Program, runs: list[GuestRun]) -> dict[str, Any]:
+    first = runs[0].as_dict()
+    return {**first, "bits": prog.bits, "code_bytes": len(prog.code), "timing": _timing(runs)}
+
+
+def _render(prog: Program, runs: list[GuestRun]) -> None:
+    r = runs[0]
+    if r.output:
+        out.print(r.text, end="" if r.text.endswith("\n") else "\n", markup=False, highlight=False)
+    exits = ", ".join(f"{k}: {v}" for k, v in r.exits.most_common())
+    out.print(f"exits seen by the VMM: {exits or 'none'}", highlight=False)
+    if r.stop == "debug-exit":
+        out.print(f"stopped by the debug-exit port with value {r.exit_value}", highlight=False)
+    if r.hypercalls:
+        out.print(f"hypercalls: {r.hypercalls}", highlight=False)
+    if r.kernel_stats is not None:
+        shown = ", ".join(f"{k} {v}" for k, v in r.kernel_stats.items() if v)
+        out.print(f"kernel ({r.kernel_stats_source}): {shown or 'all zero'}", highlight=False)
+    else:
+        out.print(f"kernel stats: {r.kernel_stats_source}", highlight=False)
+    if r.debugfs is not None:
+        shown = ", ".join(f"{k} {v}" for k, v in r.debugfs.items() if v)
+        out.print(f"kernel ({r.debugfs_source}): {shown}", highlight=False)
+    else:
+        err.print(f"[dim]debugfs: {r.debugfs_source}[/]", highlight=False)
+    t = _timing(runs)
+    what = f"median of {len(runs)} runs" if len(runs) > 1 else "1 run; --repeat N for a median"
+    per = f", {t['ns_per_exit_median']:,.0f} ns per exit" if t["ns_per_exit_median"] is not None else ""
+    loop_us = t["loop_ns_median"] / 1000
+    out.print(f"time in the KVM_RUN loop: {loop_us:,.1f} µs{per} ({what})", highlight=False)
+
+
+@app.command("programs")
+def programs(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+) -> None:
+    """List the built-in guest programs and what each one teaches."""
+    from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N
+
+    with errors_to_exit():
+        items = []
+        for name, factory in BUILTINS.items():
+            p = factory()
+            items.append(
+                {
+                    "name": name,
+                    "description": p.description,
+                    "bits": p.bits,
+                    "takes_n": name in TAKES_N,
+                    "takes_length": name in TAKES_LENGTH,
+                    "expected_exits": p.expect,
+                }
+            )
+    if json_out:
+        emit_json(items)
+        return
+    from rich.table import Table
+
+    table = Table("program", "mode", "what it shows")
+    for it in items:
+        table.add_row(str(it["name"]), f"{it['bits']}-bit", str(it["description"]))
+    out.print(table)
+
+
+@app.command("source")
+def source(
+    program: Annotated[str, typer.Argument(help="A built-in program name.")],
+    n: Annotated[int | None, typer.Option("-n", help="Count or message length, as for 'run'.")] = None,
+) -> None:
+    """Print a built-in program's commented assembler source (a starting point for your own .asm)."""
+    from vmlab.kvmapi.programs import builtin
+
+    with errors_to_exit():
+        prog = builtin(program, n)
+    out.print(prog.source or "", markup=False, highlight=False, end="")

@@ -1,0 +1,352 @@
+"""The VMM loop: set up one vCPU, enter KVM_RUN, decode each exit, emulate the device, repeat.
+
+Every exit that reaches this loop is counted by reason; the kernel's own counters (stats fd, debugfs)
+are read before and after, so students can compare what the kernel handled alone with what it passed
+up. Limits on exits and wall time stop a runaway guest; a SIGALRM interval timer makes KVM_RUN return
+(EINTR) even when the guest never exits on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmlab.errors import BackendError
+from vmlab.kvmapi import devices as dev
+from vmlab.kvmapi.exits import (
+    ExitReason,
+    FailEntryExit,
+    InternalErrorExit,
+    IoExit,
+    MmioExit,
+    decode,
+    reason_name,
+)
+from vmlab.kvmapi.machine import DEFAULT_DEVICE, Kvm, Vcpu
+from vmlab.kvmapi.programs import Program
+from vmlab.kvmapi.stats import StatsFd, delta, mount_debugfs, read_debugfs
+from vmlab.kvmapi.structs import KVM_RUN_UNION_OFFSET, Segment, Sregs
+
+WATCHDOG_INTERVAL_S = 0.05
+
+
+@dataclass
+class Limits:
+    """A runaway guest is stopped by whichever limit it reaches first."""
+
+    max_exits: int = 1_000_000
+    wall_s: float = 10.0
+
+
+@dataclass
+class GuestRun:
+    """What one run of a guest program showed, with the source of every figure."""
+
+    program: str
+    output: bytes = b""
+    exits: Counter[str] = field(default_factory=Counter)
+    io_ports: Counter[int] = field(default_factory=Counter)
+    hypercalls: int = 0
+    mmio_writes: int = 0
+    mmio_reads: int = 0
+    stop: str = ""
+    exit_value: int | None = None
+    loop_ns: int = 0
+    signals: int = 0
+    kernel_stats: dict[str, int] | None = None
+    kernel_stats_source: str = ""
+    debugfs: dict[str, int] | None = None
+    debugfs_source: str = ""
+    regs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_exits(self) -> int:
+        return sum(self.exits.values())
+
+    @property
+    def ns_per_exit(self) -> float:
+        return self.loop_ns / self.total_exits if self.total_exits else float("nan")
+
+    @property
+    def text(self) -> str:
+        return self.output.decode("utf-8", "replace")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "output": self.text,
+            "stop": self.stop,
+            "exit_value": self.exit_value,
+            "exits": dict(self.exits),
+            "total_exits": self.total_exits,
+            "io_ports": {f"{p:#x}": n for p, n in sorted(self.io_ports.items())},
+            "hypercalls": self.hypercalls,
+            "mmio_writes": self.mmio_writes,
+            "mmio_reads": self.mmio_reads,
+            "loop_ns": self.loop_ns,
+            "ns_per_exit": self.ns_per_exit if self.total_exits else None,
+            "signals": self.signals,
+            "kernel_stats": self.kernel_stats,
+            "kernel_stats_source": self.kernel_stats_source,
+            "debugfs": self.debugfs,
+            "debugfs_source": self.debugfs_source,
+            "regs": {k: f"{v:#x}" for k, v in self.regs.items()},
+        }
+
+
+class GuestFault(BackendError):
+    """The guest stopped abnormally (triple fault, failed entry, emulation failure); `run` holds the
+    exits seen until then."""
+
+    def __init__(self, message: str, run: GuestRun, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.run = run
+
+
+class GuestLimit(GuestFault):
+    """The guest reached the exit or wall-time limit before it halted."""
+
+
+def run_program(
+    program: Program,
+    *,
+    limits: Limits | None = None,
+    device: str = DEFAULT_DEVICE,
+    debugfs: bool = True,
+    mount: bool = False,
+) -> GuestRun:
+    """Run `program` once on a fresh VM and vCPU; everything is released on return or exception."""
+    limits = limits or Limits()
+    result = GuestRun(program=program.name)
+    if mount:
+        why = mount_debugfs()
+        if why is not None:
+            result.debugfs_source = f"not available: {why}"
+    with Kvm(device) as kvm, kvm.create_vm() as vm:
+        vm.set_tss_addr()
+        mem = vm.add_memory(dev.RAM_BASE, dev.RAM_SIZE)
+        end = program.org + len(program.code)
+        if program.org < dev.RAM_BASE or end > dev.RAM_SIZE:
+            raise BackendError(f"program {program.name!r} ({len(program.code)} bytes at {program.org:#x}) "
+                               f"does not fit in guest RAM (0x0-{dev.RAM_SIZE:#x})")
+        mem[program.org : end] = program.code
+        with vm.create_vcpu() as vcpu, _stats(vcpu) as stats:
+            _set_mode(vcpu, program)
+            before = stats.snapshot() if stats else None
+            try:
+                _loop(vcpu, mem, result, limits)
+            finally:
+                if stats and before is not None:
+                    result.kernel_stats = delta(before, stats.snapshot(), stats.layout.descriptors)
+                    result.kernel_stats_source = f"KVM_GET_STATS_FD ({stats.layout.id})"
+                elif not result.kernel_stats_source:
+                    result.kernel_stats_source = "not available: KVM_GET_STATS_FD failed on this kernel"
+                if debugfs:
+                    values, source = read_debugfs(vm.fd)
+                    result.debugfs = values
+                    if values is not None or not result.debugfs_source:
+                        result.debugfs_source = source if values is not None else f"not available: {source}"
+                regs = vcpu.get_regs()
+                result.regs = {n: getattr(regs, n) for n in ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rip")}
+    return result
+
+
+@contextlib.contextmanager
+def _stats(vcpu: Vcpu) -> Iterator[StatsFd | None]:
+    fd = vcpu.stats_fd()
+    if fd is None:
+        yield None
+        return
+    try:
+        stats = StatsFd(fd)
+    except (OSError, ValueError):
+        os.close(fd)
+        yield None
+        return
+    try:
+        yield stats
+    finally:
+        stats.close()
+
+
+def _flat(seg: Segment, code: bool, selector: int) -> None:
+    seg.base, seg.limit, seg.selector = 0, 0xFFFFFFFF, selector
+    seg.type = 0xB if code else 0x3
+    seg.present, seg.dpl, seg.db, seg.s, seg.l, seg.g, seg.avl = 1, 0, 1, 1, 0, 1, 0
+
+
+def _set_mode(vcpu: Vcpu, program: Program) -> None:
+    """Real mode with CS=DS=ES=0 and a stack below 0x9F000, or flat 32-bit protected mode.
+
+    In protected mode the VMM loads the hidden segment state directly (KVM_SET_SREGS), so no GDT is
+    needed; the IDT is empty (limit 0), so any exception escalates to a triple fault (SHUTDOWN).
+    """
+    sregs: Sregs = vcpu.get_sregs()
+    if program.bits == 32:
+        sregs.cr0 |= 1
+        _flat(sregs.cs, True, 0x08)
+        for seg in (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss):
+            _flat(seg, False, 0x10)
+        sregs.idt.base, sregs.idt.limit = 0, 0
+        sregs.gdt.base, sregs.gdt.limit = 0, 0
+        sp = dev.STACK_SEGMENT * 16 + dev.STACK_POINTER
+    else:
+        for seg in (sregs.cs, sregs.ds, sregs.es, sregs.fs, sregs.gs):
+            seg.base, seg.selector = 0, 0
+        sregs.ss.base, sregs.ss.selector = dev.STACK_SEGMENT * 16, dev.STACK_SEGMENT
+        sp = dev.STACK_POINTER
+    vcpu.set_sregs(sregs)
+    regs = vcpu.get_regs()
+    regs.rip, regs.rflags, regs.rsp = program.entry, 0x2, sp
+    vcpu.set_regs(regs)
+
+
+@contextlib.contextmanager
+def _watchdog() -> Iterator[bool]:
+    """An interval timer whose SIGALRM makes a busy KVM_RUN return EINTR; only the main thread may set
+    signal handlers, elsewhere the wall limit is checked at exits only (yields False)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield False
+        return
+    old_handler = signal.signal(signal.SIGALRM, _ignore)
+    old_timer = signal.setitimer(signal.ITIMER_REAL, WATCHDOG_INTERVAL_S, WATCHDOG_INTERVAL_S)
+    try:
+        yield True
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, *old_timer)
+        signal.signal(signal.SIGALRM, old_handler)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """SIGALRM only has to interrupt KVM_RUN; the loop then looks at its deadline."""
+
+
+def _loop(vcpu: Vcpu, mem: Any, result: GuestRun, limits: Limits) -> None:
+    run = vcpu.run_map
+    mmio_regs: dict[int, int] = {}
+    with _watchdog():
+        start = time.perf_counter_ns()
+        deadline = start + int(limits.wall_s * 1e9)
+        try:
+            while True:
+                code = vcpu.run()
+                now = time.perf_counter_ns()
+                if code == ExitReason.INTR:
+                    result.signals += 1
+                    if now > deadline:
+                        raise GuestLimit(
+                            f"guest {result.program!r} still running after {limits.wall_s:g} s "
+                            f"({result.total_exits} exits)", result,
+                            hint="a guest loop without hlt? raise --max-seconds if it is just slow",
+                        )
+                    continue
+                reason, info = decode(run)
+                name = reason_name(reason)
+                result.exits[name] += 1
+                if isinstance(info, IoExit):
+                    if _io(info, run, mem, result):
+                        return
+                elif isinstance(info, MmioExit):
+                    _mmio(info, run, result, mmio_regs)
+                elif reason == ExitReason.HLT:
+                    result.stop = "HLT"
+                    return
+                else:
+                    result.stop = name
+                    raise GuestFault(_fault_message(result, name, info, vcpu), result, hint=_fault_hint(name))
+                if result.total_exits >= limits.max_exits:
+                    raise GuestLimit(
+                        f"guest {result.program!r} reached the limit of {limits.max_exits} exits without "
+                        "halting", result, hint="raise --max-exits, or end the program with hlt",
+                    )
+                if now > deadline:
+                    raise GuestLimit(
+                        f"guest {result.program!r} still running after {limits.wall_s:g} s "
+                        f"({result.total_exits} exits)", result, hint="raise --max-seconds",
+                    )
+        finally:
+            result.loop_ns = time.perf_counter_ns() - start
+
+
+def _io(info: IoExit, run: Any, mem: Any, result: GuestRun) -> bool:
+    """Emulate one port access; True when the guest asked to stop (debug exit)."""
+    result.io_ports[info.port] += 1
+    nbytes = info.size * info.count
+    lo, hi = info.data_offset, info.data_offset + nbytes
+    if info.is_out:
+        data = bytes(run[lo:hi])
+        if info.port == dev.SERIAL_PORT:
+            result.output += data if info.size == 1 else data[:: info.size]
+        elif info.port == dev.DEBUG_EXIT_PORT:
+            result.stop = "debug-exit"
+            result.exit_value = int.from_bytes(data[: info.size], "little")
+            return True
+        elif info.port == dev.HYPERCALL_PORT:
+            for i in range(info.count):
+                addr = int.from_bytes(data[i * info.size : (i + 1) * info.size], "little")
+                _hypercall(addr, mem, result)
+    else:
+        value = 0x60 if info.port == dev.SERIAL_LSR else 0xFF
+        run[lo:hi] = bytes([value]) * nbytes
+    return False
+
+
+def _hypercall(addr: int, mem: Any, result: GuestRun) -> None:
+    """The paravirtual path: the guest hands over a buffer address, the VMM reads the whole buffer."""
+    result.hypercalls += 1
+    if addr + 4 > dev.RAM_SIZE:
+        raise GuestFault(f"hypercall block at {addr:#x} is outside guest RAM (0x0-{dev.RAM_SIZE:#x})", result)
+    nr, length = struct.unpack_from("<HH", mem, addr)
+    if addr + 4 + length > dev.RAM_SIZE:
+        raise GuestFault(f"hypercall buffer {addr + 4:#x}+{length} runs past guest RAM", result)
+    if nr == dev.HC_CONSOLE_WRITE:
+        result.output += bytes(mem[addr + 4 : addr + 4 + length])
+    else:
+        raise GuestFault(f"unknown hypercall number {nr} (block at {addr:#x})", result,
+                         hint=f"use nr {dev.HC_CONSOLE_WRITE} (console write)")
+
+
+def _mmio(info: MmioExit, run: Any, result: GuestRun, regs: dict[int, int]) -> None:
+    offset = info.phys_addr - dev.MMIO_BASE
+    if info.is_write:
+        result.mmio_writes += 1
+        value = int.from_bytes(info.data[: info.length], "little")
+        if offset == dev.MMIO_CONSOLE and 0 <= offset < dev.MMIO_SIZE:
+            result.output += info.data[: info.length]
+        regs[offset] = value
+    else:
+        result.mmio_reads += 1
+        value = regs.get(offset, 0) if 0 <= offset < dev.MMIO_SIZE else (1 << (8 * info.length)) - 1
+        data_at = KVM_RUN_UNION_OFFSET + 8
+        run[data_at : data_at + info.length] = value.to_bytes(8, "little")[: info.length]
+
+
+def _fault_message(result: GuestRun, name: str, info: object, vcpu: Vcpu) -> str:
+    try:
+        rip = f" at rip={vcpu.get_regs().rip:#x}"
+    except BackendError:
+        rip = ""
+    where = f"guest {result.program!r} stopped with {name}{rip} after {result.total_exits - 1} exits"
+    if name == "SHUTDOWN":
+        return f"{where}: triple fault (an exception the guest could not handle, e.g. no IDT)"
+    if isinstance(info, InternalErrorExit):
+        return f"{where}: KVM internal error {info.suberror}, {info.description}"
+    if isinstance(info, FailEntryExit):
+        return f"{where}: VM entry failed, hardware reason {info.hardware_entry_failure_reason:#x}"
+    return f"{where}: this VMM does not handle exit reason {name}"
+
+
+def _fault_hint(name: str) -> str:
+    return {
+        "SHUTDOWN": "check the program: it faulted; real-mode guests need an IVT, protected-mode ones an IDT",
+        "INTERNAL_ERROR": "the instruction at rip cannot be emulated here; simplify the program",
+        "FAIL_ENTRY": "the register state is invalid for VM entry; check bits 16/32 and the segments",
+    }.get(name, "end the program with hlt")
