@@ -21,8 +21,17 @@ def vmlab_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _host() -> HostInfo:
     return HostInfo(
-        hostname="test", kernel="6.1", os="Debian", arch="x86_64", cpu_model="test cpu", cpu_count=2,
-        memory_bytes=1 << 30, python="3.11", hw_virt=False, accel="tcg", accel_reason="test",
+        hostname="test",
+        kernel="6.1",
+        os="Debian",
+        arch="x86_64",
+        cpu_model="test cpu",
+        cpu_count=2,
+        memory_bytes=1 << 30,
+        python="3.11",
+        hw_virt=False,
+        accel="tcg",
+        accel_reason="test",
     )
 
 
@@ -30,8 +39,12 @@ def _host() -> HostInfo:
 def make_report() -> Callable[..., Report]:
     def make(experiments: dict[str, ExperimentEntry], lab: str = "warmup") -> Report:
         return Report(
-            vmlab_version="0.1.0", lab=lab, run_id="test-run", created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-            host=_host(), experiments=experiments,
+            vmlab_version="0.1.0",
+            lab=lab,
+            run_id="test-run",
+            created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            host=_host(),
+            experiments=experiments,
         )
 
     return make

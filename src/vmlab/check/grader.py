@@ -6,6 +6,7 @@ Paths are dotted paths into `report.experiments`; a path that ends on an experim
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -73,19 +74,22 @@ def _fmt(x: Any) -> Any:
 
 
 def evaluate(check: Check, report: Report) -> CheckResult:
-    base = {
-        "id": check.id,
-        "kind": check.kind,
-        "task": check.task,
-        "description": check.description,
-        "required": check.required,
-    }
     try:
         passed, measured, expected = _evaluate(check, report)
         message = "" if passed else f"measured {measured!r}, expected {expected}"
     except PathMissing as e:
         passed, measured, expected, message = False, None, _expected_of(check), str(e)
-    return CheckResult(**base, passed=passed, measured=_fmt(measured), expected=expected, message=message)
+    return CheckResult(
+        id=check.id,
+        kind=check.kind,
+        task=check.task,
+        description=check.description,
+        required=check.required,
+        passed=passed,
+        measured=_fmt(measured),
+        expected=expected,
+        message=message,
+    )
 
 
 def _expected_of(check: Check) -> str:
@@ -126,7 +130,7 @@ def _evaluate(check: Check, report: Report) -> tuple[bool, Any, str]:
             return True, "present", expected
         case OrderCheck():
             xs = [_number(report, p) for p in check.paths]
-            pairs = list(zip(xs, xs[1:], strict=False))
+            pairs = list(itertools.pairwise(xs))
             ok = all(a < b for a, b in pairs) if check.strict else all(a <= b for a, b in pairs)
             return ok, xs, expected
     raise AssertionError(check)

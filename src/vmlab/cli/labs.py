@@ -22,7 +22,12 @@ def lab_ls(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     with errors_to_exit():
         labs = [load_lab(n) for n in lab_names()]
     if json_out:
-        emit_json([{"name": lab.lab.name, "title": lab.lab.title, "tasks": [t.id for t in lab.tasks]} for lab in labs])
+        emit_json(
+            [
+                {"name": lab.lab.name, "title": lab.lab.title, "tasks": [t.id for t in lab.tasks]}
+                for lab in labs
+            ]
+        )
         return
     table = Table(title="labs")
     for col in ("name", "title", "tasks", "checks"):
@@ -83,7 +88,8 @@ def lab_run(
     task: Annotated[str | None, typer.Option("--task", help="Run only this task's experiments.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write report.json.")] = None,
     sets: Annotated[
-        list[str] | None, typer.Option("--set", help="Override a step parameter: STEP.KEY=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option("--set", help="Override a step parameter: STEP.KEY=VALUE (repeatable)."),
     ] = None,
     engine_module: Annotated[
         Path | None, typer.Option("--engine-module", help="A student's engine file (isa-emulation lab).")
@@ -133,8 +139,14 @@ def _grade_and_exit(
             save_report(report.model_copy(update={"checks": results}), report_path)
     ok = all_required_pass(results)
     if json_out:
-        emit_json({"lab": lab.lab.name, "report": str(report_path), "passed": ok,
-                   "checks": [r.model_dump(mode="json") for r in results]})
+        emit_json(
+            {
+                "lab": lab.lab.name,
+                "report": str(report_path),
+                "passed": ok,
+                "checks": [r.model_dump(mode="json") for r in results],
+            }
+        )
     else:
         table = Table(title=f"{lab.lab.name}: {report.run_id}")
         for col in ("check", "task", "result", "measured", "expected", "note"):
@@ -144,13 +156,18 @@ def _grade_and_exit(
             table.add_row(r.id, r.task or "", mark, str(r.measured), r.expected, r.message or r.description)
         out.print(table)
         n_fail = sum(1 for r in results if not r.passed and r.required)
-        out.print(f"{len(results) - n_fail}/{len(results)} checks passed" + ("" if ok else f", {n_fail} required failed"))
+        out.print(
+            f"{len(results) - n_fail}/{len(results)} checks passed"
+            + ("" if ok else f", {n_fail} required failed")
+        )
     raise typer.Exit(0 if ok else 1)
 
 
 def check(
     report: Annotated[Path, typer.Argument(help="The report.json to grade.")],
-    lab: Annotated[str | None, typer.Option("--lab", help="Grade against this lab (default: the report's).")] = None,
+    lab: Annotated[
+        str | None, typer.Option("--lab", help="Grade against this lab (default: the report's).")
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here for CI.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:

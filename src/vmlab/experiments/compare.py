@@ -122,14 +122,20 @@ def _measure_kind(
     try:
         for i in range(opts.runs):
             spec = InstanceSpec(
-                name=f"{kind[0]}{i}", run_id=run_id, image=opts.image, memory_mib=opts.memory_mib,
+                name=f"{kind[0]}{i}",
+                run_id=run_id,
+                image=opts.image,
+                memory_mib=opts.memory_mib,
                 accel=opts.accel,  # type: ignore[arg-type]
-                lab=lab, ready_timeout_s=opts.ready_timeout_s,
+                lab=lab,
+                ready_timeout_s=opts.ready_timeout_s,
             )
             progress(f"{kind}: cold start {i + 1}/{opts.runs}")
             with _started(backend, spec) as inst:
                 samples.append(
-                    _Sample(_ladder_of(inst), getattr(inst, "guest_uptime_s", None), inst.accel, inst.accel_reason)
+                    _Sample(
+                        _ladder_of(inst), getattr(inst, "guest_uptime_s", None), inst.accel, inst.accel_reason
+                    )
                 )
                 last = i == opts.runs - 1
                 if "memory" in opts.only:
@@ -270,7 +276,11 @@ def _vm_counter_reader(inst: Instance) -> tuple[Callable[[], dict[str, int]], st
             return (lambda: counters.read_debugfs_vm(pid) or {}), counters.DEBUGFS_PROVIDER, "exits"
         stats_fn = getattr(inst, "domain_stats", None)
         if callable(stats_fn):
-            return (lambda: counters.parse_libvirt_vm_stats(stats_fn())), counters.LIBVIRT_VM_PROVIDER, "exits"
+            return (
+                (lambda: counters.parse_libvirt_vm_stats(stats_fn())),
+                counters.LIBVIRT_VM_PROVIDER,
+                "exits",
+            )
         raise BackendError(
             f"{inst.name} runs under KVM but no exit counter is readable",
             hint="mount -t debugfs none /sys/kernel/debug",
@@ -336,7 +346,9 @@ def _startup_experiment(samples: list[_Sample], backend: str) -> Experiment:
         samples=ready,
         summary=summarize(ready),
         stages=stages,
-        provenance=Provenance(backend=backend, accel=samples[0].accel or None, accel_reason=samples[0].accel_reason or None),
+        provenance=Provenance(
+            backend=backend, accel=samples[0].accel or None, accel_reason=samples[0].accel_reason or None
+        ),
         values=values,
         series=series,
     )
@@ -364,8 +376,9 @@ def _has_busybox() -> bool:
 BACKEND_NAMES = {"vm": "libvirt", "container": "docker"}
 
 
-def run_compare(opts: CompareOptions, run_id: str, lab: str = "system-vm",
-                progress: Progress = lambda _m: None) -> dict[str, ExperimentEntry]:
+def run_compare(
+    opts: CompareOptions, run_id: str, lab: str = "system-vm", progress: Progress = lambda _m: None
+) -> dict[str, ExperimentEntry]:
     """Measure every kind and return the report's experiments (startup, memory, traps)."""
     opts.validate()
     startup: dict[str, Experiment] = {}
@@ -395,7 +408,9 @@ def run_compare(opts: CompareOptions, run_id: str, lab: str = "system-vm",
                 provider=trp["provider"],
                 counts={**trp["counts"], **_headline_counts(trp["counts"], trp["headline"])},
                 values={"headline_counter": trp["headline"]},
-                provenance=Provenance(backend=backend, accel=accel, counter_source=trp["provider"], notes=notes),
+                provenance=Provenance(
+                    backend=backend, accel=accel, counter_source=trp["provider"], notes=notes
+                ),
             )
     result: dict[str, ExperimentEntry] = {}
     for key, group in (("startup", startup), ("memory", memory), ("traps", traps)):

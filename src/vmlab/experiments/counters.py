@@ -77,8 +77,19 @@ def parse_strace_summary(text: str) -> dict[str, int]:
 
 DEBUGFS_PROVIDER = "kvm debugfs per-VM stats (/sys/kernel/debug/kvm/<pid>-<fd>)"
 DEBUGFS_KVM = Path("/sys/kernel/debug/kvm")
-EXIT_STATS = ("exits", "io_exits", "mmio_exits", "halt_exits", "irq_exits", "insn_emulation",
-              "signal_exits", "hypercalls", "irq_window_exits", "nmi_window_exits", "request_irq_exits")
+EXIT_STATS = (
+    "exits",
+    "io_exits",
+    "mmio_exits",
+    "halt_exits",
+    "irq_exits",
+    "insn_emulation",
+    "signal_exits",
+    "hypercalls",
+    "irq_window_exits",
+    "nmi_window_exits",
+    "request_irq_exits",
+)
 
 
 def read_debugfs_vm(pid: int, root: Path = DEBUGFS_KVM) -> dict[str, int] | None:

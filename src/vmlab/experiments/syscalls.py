@@ -58,7 +58,9 @@ def count_exec_syscalls(container_id: str, command: str, timeout_s: float = 120.
         except subprocess.TimeoutExpired:
             tracer.send_signal(signal.SIGINT)
             _, err = tracer.communicate(timeout=10)
-            raise BackendError(f"command in container {container_id[:12]} did not finish in {timeout_s:.0f}s") from None
+            raise BackendError(
+                f"command in container {container_id[:12]} did not finish in {timeout_s:.0f}s"
+            ) from None
         duration = time.monotonic() - t0
         rc = int(api.exec_inspect(exec_id).get("ExitCode") or 0)
         return SyscallCount(parse_strace_summary(err), rc, duration)
@@ -73,8 +75,12 @@ def count_exec_syscalls(container_id: str, command: str, timeout_s: float = 120.
 def count_idle_syscalls(pid: int, seconds: float) -> dict[str, int]:
     """System calls a container's init makes while the container idles (strace -c for `seconds`)."""
     strace = _strace()
-    tracer = subprocess.Popen([strace, "-c", "-f", "-q", "-p", str(pid)], stderr=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, text=True)
+    tracer = subprocess.Popen(
+        [strace, "-c", "-f", "-q", "-p", str(pid)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         time.sleep(seconds)
         tracer.send_signal(signal.SIGINT)
@@ -105,7 +111,9 @@ def _wait_attached(pid: int, tracer: subprocess.Popen[str], timeout_s: float = 1
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if tracer.poll() is not None:
-            raise BackendError(f"strace could not attach to pid {pid}: {tracer.stderr.read() if tracer.stderr else ''}")
+            raise BackendError(
+                f"strace could not attach to pid {pid}: {tracer.stderr.read() if tracer.stderr else ''}"
+            )
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:

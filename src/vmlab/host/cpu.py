@@ -57,5 +57,8 @@ def full_guest_accel(requested: str = "auto") -> tuple[str, str]:
         return "tcg", "no /dev/kvm on this host"
     if not hw_virt():
         module = kvm_module() or "unknown module"
-        return "tcg", f"/dev/kvm is served by {module} without vmx/svm: a standard kernel cannot boot under it"
+        return (
+            "tcg",
+            f"/dev/kvm is served by {module} without vmx/svm: a standard kernel cannot boot under it",
+        )
     return "kvm", "vmx/svm present and /dev/kvm available"

@@ -37,13 +37,17 @@ class Diagnosis:
     core_ok: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"vmlab_version": __version__, "core_ok": self.core_ok, "checks": [asdict(r) for r in self.rows]}
+        return {
+            "vmlab_version": __version__,
+            "core_ok": self.core_ok,
+            "checks": [asdict(r) for r in self.rows],
+        }
 
 
 def _probe_python() -> Row:
     from importlib import metadata
 
-    pkgs = {}
+    pkgs: dict[str, str | None] = {}
     for name in ("typer", "rich", "pydantic", "psutil", "paramiko", "docker", "libvirt-python"):
         try:
             pkgs[name] = metadata.version(name)
@@ -64,8 +68,11 @@ def _probe_kvm() -> Row:
         return Row("kvm-api", "fail", "/dev/kvm is absent", "load kvm_intel or kvm_amd (modprobe)", info)
     if not info.get("accessible"):
         return Row(
-            "kvm-api", "fail", f"/dev/kvm is not accessible: {info.get('error')}",
-            "make setup (chgrp kvm /dev/kvm; chmod 660 /dev/kvm) or add yourself to group kvm", info,
+            "kvm-api",
+            "fail",
+            f"/dev/kvm is not accessible: {info.get('error')}",
+            "make setup (chgrp kvm /dev/kvm; chmod 660 /dev/kvm) or add yourself to group kvm",
+            info,
         )
     stats = "yes" if info.get("binary_stats_fd") else "no"
     detail = f"API version {info.get('api_version')}, KVM_CAP_BINARY_STATS_FD: {stats}, module {kvm_module()}"
@@ -79,8 +86,11 @@ def _probe_hw_guest() -> Row:
     if accel == "kvm":
         return Row("full-guest-accel", "ok", f"KVM: {reason}", data=data)
     return Row(
-        "full-guest-accel", "warn", f"TCG will be used: {reason}",
-        "use a host with VT-x/AMD-V enabled in firmware for hardware-assisted guests", data,
+        "full-guest-accel",
+        "warn",
+        f"TCG will be used: {reason}",
+        "use a host with VT-x/AMD-V enabled in firmware for hardware-assisted guests",
+        data,
     )
 
 
@@ -94,7 +104,9 @@ def _probe_libvirt(uri: str = LIBVIRT_URI) -> Row:
         return Row("libvirt", "fail", "libvirt-python is not installed", "make setup")
     sock = Path("/var/run/libvirt/libvirt-sock")
     if uri == "qemu:///system" and not sock.exists():
-        return Row("libvirt", "fail", f"{uri}: libvirtd is not running (no {sock})", "make setup (starts libvirtd)")
+        return Row(
+            "libvirt", "fail", f"{uri}: libvirtd is not running (no {sock})", "make setup (starts libvirtd)"
+        )
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
         conn = libvirt.open(uri)
@@ -111,7 +123,9 @@ def _probe_libvirt(uri: str = LIBVIRT_URI) -> Row:
         return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
 
     data = {"uri": uri, "libvirt": fmt(lib_v), "qemu": fmt(hv_v), "domain_types": types}
-    return Row("libvirt", "ok", f"{uri}: libvirt {fmt(lib_v)}, QEMU {fmt(hv_v)}, domain types {types}", data=data)
+    return Row(
+        "libvirt", "ok", f"{uri}: libvirt {fmt(lib_v)}, QEMU {fmt(hv_v)}, domain types {types}", data=data
+    )
 
 
 def _probe_docker() -> Row:
@@ -126,7 +140,12 @@ def _probe_docker() -> Row:
         version = client.version()
         client.close()
     except DockerException as e:
-        return Row("docker", "fail", f"daemon not reachable: {str(e).splitlines()[0][:120]}", "make setup (starts dockerd)")
+        return Row(
+            "docker",
+            "fail",
+            f"daemon not reachable: {str(e).splitlines()[0][:120]}",
+            "make setup (starts dockerd)",
+        )
     data = {
         "server": version.get("Version"),
         "api": version.get("ApiVersion"),
@@ -138,8 +157,14 @@ def _probe_docker() -> Row:
 
 def _probe_kvm_counters() -> Row:
     debugfs = Path("/sys/kernel/debug/kvm")
-    tracefs = next((p for p in (Path("/sys/kernel/tracing/events/kvm"),
-                                Path("/sys/kernel/debug/tracing/events/kvm")) if p.exists()), None)
+    tracefs = next(
+        (
+            p
+            for p in (Path("/sys/kernel/tracing/events/kvm"), Path("/sys/kernel/debug/tracing/events/kvm"))
+            if p.exists()
+        ),
+        None,
+    )
     perf = shutil.which("perf")
     data = {"debugfs_kvm": debugfs.exists(), "tracepoints": str(tracefs) if tracefs else None, "perf": perf}
     parts = [
@@ -167,9 +192,13 @@ PROBES: list[Callable[[], Row]] = [
     _probe_docker,
     _probe_kvm_counters,
     lambda: _probe_tool("valgrind", ["valgrind", "--version"], "apt-get install valgrind"),
-    lambda: _probe_tool("java", ["java", "-version"], "apt-get install openjdk-17-jdk-headless", r'version "([^"]+)"'),
+    lambda: _probe_tool(
+        "java", ["java", "-version"], "apt-get install openjdk-17-jdk-headless", r'version "([^"]+)"'
+    ),
     lambda: _probe_tool("qemu-user", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),
-    lambda: _probe_tool("cross-cc", ["aarch64-linux-gnu-gcc", "--version"], "apt-get install gcc-aarch64-linux-gnu"),
+    lambda: _probe_tool(
+        "cross-cc", ["aarch64-linux-gnu-gcc", "--version"], "apt-get install gcc-aarch64-linux-gnu"
+    ),
 ]
 
 

@@ -159,7 +159,9 @@ def parse_lab(path: Path) -> Lab:
     except ValidationError as e:
         first = e.errors()[0]
         key = _toml_key(first["loc"], data)
-        raise LabError(f"{path}: key {key}: {first['msg']}", hint="see labs/README.md for the lab.toml format") from None
+        raise LabError(
+            f"{path}: key {key}: {first['msg']}", hint="see labs/README.md for the lab.toml format"
+        ) from None
 
 
 def _toml_key(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:

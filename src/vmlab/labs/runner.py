@@ -117,7 +117,9 @@ def run_lab(
     return make_report(name, rid, experiments, opts)
 
 
-def make_report(lab: str, run_id: str, experiments: dict[str, ExperimentEntry], params: Mapping[str, Any]) -> Report:
+def make_report(
+    lab: str, run_id: str, experiments: dict[str, ExperimentEntry], params: Mapping[str, Any]
+) -> Report:
     """A fresh, ungraded report with this host's fingerprint."""
     from vmlab.host.fingerprint import host_info
 

@@ -98,7 +98,7 @@ class CheckResult(_Strict):
 
 
 class Report(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # == SCHEMA_VERSION; a Literal so a wrong version fails validation
     vmlab_version: str
     lab: str
     run_id: str

@@ -29,7 +29,7 @@ def plot_startup(report: Report, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for y, (kind, exp) in enumerate(group.items()):
+    for y, exp in enumerate(group.values()):
         left = 0.0
         for stage, m in exp.stages.items():
             end = m.summary.median
@@ -38,7 +38,9 @@ def plot_startup(report: Report, path: Path) -> Path | None:
             if width > 0.02 * max(1e-9, _max_ready(group)):
                 ax.text(left + width / 2, y, stage, ha="center", va="center", fontsize=6, rotation=90)
             left = max(left, end)
-    ax.set_yticks(range(len(group)), [f"{k} ({e.provenance.accel or e.provenance.backend})" for k, e in group.items()])
+    ax.set_yticks(
+        range(len(group)), [f"{k} ({e.provenance.accel or e.provenance.backend})" for k, e in group.items()]
+    )
     ax.set_xlabel("seconds from 'create' (median of runs)")
     ax.set_title("Start-up ladder")
     fig.tight_layout()
@@ -59,7 +61,7 @@ def plot_memory(report: Report, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6, 3.5))
     kinds = list(group)
     mib = 1024 * 1024
-    overhead = [float(group[k].summary.median) / mib if group[k].summary else 0.0 for k in kinds]
+    overhead = [(s.median if (s := group[k].summary) else 0.0) / mib for k in kinds]
     touched = [float(group[k].values.get("idle_workload_rss", 0) or 0) / mib for k in kinds]
     ax.bar(kinds, overhead, label="overhead (runtime's own memory)")
     ax.bar(kinds, touched, bottom=overhead, label="memory the workload/guest touched")

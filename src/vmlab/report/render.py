@@ -60,5 +60,7 @@ def render_report(report: Report) -> Iterator[RenderableType]:
         for col in ("check", "result", "measured", "expected"):
             checks.add_column(col, overflow="fold")
         for c in report.checks:
-            checks.add_row(c.id, "[green]pass[/]" if c.passed else "[red]FAIL[/]", str(c.measured), c.expected)
+            checks.add_row(
+                c.id, "[green]pass[/]" if c.passed else "[red]FAIL[/]", str(c.measured), c.expected
+            )
         yield checks

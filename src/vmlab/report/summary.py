@@ -7,6 +7,7 @@ from rich.table import Table
 from vmlab.report.model import Experiment, Report
 
 COLUMNS = ("native", "container", "vm")
+Scalar = float | int | str | bool | None
 
 
 def _group(report: Report, key: str) -> dict[str, Experiment]:
@@ -14,14 +15,20 @@ def _group(report: Report, key: str) -> dict[str, Experiment]:
     return entry if isinstance(entry, dict) else {}
 
 
-def _secs(x: float | None) -> str:
-    if x is None:
+def _float(x: Scalar) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def _secs(x: Scalar) -> str:
+    v = _float(x)
+    if v is None:
         return "–"
-    return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
+    return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
 
 
-def _mib(x: float | int | str | bool | None) -> str:
-    return f"{float(x) / 1048576:.1f} MiB" if isinstance(x, int | float) and not isinstance(x, bool) else "–"
+def _mib(x: Scalar) -> str:
+    v = _float(x)
+    return "–" if v is None else f"{v / 1048576:.1f} MiB"
 
 
 def _ratio(vm: float | None, ct: float | None) -> str:
@@ -30,44 +37,69 @@ def _ratio(vm: float | None, ct: float | None) -> str:
     return f"{vm / ct:.1f}×"
 
 
+def _median(group: dict[str, Experiment], kind: str, stage: str | None = None) -> float | None:
+    exp = group.get(kind)
+    if exp is None:
+        return None
+    if stage is None:
+        return exp.summary.median if exp.summary else None
+    m = exp.stages.get(stage)
+    return m.summary.median if m else None
+
+
+def _value(group: dict[str, Experiment], kind: str, key: str) -> Scalar:
+    exp = group.get(kind)
+    return exp.values.get(key) if exp else None
+
+
 def compare_table(report: Report) -> Table:
     startup, memory, traps = _group(report, "startup"), _group(report, "memory"), _group(report, "traps")
-    vm_accel = (startup.get("vm") or memory.get("vm") or traps.get("vm"))
-    accel = vm_accel.provenance.accel if vm_accel else None
+    vm = startup.get("vm") or memory.get("vm") or traps.get("vm")
+    accel = vm.provenance.accel if vm else None
     table = Table(title=f"vmlab compare — run {report.run_id}")
     table.add_column("stage / metric")
     for col in COLUMNS:
         table.add_column(f"vm ({accel})" if col == "vm" and accel else col, justify="right")
     table.add_column("vm / container", justify="right")
 
+    def row(label: str, cells: dict[str, Scalar], fmt: str = "s", ratio: bool = True) -> None:
+        show = _secs if fmt == "s" else _mib
+        r = _ratio(_float(cells.get("vm")), _float(cells.get("container"))) if ratio else ""
+        table.add_row(label, *(show(cells.get(k)) for k in COLUMNS), r)
+
     stages: list[str] = []
     for exp in startup.values():
         stages += [s for s in exp.stages if s not in stages and s != "create_called"]
     for stage in stages:
-        cells = {k: (startup[k].stages[stage].summary.median if k in startup and stage in startup[k].stages else None)
-                 for k in COLUMNS}
-        table.add_row(f"start: {stage} (median)", *(_secs(cells[k]) for k in COLUMNS), _ratio(cells["vm"], cells["container"]))
-    ready = {k: startup[k].summary.median if k in startup and startup[k].summary else None for k in COLUMNS}
+        row(f"start: {stage} (median)", {k: _median(startup, k, stage) for k in COLUMNS})
     if startup:
-        table.add_row("[bold]start: ready (median)[/]", *(_secs(ready[k]) for k in COLUMNS), _ratio(ready["vm"], ready["container"]))
-        overhead = {k: startup[k].values.get("harness_overhead_s") for k in COLUMNS if k in startup}
-        table.add_row("harness overhead", "–", *(_secs(overhead.get(k)) for k in ("container", "vm")), "")  # type: ignore[arg-type]
-        if "vm" in startup and "guest_uptime_at_marker_s" in startup["vm"].values:
-            table.add_row("guest uptime at marker", "–", "–", _secs(startup["vm"].values["guest_uptime_at_marker_s"]), "")  # type: ignore[arg-type]
+        row("[bold]start: ready (median)[/]", {k: _median(startup, k) for k in COLUMNS})
+        row(
+            "harness overhead",
+            {k: _value(startup, k, "harness_overhead_s") for k in ("container", "vm")},
+            ratio=False,
+        )
+        row("guest uptime at marker", {"vm": _value(startup, "vm", "guest_uptime_at_marker_s")}, ratio=False)
     if memory:
-        over = {k: memory[k].summary.median if k in memory and memory[k].summary else None for k in COLUMNS}
-        table.add_row("memory: overhead at idle", "–", _mib(over["container"]), _mib(over["vm"]), _ratio(over["vm"], over["container"]))
-        for label, key in (("memory: touched at idle", "idle_workload_rss"), ("memory: touched after workload", "after_workload_rss")):
-            cells2 = {k: memory[k].values.get(key) if k in memory else None for k in COLUMNS}
-            table.add_row(label, "–", _mib(cells2["container"]), _mib(cells2["vm"]), "")
-    for kind in ("container", "vm"):
-        exp = traps.get(kind)
-        if exp is None:
-            continue
+        row("memory: overhead at idle", {k: _median(memory, k) for k in COLUMNS}, fmt="mib")
+        row(
+            "memory: touched at idle",
+            {k: _value(memory, k, "idle_workload_rss") for k in COLUMNS},
+            "mib",
+            False,
+        )
+        row(
+            "memory: touched after workload",
+            {k: _value(memory, k, "after_workload_rss") for k in COLUMNS},
+            "mib",
+            False,
+        )
+    for kind, exp in traps.items():
         head = exp.values.get("headline_counter")
         for phase in ("idle", "io", "cpu"):
             n = exp.counts.get(f"{phase}:{head}")
-            cells3 = ["–", str(n) if kind == "container" and n is not None else "–",
-                      str(n) if kind == "vm" and n is not None else "–"]
-            table.add_row(f"traps: {kind} {head} during {phase}", *cells3, "")
+            cells = ["–"] * len(COLUMNS)
+            if kind in COLUMNS and n is not None:
+                cells[COLUMNS.index(kind)] = str(n)
+            table.add_row(f"traps: {kind} {head} during {phase}", *cells, "")
     return table

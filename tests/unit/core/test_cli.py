@@ -36,7 +36,9 @@ def test_run_then_check_passes(warmup_report: Path, tmp_path: Path) -> None:
     failed = [c["id"] for c in out["checks"] if not c["passed"]]
     assert failed == ["true-runs"]
     suite = ET.parse(junit).getroot().find("testsuite")
-    assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == str(len(out["checks"]))
+    assert (
+        suite is not None and suite.get("failures") == "1" and suite.get("tests") == str(len(out["checks"]))
+    )
 
 
 def test_default_run_passes_every_check(tmp_path: Path, vmlab_home: Path) -> None:
@@ -97,6 +99,9 @@ def test_bad_set_option_is_exit_2() -> None:
 
 
 def test_help_is_fast_and_imports_no_heavy_library() -> None:
-    code = "import sys; from vmlab.cli.main import app; print(sorted(m for m in ('libvirt','docker','matplotlib','paramiko') if m in sys.modules))"
+    code = (
+        "import sys; from vmlab.cli.main import app; "
+        "print(sorted(m for m in ('libvirt', 'docker', 'matplotlib', 'paramiko') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -4,8 +4,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from tests.helpers import measured
+
 from vmlab.check.grader import all_required_pass, evaluate, resolve
 from vmlab.labs.model import Lab
 from vmlab.report.model import Experiment, Measurement, Report
@@ -52,7 +52,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("spec", "passes"), CASES, ids=[f"{c[0]['kind']}-{c[1]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("spec", "passes"), CASES, ids=[f"{c[0]['kind']}-{c[1]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_check_kinds(report: Report, spec: dict[str, Any], passes: bool) -> None:
     result = evaluate(check(**spec), report)
     assert result.passed is passes

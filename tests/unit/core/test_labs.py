@@ -52,13 +52,19 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
     [
         (lambda s: s.replace('title = "X"\n', ""), "lab.title", "Field required"),
         (lambda s: s.replace('kind = "present"', 'kind = "between"'), "checks[0 id='c1']", "does not match"),
-        (lambda s: s.replace('kind = "present"\npath = "a"', 'kind = "range"\npath = "a"'), "checks[0 id='c1']",
-         "needs lo, hi or both"),
+        (
+            lambda s: s.replace('kind = "present"\npath = "a"', 'kind = "range"\npath = "a"'),
+            "checks[0 id='c1']",
+            "needs lo, hi or both",
+        ),
         (lambda s: s.replace('experiments = ["a"]', 'experiments = ["b"]'), "<top>", "experiment 'b'"),
         (lambda s: s.replace('task = "t1"', 'task = "t9"'), "<top>", "task 't9'"),
-        (lambda s: s.replace('runner = "vmlab.experiments.process:startup"', 'runner = "no colon"'),
-         "experiments.a.runner", "should match pattern"),
-        (lambda s: s + '\n[extra]\nx = 1\n', "extra", "Extra inputs are not permitted"),
+        (
+            lambda s: s.replace('runner = "vmlab.experiments.process:startup"', 'runner = "no colon"'),
+            "experiments.a.runner",
+            "should match pattern",
+        ),
+        (lambda s: s + "\n[extra]\nx = 1\n", "extra", "Extra inputs are not permitted"),
     ],
 )
 def test_malformed_lab_names_key_and_problem(tmp_path: Path, mutate, key: str, problem: str) -> None:  # type: ignore[no-untyped-def]
@@ -76,7 +82,7 @@ def test_unknown_task(tmp_path: Path) -> None:
 
 
 def test_unknown_lab_lists_known() -> None:
-    with pytest.raises(LabError, match="no lab named 'nope' .*warmup"):
+    with pytest.raises(LabError, match=r"no lab named 'nope' .*warmup"):
         load_lab("nope")
 
 

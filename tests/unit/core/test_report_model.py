@@ -5,8 +5,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import measured
+
 from vmlab.errors import ReportError
 from vmlab.report.io import load_report, save_report
 from vmlab.report.model import Experiment, Report, report_json_schema

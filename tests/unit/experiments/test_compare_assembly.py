@@ -41,22 +41,36 @@ def test_startup_experiment_keeps_every_stage_and_run() -> None:
 
 
 def test_guest_uptime_is_summarised() -> None:
-    samples = [_Sample(ladder(("serial_marker", 2.0)), 1.5, "tcg", "no vmx"), _Sample(ladder(("serial_marker", 3.0)), 2.5, "tcg", "no vmx")]
+    samples = [
+        _Sample(ladder(("serial_marker", 2.0)), 1.5, "tcg", "no vmx"),
+        _Sample(ladder(("serial_marker", 3.0)), 2.5, "tcg", "no vmx"),
+    ]
     exp = _startup_experiment(samples, "libvirt")
     assert exp.values["guest_uptime_at_marker_s"] == 2.0
     assert exp.provenance.accel == "tcg" and exp.provenance.accel_reason == "no vmx"
 
 
 def test_headline_aliases() -> None:
-    counts = {"before:tb_count": 10, "idle:tb_count": 1, "io:tb_count": 50, "after:tb_count": 61, "io:code_size_bytes": 9}
+    counts = {
+        "before:tb_count": 10,
+        "idle:tb_count": 1,
+        "io:tb_count": 50,
+        "after:tb_count": 61,
+        "io:code_size_bytes": 9,
+    }
     assert _headline_counts(counts, "tb_count") == {
-        "headline:before": 10, "headline:idle": 1, "headline:io": 50, "headline:after": 61,
+        "headline:before": 10,
+        "headline:idle": 1,
+        "headline:io": 50,
+        "headline:after": 61,
     }
 
 
 def test_memory_experiment_summarises_idle_overhead() -> None:
-    mem = {"idle": [{"overhead": 100, "workload_rss": 5}, {"overhead": 300, "workload_rss": 6}],
-           "after": {"overhead": 310, "workload_rss": 40}}
+    mem = {
+        "idle": [{"overhead": 100, "workload_rss": 5}, {"overhead": 300, "workload_rss": 6}],
+        "after": {"overhead": 310, "workload_rss": 40},
+    }
     exp = _memory_experiment("vm", mem, "libvirt", "tcg")
     assert exp.samples == [100.0, 300.0] and exp.summary is not None and exp.summary.median == 200.0
     assert exp.values["idle_workload_rss"] == 6 and exp.values["after_workload_rss"] == 40
@@ -64,8 +78,13 @@ def test_memory_experiment_summarises_idle_overhead() -> None:
 
 @pytest.mark.parametrize(
     "opts",
-    [CompareOptions(runs=0), CompareOptions(only=("startup", "bogus")), CompareOptions(accel="xen"),
-     CompareOptions(kinds=("vm", "jail")), CompareOptions(touch_mib=0)],
+    [
+        CompareOptions(runs=0),
+        CompareOptions(only=("startup", "bogus")),
+        CompareOptions(accel="xen"),
+        CompareOptions(kinds=("vm", "jail")),
+        CompareOptions(touch_mib=0),
+    ],
 )
 def test_bad_options(opts: CompareOptions) -> None:
     with pytest.raises(UsageError):
@@ -82,12 +101,24 @@ def test_workload_sinks_differ_only_in_the_device() -> None:
 def test_table_and_plots_from_a_report(tmp_path: Path, make_report: Callable[..., Report]) -> None:
     samples = [_Sample(ladder(("created", 0.1), ("first_exec", 0.3)), None, "", "")]
     vm = [_Sample(ladder(("created", 0.1), ("serial_marker", 2.0), ("first_command", 3.0)), 1.2, "tcg", "r")]
-    traps = Experiment(unit="count", provider="p", counts={"idle:tb_count": 3, "io:tb_count": 9, "cpu:tb_count": 4},
-                       values={"headline_counter": "tb_count"})
-    mem = _memory_experiment("vm", {"idle": [{"overhead": 1 << 27, "workload_rss": 1 << 26}]}, "libvirt", "tcg")
+    traps = Experiment(
+        unit="count",
+        provider="p",
+        counts={"idle:tb_count": 3, "io:tb_count": 9, "cpu:tb_count": 4},
+        values={"headline_counter": "tb_count"},
+    )
+    mem = _memory_experiment(
+        "vm", {"idle": [{"overhead": 1 << 27, "workload_rss": 1 << 26}]}, "libvirt", "tcg"
+    )
     report = make_report(
-        {"startup": {"container": _startup_experiment(samples, "docker"), "vm": _startup_experiment(vm, "libvirt")},
-         "memory": {"vm": mem}, "traps": {"vm": traps}},
+        {
+            "startup": {
+                "container": _startup_experiment(samples, "docker"),
+                "vm": _startup_experiment(vm, "libvirt"),
+            },
+            "memory": {"vm": mem},
+            "traps": {"vm": traps},
+        },
         lab="system-vm",
     )
     from rich.console import Console

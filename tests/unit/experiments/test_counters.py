@@ -65,7 +65,12 @@ def test_debugfs_per_vm_dir(tmp_path: Path) -> None:
 
 
 def test_libvirt_vm_stats_keys() -> None:
-    stats = {"state.state": 1, "vm.exits.sum": 100, "vm.halt_exits.sum": 4, "vm.max_mmu_page_hash_collisions.cur": 2}
+    stats = {
+        "state.state": 1,
+        "vm.exits.sum": 100,
+        "vm.halt_exits.sum": 4,
+        "vm.max_mmu_page_hash_collisions.cur": 2,
+    }
     assert parse_libvirt_vm_stats(stats) == {"exits": 100, "halt_exits": 4, "max_mmu_page_hash_collisions": 2}
 
 
