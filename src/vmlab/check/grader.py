@@ -85,6 +85,7 @@ def evaluate(check: Check, report: Report) -> CheckResult:
         task=check.task,
         description=check.description,
         required=check.required,
+        timing=check.timing,
         passed=passed,
         measured=_fmt(measured),
         expected=expected,

@@ -91,6 +91,7 @@ class CheckResult(_Strict):
     task: str | None = None
     description: str = ""
     required: bool = True
+    timing: bool = False
     passed: bool
     measured: Any = None
     expected: str = ""

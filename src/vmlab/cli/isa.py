@@ -1,0 +1,231 @@
+"""`vmlab isa gen|run|bench`: the homework machine, its engines and their measured speed."""
+
+# ruff: noqa: E741  (l is the homework's register L)
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
+
+app = typer.Typer(
+    help="ISA emulation: generate guest programs, run and benchmark the engines.", no_args_is_help=True
+)
+
+
+def _ints(text: str, what: str) -> list[int]:
+    from vmlab.errors import UsageError
+
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: expected numbers separated by commas, e.g. 1,2,3,4") from None
+
+
+@app.command("gen")
+def gen(
+    size: Annotated[int, typer.Option("--size", help="Number of instructions (at least 8).")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="LCG seed.")] = 1,
+    probs: Annotated[
+        str, typer.Option("--probs", help="Relative probabilities of opcodes 1..5.")
+    ] = "1/9/1/5/5",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the program bytes here.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Generate a program with the homework's generator (one opcode byte per instruction)."""
+    from collections import Counter
+
+    from vmlab.isa.gen import generate, parse_probs
+    from vmlab.isa.machine import NAMES
+
+    with errors_to_exit():
+        program = generate(size, seed, parse_probs(probs))
+        if output is not None:
+            output.write_bytes(program.code)
+    hist = Counter(program.code)
+    info: dict[str, Any] = {
+        "size": size,
+        "seed": seed,
+        "probs": probs,
+        "a": program.a,
+        "l": program.l,
+        "opcodes": {NAMES[op]: hist.get(op, 0) for op in NAMES},
+        "file": str(output) if output else None,
+    }
+    if output is None:
+        info["code"] = "".join(str(b) for b in program.code)
+    if json_out:
+        emit_json(info)
+        return
+    if output is None:
+        out.print(info["code"], highlight=False)
+    err.print(
+        f"{size} instructions, initial A={program.a} L={program.l}; "
+        + ", ".join(f"{k} {v}" for k, v in info["opcodes"].items()),
+        highlight=False,
+    )
+    if output is not None:
+        err.print(f"run it: vmlab isa run {output} --a {program.a} --l {program.l}", highlight=False)
+
+
+@app.command("run")
+def run(
+    file: Annotated[Path | None, typer.Argument(help="A program file (raw opcode bytes).")] = None,
+    scenario: Annotated[
+        int | None, typer.Option("--scenario", help="Run scenario 1..4 instead of a file.")
+    ] = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="Engine name (see 'vmlab isa bench --help').")
+    ] = "switch",
+    engine_module: Annotated[
+        Path | None, typer.Option("--engine-module", help="Run a student's engine file instead.")
+    ] = None,
+    a: Annotated[int, typer.Option("--a", help="Initial A for a program file.")] = 0,
+    l: Annotated[int, typer.Option("--l", help="Initial L for a program file.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run one program on one engine; with --scenario, compare with the oracle (exit 1 on a mismatch)."""
+    from vmlab.errors import UsageError
+    from vmlab.isa.bench import time_engine
+    from vmlab.isa.engines import get_engine, load_engine_file
+    from vmlab.isa.gen import SCENARIOS, scenario_program
+    from vmlab.isa.machine import load_program
+
+    with errors_to_exit():
+        if (file is None) == (scenario is None):
+            raise UsageError("give either a program FILE or --scenario N", hint="vmlab isa run --scenario 4")
+        program = scenario_program(scenario) if scenario is not None else load_program(file, a, l)  # type: ignore[arg-type]
+        if engine_module is not None:
+            fn, name = load_engine_file(engine_module), str(engine_module)
+        else:
+            fn, name = get_engine(engine), engine
+        measured = time_engine(fn, program, 1, name)
+    result = measured.result
+    info: dict[str, Any] = {
+        "program": program.name,
+        "engine": name,
+        "a": result.a,
+        "l": result.l,
+        "executed": result.executed,
+        "seconds": measured.samples[0],
+        "stats": result.stats,
+    }
+    ok = True
+    if scenario is not None:
+        s = SCENARIOS[scenario]
+        ok = (result.a, result.executed) == (s.final_a, s.executed)
+        info["oracle"] = {"a": s.final_a, "executed": s.executed, "matches": ok}
+    if json_out:
+        emit_json(info)
+    else:
+        out.print(
+            f"{program.name} on {name}: A={result.a} L={result.l} executed={result.executed} "
+            f"in {measured.samples[0] * 1e3:.1f} ms ({measured.ns_per_instruction:.1f} ns/instruction)",
+            highlight=False,
+        )
+        if result.stats:
+            out.print("  " + ", ".join(f"{k}={v}" for k, v in result.stats.items()), highlight=False)
+        if scenario is not None:
+            s = SCENARIOS[scenario]
+            out.print(
+                f"  oracle A={s.final_a} executed={s.executed}: "
+                + ("[green]match[/]" if ok else "[red]MISMATCH[/]")
+            )
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("bench")
+def bench(
+    scenarios: Annotated[str, typer.Option("--scenarios", help="Scenarios, e.g. 1,2,3,4.")] = "1,2,3,4",
+    engines: Annotated[str, typer.Option("--engines", help="Engines, e.g. switch,bt-* or all.")] = "all",
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs per engine and scenario (median).")] = 3,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write report.json.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a plot of ns/instruction (PNG/SVG).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Time every engine on the scenarios, print the table, write the report (and a plot)."""
+    import datetime as dt
+
+    from vmlab import __version__
+    from vmlab.host.fingerprint import host_info
+    from vmlab.isa.bench import plot_ns_per_instruction, run_matrix, speedups
+    from vmlab.isa.engines import parse_engines
+    from vmlab.isa.gen import scenario
+    from vmlab.paths import new_run_id, run_dir
+    from vmlab.report.io import save_report
+    from vmlab.report.model import Report
+
+    with errors_to_exit():
+        nums = [scenario(n).number for n in _ints(scenarios, "--scenarios")]
+        names = parse_engines(engines)
+        if "x86" in names:
+            from vmlab.isa.engines.x86 import unavailable_reason
+
+            reason = unavailable_reason()
+            if reason is not None:
+                err.print(f"[yellow]x86 skipped: {reason}[/]")
+                names.remove("x86")
+        matrix = run_matrix(names, nums, repeats, progress=progress_printer("isa bench: "))
+        rid = new_run_id()
+        report = Report(
+            vmlab_version=__version__,
+            lab="isa-bench",
+            run_id=rid,
+            created_at=dt.datetime.now(dt.UTC),
+            host=host_info(),
+            params={"scenarios": nums, "engines": names, "repeats": repeats},
+            experiments=dict(matrix.items()),
+        )
+        path = output or run_dir(rid) / "report.json"
+        save_report(report, path)
+        if plot is not None:
+            plot_ns_per_instruction(matrix, str(plot))
+    err.print(f"report written to [bold]{path}[/]" + (f", plot to [bold]{plot}[/]" if plot else ""))
+    if json_out:
+        emit_json(report)
+        return
+    out.print(_table(matrix, speedups(matrix)))
+
+
+def _table(matrix: Any, speed: dict[str, dict[str, float]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="ISA emulation: median of repeats, translation included")
+    for col in (
+        "engine",
+        "scen.",
+        "time ms",
+        "ns/instr",
+        "translate ms",
+        "blocks",
+        "chainings",
+        "code bytes",
+        "vs switch",
+        "oracle",
+    ):
+        table.add_column(col, justify="left" if col in ("engine", "scen.", "oracle") else "right")
+    for name, group in matrix.items():
+        for scen, exp in group.items():
+            c = exp.counts
+            tr = exp.stages.get("translate")
+            table.add_row(
+                name,
+                scen,
+                f"{exp.summary.median * 1e3:.1f}",
+                f"{exp.values['ns_per_instruction']:.1f}",
+                f"{tr.summary.median * 1e3:.1f}" if tr else "-",
+                str(c.get("blocks_translated", "-")),
+                str(c.get("chainings", "-")),
+                str(c.get("code_bytes", "-")),
+                f"{speed.get(name, {}).get(scen, 0):.2f}x" if name in speed else "-",
+                "[green]ok[/]" if exp.values.get("matches_oracle") else "[red]WRONG[/]",
+            )
+    return table

@@ -1,0 +1,124 @@
+"""`vmlab isa gen|run|bench` through the real CLI: exit codes, JSON on stdout, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vmlab.cli.main import app
+
+runner = CliRunner()
+
+
+def test_gen_then_run_a_file(tmp_path: Path) -> None:
+    prog = tmp_path / "p.bin"
+    result = runner.invoke(
+        app,
+        ["isa", "gen", "--size", "10000", "--seed", "1", "--probs", "1/9/1/5/5", "-o", str(prog), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert (info["a"], info["l"]) == (6, 7) and prog.stat().st_size == 10000
+    result = runner.invoke(
+        app, ["isa", "run", str(prog), "--a", "6", "--l", "7", "--engine", "bt-chain", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert (out["a"], out["executed"]) == (95, 719_821)  # the file is scenario 3
+    assert out["stats"]["chainings"] > 0
+
+
+def test_gen_without_file_prints_the_digits() -> None:
+    result = runner.invoke(app, ["isa", "gen", "--size", "10", "--probs", "0/1/0/0/0"])
+    assert result.exit_code == 0 and result.stdout.strip() == "2222222220"
+
+
+def test_run_scenario_compares_with_the_oracle() -> None:
+    result = runner.invoke(app, ["isa", "run", "--scenario", "2", "--engine", "super", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["oracle"] == {"a": -1, "executed": 10_000, "matches": True}
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["isa", "gen", "--size", "7"], "size 7 is too small"),
+        (["isa", "gen", "--probs", "0/0/0/0/0"], "all zero"),
+        (["isa", "gen", "--probs", "1/-2/1/5/5"], "negative"),
+        (["isa", "gen", "--probs", "1/9/1"], "five numbers"),
+        (["isa", "run", "--scenario", "1", "--engine", "turbo"], "unknown engine 'turbo'"),
+        (["isa", "run", "--scenario", "9"], "no scenario 9"),
+        (["isa", "run"], "either a program FILE or --scenario"),
+        (["isa", "bench", "--engines", "nope"], "unknown engine 'nope'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], words: str) -> None:
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (bytes([2, 2, 7, 0]), "byte 7 at offset 2 is not an opcode"),
+        (bytes([2, 5, 2, 2, 2, 2, 2, 0]), "BACK7 at offset 1 would jump before the start"),
+        (bytes([2, 2, 2]), "not HALT"),
+        (b"", "is empty"),
+    ],
+)
+def test_bad_program_files(tmp_path: Path, content: bytes, words: str) -> None:
+    prog = tmp_path / "bad.bin"
+    prog.write_bytes(content)
+    result = runner.invoke(app, ["isa", "run", str(prog)])
+    assert result.exit_code == 2 and words in result.stderr, result.stderr
+
+
+def test_missing_program_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["isa", "run", str(tmp_path / "nope.bin")])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+def test_bench_writes_report_and_plot(tmp_path: Path, vmlab_home: Path) -> None:
+    report, plot = tmp_path / "bench.json", tmp_path / "ns.png"
+    result = runner.invoke(
+        app,
+        [
+            "isa",
+            "bench",
+            "--scenarios",
+            "1,3",
+            "--engines",
+            "switch,bt-staged",
+            "--repeats",
+            "2",
+            "-o",
+            str(report),
+            "--plot",
+            str(plot),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert json.loads(report.read_text())["run_id"] == data["run_id"]
+    exps = data["experiments"]
+    assert set(exps) == {"switch", "bt-staged"} and set(exps["switch"]) == {"S1", "S3"}
+    s3 = exps["bt-staged"]["S3"]
+    assert s3["values"]["outcome"] == "A=95 instructions=719821" and len(s3["samples"]) == 2
+    assert s3["counts"]["blocks_translated"] > 0 and "translate" in s3["stages"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_student_engine_through_isa_run(tmp_path: Path) -> None:
+    student = tmp_path / "mine.py"
+    student.write_text("def run(code, a, l):\n    return a, l, 0\n")
+    result = runner.invoke(app, ["isa", "run", "--scenario", "1", "--engine-module", str(student)])
+    assert result.exit_code == 1 and "MISMATCH" in result.stdout
+    student.write_text("def walk(code, a, l):\n    return a, l, 0\n")
+    result = runner.invoke(app, ["isa", "run", "--scenario", "1", "--engine-module", str(student)])
+    assert result.exit_code == 2 and "defines no function run" in result.stderr
