@@ -170,7 +170,7 @@ def _vm_memory(inst: Instance, stats: dict[str, Any]) -> dict[str, Any]:
     pid = inst.pid()
     if pid is None:
         raise BackendError(f"{inst.name}: no QEMU process to measure")
-    guest_mib = int(stats.get("memory_mib") or stats.get("guest_memory_mib") or 0)
+    guest_mib = int((stats.get("libvirt_info") or {}).get("max_memory_kib", 0)) // 1024
     maps = from_psutil(psutil.Process(pid).memory_maps(grouped=False))
     acc = account(maps, guest_mib, tcg=inst.accel == "tcg")
     out: dict[str, Any] = {
@@ -179,7 +179,7 @@ def _vm_memory(inst: Instance, stats: dict[str, Any]) -> dict[str, Any]:
         **{f"qemu_{k}": v for k, v in acc.as_values().items()},
         "guest_memory_bytes": guest_mib * MIB,
     }
-    for k, v in (stats.get("libvirt_memory_stats") or stats.get("memory_stats") or {}).items():
+    for k, v in (stats.get("libvirt_memory_stats") or {}).items():
         if isinstance(v, int):
             out[f"libvirt_{k}"] = v
     return out
@@ -197,8 +197,9 @@ def _container_memory(inst: Instance, stats: dict[str, Any]) -> dict[str, Any]:
             if parent is not None and "shim" in parent.name():
                 full = parent.memory_full_info()
                 shim_rss, shim_uss = full.rss, full.uss
-    usage = int(stats.get("cgroup_memory_usage") or stats.get("memory_usage") or 0)
-    cache = int(stats.get("cgroup_memory_cache") or 0)
+    cgroup = stats.get("cgroup_memory") or {}
+    usage = int(cgroup.get("usage") or 0)
+    cache = int((cgroup.get("stats") or {}).get("cache") or 0)
     return {
         "overhead": shim_rss,
         "workload_rss": usage,

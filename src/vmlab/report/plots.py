@@ -28,29 +28,40 @@ def plot_startup(report: Report, path: Path) -> Path | None:
     if not group:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    colors: dict[str, str] = {}
+    longest = 0.0
+    palette = plt.get_cmap("tab10").colors
     for y, exp in enumerate(group.values()):
         left = 0.0
         for stage, m in exp.stages.items():
+            if stage == "create_called":
+                continue
             end = m.summary.median
-            width = max(end - left, 0.0)
-            ax.barh(y, width, left=left, edgecolor="white")
-            if width > 0.02 * max(1e-9, _max_ready(group)):
-                ax.text(left + width / 2, y, stage, ha="center", va="center", fontsize=6, rotation=90)
+            color = colors.setdefault(stage, palette[len(colors) % len(palette)])
+            label = None if stage in _seen(ax) else stage
+            ax.barh(y, max(end - left, 0.0), left=left, color=color, edgecolor="white", label=label)
             left = max(left, end)
-    ax.set_yticks(
-        range(len(group)), [f"{k} ({e.provenance.accel or e.provenance.backend})" for k, e in group.items()]
-    )
+        ax.text(
+            left, y, f"  {left * 1000:.1f} ms" if left < 1 else f"  {left:.2f} s", va="center", fontsize=8
+        )
+        longest = max(longest, left)
+    labels = [
+        f"{k} ({e.provenance.accel})" if k == "vm" and e.provenance.accel else k for k, e in group.items()
+    ]
+    ax.set_yticks(range(len(group)), labels)
+    ax.set_xlim(0, longest * 1.15 or 1.0)
     ax.set_xlabel("seconds from 'create' (median of runs)")
     ax.set_title("Start-up ladder")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def _max_ready(group: dict[str, Experiment]) -> float:
-    return max((m.summary.median for e in group.values() for m in e.stages.values()), default=1.0)
+def _seen(ax: Any) -> set[str]:
+    return {str(h.get_label()) for h in ax.get_legend_handles_labels()[0]}
 
 
 def plot_memory(report: Report, path: Path) -> Path | None:

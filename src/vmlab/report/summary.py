@@ -67,9 +67,13 @@ def compare_table(report: Report) -> Table:
         r = _ratio(_float(cells.get("vm")), _float(cells.get("container"))) if ratio else ""
         table.add_row(label, *(show(cells.get(k)) for k in COLUMNS), r)
 
-    stages: list[str] = []
+    # one row per stage, in the order they happen (by the latest median across kinds)
+    reached: dict[str, float] = {}
     for exp in startup.values():
-        stages += [s for s in exp.stages if s not in stages and s != "create_called"]
+        for s, m in exp.stages.items():
+            if s != "create_called":
+                reached[s] = max(reached.get(s, m.summary.median), m.summary.median)
+    stages = sorted(reached, key=lambda s: reached[s])
     for stage in stages:
         row(f"start: {stage} (median)", {k: _median(startup, k, stage) for k in COLUMNS})
     if startup:
