@@ -1,0 +1,216 @@
+"""One protocol for guests and containers, so experiments never care which one they measure.
+
+A Backend creates Instances from an InstanceSpec and finds what vmlab created earlier (by libvirt
+metadata or Docker labels, never by local state). An Instance is a context manager whose destroy() is
+idempotent; start() and wait_ready() fill `ladder` with time.monotonic() stamps per readiness stage.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Protocol, Self, runtime_checkable
+
+from vmlab.errors import BackendError, UsageError
+
+Kind = Literal["vm", "container"]
+Accel = Literal["auto", "kvm", "tcg"]
+
+VM_STAGES = (
+    "create_called",
+    "created",
+    "process_running",
+    "serial_marker",
+    "ssh_port",
+    "ssh_banner",
+    "first_command",
+)
+CONTAINER_STAGES = ("create_called", "created", "running", "first_exec")
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
+RESOURCE_PREFIX = "vmlab-"
+NS_URI = "https://vmlab.dev/xmlns/instance/1"
+LABEL = "vmlab"  # Docker labels are vmlab.<key>
+
+
+def validate_name(name: str) -> str:
+    """Lowercase letters, digits and '-', 1-32 long, starting with a letter: safe in every namespace."""
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"invalid name {name!r}: use 1-32 of a-z, 0-9 and '-', starting with a letter",
+            hint="e.g. vmlab up g1",
+        )
+    return name
+
+
+def resource_name(run_id: str, name: str) -> str:
+    """vmlab-<run>-<name>: unique per run, recognisable in `virsh list` and `docker ps`."""
+    return f"{RESOURCE_PREFIX}{run_id}-{name}"
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    name: str
+    run_id: str
+    image: str = "tiny"
+    memory_mib: int | None = None  # None: the image's default
+    vcpus: int = 1
+    accel: Accel = "auto"
+    lab: str = ""
+    ready_timeout_s: float = 90.0
+    kernel_args: str = ""  # appended to the image's kernel command line (VMs only)
+    # containers: TCP ports published on 127.0.0.1 only (none: network_mode=none, no network at all)
+    publish_ports: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        validate_name(self.name)
+        if self.vcpus < 1:
+            raise UsageError(f"--vcpus must be at least 1, not {self.vcpus}")
+        if self.ready_timeout_s <= 0:
+            raise UsageError(f"the ready timeout must be positive, not {self.ready_timeout_s}")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """One command run anywhere (SSH or docker exec), in one shape."""
+
+    argv: tuple[str, ...]
+    rc: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0
+
+    def check(self) -> Self:
+        if not self.ok:
+            tail = (self.stderr or self.stdout).strip().splitlines()[-1:] or [""]
+            raise BackendError(f"command {shlex.join(self.argv)!r} exited {self.rc}: {tail[0][:200]}")
+        return self
+
+
+def as_argv(cmd: str | Sequence[str]) -> tuple[str, ...]:
+    """A shell string runs under /bin/sh -c; a list runs as is."""
+    if isinstance(cmd, str):
+        return ("/bin/sh", "-c", cmd)
+    if not cmd:
+        raise UsageError("empty command", hint="vmlab exec NAME -- uname -r")
+    return tuple(cmd)
+
+
+@dataclass
+class Record:
+    """What `ls` and `down` know about a resource, read back from libvirt metadata or Docker labels."""
+
+    name: str
+    kind: Kind
+    run_id: str
+    resource: str
+    state: str
+    lab: str = ""
+    accel: str = ""
+    address: str = ""
+    created_at: str = ""
+    uptime_s: float | None = None
+    image: str = ""
+    home: str = ""  # the VMLAB_HOME that created it: `down --all` stays within one home
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "accel": self.accel,
+            "address": self.address,
+            "uptime_s": self.uptime_s,
+            "run_id": self.run_id,
+            "lab": self.lab,
+            "resource": self.resource,
+            "image": self.image,
+            "created_at": self.created_at,
+            "home": self.home,
+        }
+
+
+class Instance(Protocol):
+    name: str
+    kind: Kind
+    accel: str
+    accel_reason: str
+    ladder: dict[str, float]
+    resource: str
+
+    def start(self) -> None: ...
+    def wait_ready(self, timeout_s: float | None = None) -> None: ...
+    def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult: ...
+    def stats(self) -> dict[str, Any]: ...
+    def pid(self) -> int | None: ...
+    def destroy(self) -> None: ...
+    def close(self) -> None: ...
+    def console_tail(self, lines: int = 20) -> list[str]: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    kind: Kind
+
+    def create(self, spec: InstanceSpec) -> Instance: ...
+    def list_owned(self) -> list[Record]: ...
+    def attach(self, record: Record) -> Instance: ...
+    def destroy_record(self, record: Record) -> None: ...
+    def close(self) -> None: ...
+
+
+class InstanceBase:
+    """Shared mechanics: the ladder, context-manager teardown, idempotent destroy."""
+
+    kind: Kind
+    accel: str = ""
+    accel_reason: str = ""
+
+    def __init__(self, name: str, resource: str) -> None:
+        self.name = name
+        self.resource = resource
+        self.ladder: dict[str, float] = {"create_called": time.monotonic()}
+        self._destroyed = False
+
+    def mark(self, stage: str) -> float:
+        t = time.monotonic()
+        self.ladder[stage] = t
+        return t
+
+    def ladder_relative(self) -> dict[str, float]:
+        """Seconds since create_called, per stage (what reports show)."""
+        t0 = self.ladder.get("create_called", 0.0)
+        return {k: round(v - t0, 4) for k, v in self.ladder.items()}
+
+    def close(self) -> None:
+        """Release client-side handles (SSH sessions) without destroying the resource."""
+
+    def destroy(self) -> None:
+        if self._destroyed:
+            return
+        self._destroy()
+        self._destroyed = True
+
+    def _destroy(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.destroy()

@@ -1,0 +1,187 @@
+"""The verbs behind `vmlab up/ls/exec/down`, over both backends, with no printing.
+
+Resources are found by libvirt metadata and Docker labels only, so these work from any process and
+after the local state directory is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vmlab.backends import KINDS, get_backend
+from vmlab.backends.base import Backend, Instance, InstanceSpec, Record, validate_name
+from vmlab.backends.ports import flock
+from vmlab.backends.signals import deferred_interrupts
+from vmlab.errors import NotAvailable, UsageError, VmlabError
+
+log = logging.getLogger("vmlab")
+NAMES_LOCK = Path(tempfile.gettempdir()) / "vmlab-names.lock"
+Progress = Callable[[str], None]
+
+
+def open_backend(kind: str, uri: str | None = None) -> Backend:
+    return get_backend(kind, uri=uri) if kind == "vm" else get_backend(kind)
+
+
+@dataclass
+class Listing:
+    records: list[Record] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed
+
+
+def list_all(uri: str | None = None, kinds: tuple[str, ...] = KINDS) -> Listing:
+    """Every vmlab resource of every reachable backend; unreachable ones are reported, not fatal."""
+    listing = Listing()
+    for kind in kinds:
+        try:
+            backend = open_backend(kind, uri)
+        except NotAvailable as e:
+            listing.unavailable[kind] = e.one_line()
+            continue
+        try:
+            listing.records.extend(backend.list_owned())
+        finally:
+            backend.close()
+    listing.records.sort(key=lambda r: (r.created_at, r.name))
+    return listing
+
+
+@contextmanager
+def attached(name: str, uri: str | None = None) -> Iterator[Instance]:
+    """The live instance called `name`, whichever backend holds it."""
+    validate_name(name)
+    listing = list_all(uri)
+    matches = [r for r in listing.records if r.name == name]
+    if not matches:
+        extra = f" ({'; '.join(listing.unavailable.values())})" if listing.unavailable else ""
+        raise UsageError(f"no instance named {name!r}{extra}", hint="vmlab ls")
+    record = matches[0]
+    backend = open_backend(record.kind, uri)
+    try:
+        inst = backend.attach(record)
+        try:
+            yield inst
+        finally:
+            inst.close()
+    finally:
+        backend.close()
+
+
+def up(spec: InstanceSpec, kind: str, uri: str | None = None, progress: Progress | None = None) -> Instance:
+    """Create, start and wait for readiness; anything that fails or is interrupted leaves nothing behind."""
+    say = progress or log.info
+    from vmlab.images import get_image
+
+    get_image(spec.image)  # full sha256 verification here, outside the timed ladder
+    backend = open_backend(kind, uri)
+    try:
+        try:
+            with flock(NAMES_LOCK):  # check-then-create is atomic across parallel `vmlab up`
+                _check_unique(spec.name, other=[k for k in KINDS if k != kind], uri=uri)
+                inst = backend.create(spec)
+            say(f"{kind} {inst.resource} defined; starting (accel {inst.accel}: {inst.accel_reason})")
+            inst.start()
+            say(f"{inst.name}: started; waiting for readiness (timeout {spec.ready_timeout_s:.0f} s)")
+            inst.wait_ready()
+        except BaseException:
+            with deferred_interrupts():
+                _cleanup(backend)
+            raise
+        return inst
+    finally:
+        backend.close()
+
+
+def _cleanup(backend: Backend) -> None:
+    cleanup = getattr(backend, "cleanup_created", None)
+    if cleanup is not None:
+        try:
+            cleanup()
+        except VmlabError as e:
+            log.warning("cleanup after a failed up: %s", e.one_line())
+
+
+def _check_unique(name: str, other: list[str], uri: str | None) -> None:
+    listing = list_all(uri, kinds=tuple(other))
+    for rec in listing.records:
+        if rec.name == name:
+            raise UsageError(
+                f"an instance named {name!r} exists already ({rec.kind} {rec.resource})",
+                hint=f"vmlab down {name}, or choose another name",
+            )
+
+
+def down(
+    names: list[str] | None = None,
+    run_id: str | None = None,
+    everything: bool = False,
+    uri: str | None = None,
+    all_homes: bool = False,
+) -> tuple[list[Record], Listing]:
+    """Destroy by name, by run id, or all vmlab resources; returns what was destroyed.
+
+    `everything` means every resource created from this VMLAB_HOME (recorded on the resource, so the
+    state directory is not needed); `all_homes` widens it to every vmlab resource on the host.
+    """
+    from vmlab.paths import vmlab_home
+
+    if not (names or run_id or everything):
+        raise UsageError("say what to destroy", hint="vmlab down NAME, --run ID or --all")
+    for n in names or []:
+        validate_name(n)
+    listing = list_all(uri)
+    if names:
+        missing = sorted(set(names) - {r.name for r in listing.records})
+        if missing:
+            raise UsageError(f"no instance named {', '.join(repr(m) for m in missing)}", hint="vmlab ls")
+    home = str(vmlab_home())
+    chosen = [
+        r
+        for r in listing.records
+        if (everything and (all_homes or r.home in (home, "")))
+        or (names and r.name in names)
+        or (run_id and r.run_id == run_id)
+    ]
+    by_kind: dict[str, list[Record]] = {}
+    for rec in chosen:
+        by_kind.setdefault(rec.kind, []).append(rec)
+    done: list[Record] = []
+    for kind, records in by_kind.items():
+        backend = open_backend(kind, uri)
+        try:
+            for rec in records:
+                with deferred_interrupts():
+                    backend.destroy_record(rec)
+                done.append(rec)
+        finally:
+            backend.close()
+    return done, listing
+
+
+def ladder_relative(inst: Instance) -> dict[str, float]:
+    t0 = inst.ladder.get("create_called", 0.0)
+    return {k: round(v - t0, 4) for k, v in inst.ladder.items()}
+
+
+def summary(inst: Instance) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": inst.name,
+        "kind": inst.kind,
+        "resource": inst.resource,
+        "accel": inst.accel,
+        "accel_reason": inst.accel_reason,
+        "ladder_s": ladder_relative(inst),
+    }
+    uptime = getattr(inst, "guest_uptime_s", None)
+    if uptime is not None:
+        data["guest_uptime_at_marker_s"] = uptime
+    port = getattr(inst, "ssh_port", None)
+    if port:
+        data["address"] = f"ssh://root@127.0.0.1:{port}"
+    return data

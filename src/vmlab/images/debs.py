@@ -1,0 +1,81 @@
+"""Debian packages without installing them: resolve versions, `apt-get download`, `dpkg-deb -x`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from vmlab.errors import BackendError, NotAvailable
+
+
+def run(argv: list[str], *, cwd: Path | None = None, timeout: float = 600) -> str:
+    """Run a build tool; a missing tool or a failure becomes one clear error with the stderr tail."""
+    if shutil.which(argv[0]) is None:
+        raise NotAvailable(f"{argv[0]} is not installed (needed to build images)", hint="make setup")
+    try:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise BackendError(f"{' '.join(argv[:3])} did not finish within {timeout:.0f} s") from e
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise BackendError(f"{' '.join(argv[:4])} failed (exit {proc.returncode}): {tail}")
+    return proc.stdout
+
+
+def resolve_meta(meta: str) -> str:
+    """The package a meta package depends on now (linux-image-amd64 -> linux-image-6.1.0-56-amd64)."""
+    out = run(["apt-cache", "depends", meta])
+    for line in out.splitlines():
+        m = re.match(r"\s*Depends:\s*(linux-image-\S+)", line)
+        if m:
+            return m.group(1)
+    raise BackendError(
+        f"cannot resolve {meta}: apt-cache depends lists no linux-image package", hint="apt-get update"
+    )
+
+
+def candidate_version(package: str) -> str:
+    """The version `apt-get download` would fetch (the candidate)."""
+    out = run(["apt-cache", "show", "--no-all-versions", package])
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise BackendError(f"package {package} is unknown to apt", hint="apt-get update")
+
+
+def deb_version(deb: Path) -> str:
+    return run(["dpkg-deb", "-f", str(deb), "Version"]).strip()
+
+
+def download(package: str, version: str, into: Path) -> Path:
+    """The .deb of package=version in `into` (a cache shared by builds), downloaded when absent."""
+    into.mkdir(parents=True, exist_ok=True)
+    for deb in sorted(into.glob(f"{package}_*.deb")):
+        if deb_version(deb) == version:
+            return deb
+    run(["apt-get", "download", "-q", f"{package}={version}"], cwd=into)
+    for deb in sorted(into.glob(f"{package}_*.deb")):
+        if deb_version(deb) == version:
+            return deb
+    raise BackendError(f"apt-get download {package}={version} produced no .deb in {into}")
+
+
+def extract(deb: Path, into: Path) -> None:
+    into.mkdir(parents=True, exist_ok=True)
+    run(["dpkg-deb", "-x", str(deb), str(into)])
+
+
+def owning_package(path: str) -> str | None:
+    """`pkg=version` that installed a host file (for the manifest), or None."""
+    try:
+        out = run(["dpkg-query", "-S", path])
+    except (BackendError, NotAvailable):
+        return None
+    pkg = out.split(":", 1)[0].strip()
+    try:
+        ver = run(["dpkg-query", "-W", "-f", "${Version}", pkg]).strip()
+    except (BackendError, NotAvailable):
+        return pkg
+    return f"{pkg}={ver}"

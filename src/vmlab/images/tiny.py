@@ -1,0 +1,188 @@
+"""The `tiny` recipe: Debian kernel as a PVH vmlinux + busybox/dropbear initramfs + the same rootfs as tar.
+
+Steps are plain functions over a staging directory so each is testable and the builder stays a list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from vmlab.errors import BackendError
+from vmlab.images import debs
+from vmlab.images.archive import Node, write_cpio, write_tar
+from vmlab.images.kernel import extract_vmlinux, has_pvh_note, module_load_order
+from vmlab.images.recipe import Recipe
+
+Progress = Callable[[str], None]
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\n"
+GROUP = "root:x:0:\ntty:x:5:\n"
+SHELLS = "/bin/sh\n/bin/ash\n"
+
+
+def resolve_packages(recipe: Recipe) -> tuple[str, dict[str, str]]:
+    """(kernel package, {package: version}) as apt would download them now."""
+    pk = recipe.section("packages")
+    kernel_pkg = debs.resolve_meta(str(pk.get("kernel_meta", "linux-image-amd64")))
+    names = [kernel_pkg, *[str(p) for p in pk.get("userspace", [])]]
+    return kernel_pkg, {name: debs.candidate_version(name) for name in names}
+
+
+def build_tiny(
+    recipe: Recipe,
+    *,
+    kernel_pkg: str,
+    packages: dict[str, str],
+    deb_cache: Path,
+    work: Path,
+    out: Path,
+    release: str,
+    progress: Progress,
+) -> dict[str, object]:
+    """Build into `out` (vmlinux, initrd.cpio, rootfs.tar, id_ed25519[.pub]); return manifest facts."""
+    extracted: dict[str, Path] = {}
+    for name, version in packages.items():
+        progress(f"download {name}={version}")
+        deb = debs.download(name, version, deb_cache)
+        progress(f"extract {deb.name}")
+        extracted[name] = work / "debs" / name
+        debs.extract(deb, extracted[name])
+
+    kdir = extracted[kernel_pkg]
+    kernel_release = _kernel_release(kdir)
+    progress(f"decompress vmlinuz-{kernel_release} to an ELF vmlinux (PVH boot)")
+    vmlinux = extract_vmlinux((kdir / "boot" / f"vmlinuz-{kernel_release}").read_bytes())
+    if not has_pvh_note(vmlinux):
+        raise BackendError(f"kernel {kernel_release} has no PVH entry note: it cannot boot as a vmlinux")
+    (out / "vmlinux").write_bytes(vmlinux)
+    del vmlinux
+
+    progress(f"depmod {kernel_release}")
+    debs.run(["depmod", "-b", str(kdir), kernel_release])
+    moddir = kdir / "lib" / "modules" / kernel_release
+    wanted = [str(m) for m in recipe.section("modules").get("load", [])]
+    order = module_load_order((moddir / "modules.dep").read_text(), wanted)
+
+    root = work / "rootfs"
+    progress("assemble the root file system (busybox, dropbear, keys, /init)")
+    _skeleton(root)
+    _install_busybox(extracted["busybox-static"], root)
+    libraries = _install_dropbear(extracted["dropbear-bin"], root)
+    host_pub = _host_key(extracted["dropbear-bin"], root)
+    client_pub = _client_key(out, root)
+    (root / "etc" / "vmlab" / "release").write_text(release)
+    shutil.copy(recipe.directory / "init", root / "init")
+    os.chmod(root / "init", 0o755)
+
+    progress("write rootfs.tar (container image)")
+    write_tar(root, out / "rootfs.tar", exclude=("init",))
+
+    progress(f"add {len(order)} kernel modules and write initrd.cpio")
+    for rel in order:
+        dest = root / "lib" / "modules" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(moddir / rel, dest)
+    (root / "etc" / "vmlab" / "modules.order").write_text("".join(f"{rel}\n" for rel in order))
+    write_cpio(root, out / "initrd.cpio", nodes=[Node("dev/console", 5, 1), Node("dev/ttyS0", 4, 64)])
+    for f in ("vmlinux", "initrd.cpio", "rootfs.tar"):
+        os.chmod(out / f, 0o644)  # libvirt's QEMU user reads kernel and initrd (DESIGN.md)
+    return {
+        "kernel_release": kernel_release,
+        "host_public_key": host_pub,
+        "client_public_key": client_pub,
+        "libraries": libraries,
+        "modules": order,
+    }
+
+
+def _kernel_release(kdir: Path) -> str:
+    found = sorted(p.name.removeprefix("vmlinuz-") for p in (kdir / "boot").glob("vmlinuz-*"))
+    if len(found) != 1:
+        raise BackendError(f"expected one vmlinuz in the kernel package, found {found}")
+    return found[0]
+
+
+def _skeleton(root: Path) -> None:
+    for d in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "lib/x86_64-linux-gnu",
+        "lib64",
+        "etc/dropbear",
+        "etc/vmlab",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "tmp",
+        "var/log",
+        "root",
+    ):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    os.chmod(root / "tmp", 0o1777)
+    os.chmod(root / "root", 0o700)
+    (root / "etc" / "passwd").write_text(PASSWD)
+    (root / "etc" / "group").write_text(GROUP)
+    (root / "etc" / "shells").write_text(SHELLS)
+    (root / "etc" / "hostname").write_text("vmlab-tiny\n")
+
+
+def _install_busybox(pkg: Path, root: Path) -> None:
+    """busybox-static plus one symlink per applet, at the paths busybox itself reports."""
+    src = pkg / "bin" / "busybox"
+    shutil.copy(src, root / "bin" / "busybox")
+    os.chmod(root / "bin" / "busybox", 0o755)
+    applets = debs.run([str(src), "--list-full"]).split()
+    for applet in applets:
+        dest = root / applet
+        if applet == "bin/busybox" or dest.exists() or dest.is_symlink():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to("/bin/busybox")
+
+
+def _install_dropbear(pkg: Path, root: Path) -> dict[str, str]:
+    """dropbear and the shared libraries `ldd` names (host copies of Debian's packages, recorded)."""
+    binary = pkg / "usr" / "sbin" / "dropbear"
+    shutil.copy(binary, root / "usr" / "sbin" / "dropbear")
+    libraries: dict[str, str] = {}
+    for line in debs.run(["ldd", str(binary)]).splitlines():
+        m = re.search(r"(/\S+)\s+\(0x", line)
+        if not m:
+            continue
+        lib = Path(m.group(1))
+        dest = root / lib.relative_to("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, dest)  # follows the soname symlink to the real file
+        libraries[str(lib)] = debs.owning_package(str(lib.resolve())) or "unknown"
+    return libraries
+
+
+def _host_key(pkg: Path, root: Path) -> str:
+    """A fresh ed25519 host key in dropbear's format; its OpenSSH public line is pinned by the host."""
+    key = root / "etc" / "dropbear" / "dropbear_ed25519_host_key"
+    text = debs.run([str(pkg / "usr" / "bin" / "dropbearkey"), "-t", "ed25519", "-f", str(key)])
+    os.chmod(key, stat.S_IRUSR | stat.S_IWUSR)
+    for line in text.splitlines():
+        if line.startswith("ssh-ed25519 "):
+            return " ".join(line.split()[:2])
+    raise BackendError("dropbearkey printed no ssh-ed25519 public key")
+
+
+def _client_key(out: Path, root: Path) -> str:
+    """The per-image client key (0600): private half stays on the host, public half is authorized."""
+    from vmlab.guest.keys import new_client_key
+
+    public = new_client_key(out, "vmlab-image")
+    ssh = root / "root" / ".ssh"
+    ssh.mkdir(mode=0o700, exist_ok=True)
+    (ssh / "authorized_keys").write_text(public + " vmlab-image\n")
+    os.chmod(ssh / "authorized_keys", 0o600)
+    return public

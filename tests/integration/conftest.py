@@ -1,0 +1,162 @@
+"""Real guests and containers for integration tests: the tiny image is built once per session (cached
+in the test VMLAB_HOME), and factories always destroy what they create, dumping the console on failure.
+
+The test home defaults to /var/tmp/vmlab-test (VMLAB_TEST_HOME overrides): not under pytest's 0700
+tmp dirs, because libvirt's QEMU user must read the kernel and write the console log (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmlab.backends.base import InstanceSpec
+from vmlab.paths import new_run_id
+
+TEST_HOME = Path(os.environ.get("VMLAB_TEST_HOME", "/var/tmp/vmlab-test"))
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the item so fixtures can tell whether their test failed."""
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    rep = getattr(request.node, "rep_call", None)
+    return bool(rep is not None and rep.failed)
+
+
+@pytest.fixture(scope="session")
+def test_home() -> Iterator[Path]:
+    """VMLAB_HOME for the whole integration session (0755 so QEMU can traverse it)."""
+    TEST_HOME.mkdir(parents=True, exist_ok=True)
+    os.chmod(TEST_HOME, 0o755)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VMLAB_HOME", str(TEST_HOME))
+    yield TEST_HOME
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def libvirt_available() -> str:
+    """Skip unless libvirt answers (probed, not guessed from imports)."""
+    from vmlab.backends.libvirt_backend import LibvirtBackend
+    from vmlab.errors import NotAvailable
+
+    try:
+        backend = LibvirtBackend()
+    except NotAvailable as e:
+        pytest.skip(f"libvirt not available: {e.one_line()}")
+    uri = backend.uri
+    backend.close()
+    return uri
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> None:
+    from vmlab.errors import NotAvailable
+    from vmlab.images.docker_image import docker_client
+
+    try:
+        docker_client().close()
+    except NotAvailable as e:
+        pytest.skip(f"Docker not available: {e.one_line()}")
+
+
+@pytest.fixture(scope="session")
+def tiny_image(test_home: Path) -> Any:
+    """The tiny image, built once per session (a cache hit after the first session on a machine)."""
+    from vmlab.images import build_image
+
+    return build_image("tiny", progress=lambda m: print(f"[tiny image] {m}", file=sys.stderr))
+
+
+Factory = Callable[..., Any]
+
+
+def _factory(kind: str, request: pytest.FixtureRequest) -> Iterator[Factory]:
+    from vmlab.backends import get_backend
+
+    backend = get_backend(kind)
+    made: list[Any] = []
+    run_id = new_run_id()
+
+    def make(name: str, *, start: bool = True, ready: bool = True, **spec_kw: Any) -> Any:
+        spec = InstanceSpec(name=name, run_id=run_id, lab="tests", **spec_kw)
+        inst = backend.create(spec)
+        made.append(inst)
+        if start:
+            inst.start()
+            if ready:
+                inst.wait_ready()
+        return inst
+
+    try:
+        yield make
+    finally:
+        for inst in reversed(made):
+            if _failed(request):
+                tail = "\n".join(inst.console_tail(60))
+                print(f"\n--- console of {inst.resource} ---\n{tail}\n--- end ---", file=sys.stderr)
+            inst.destroy()
+        backend.close()
+
+
+@pytest.fixture
+def guest_factory(
+    libvirt_available: str, tiny_image: Any, request: pytest.FixtureRequest
+) -> Iterator[Factory]:
+    """make(name, **InstanceSpec fields) -> a booted LibvirtInstance, destroyed after the test."""
+    yield from _factory("vm", request)
+
+
+@pytest.fixture
+def container_factory(
+    docker_available: None, tiny_image: Any, request: pytest.FixtureRequest
+) -> Iterator[Factory]:
+    """make(name, **InstanceSpec fields) -> a ready DockerInstance, removed after the test."""
+    yield from _factory("container", request)
+
+
+@pytest.fixture(scope="module")
+def shared_guest(libvirt_available: str, tiny_image: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """One booted guest for a whole module of read-only tests (a TCG boot costs seconds)."""
+    from vmlab.backends import get_backend
+
+    backend = get_backend("vm")
+    failed_before = request.session.testsfailed
+    inst = backend.create(InstanceSpec(name="shared", run_id=new_run_id(), lab="tests"))
+    try:
+        inst.start()
+        inst.wait_ready()
+        yield inst
+    finally:
+        if request.session.testsfailed > failed_before:
+            print(
+                f"\n--- console of {inst.resource} ---\n" + "\n".join(inst.console_tail(60)), file=sys.stderr
+            )
+        inst.destroy()
+        backend.close()
+
+
+@pytest.fixture(scope="module")
+def shared_container(docker_available: None, tiny_image: Any) -> Iterator[Any]:
+    from vmlab.backends import get_backend
+
+    backend = get_backend("container")
+    inst = backend.create(InstanceSpec(name="shared-c", run_id=new_run_id(), lab="tests"))
+    try:
+        inst.start()
+        inst.wait_ready()
+        yield inst
+    finally:
+        inst.destroy()
+        backend.close()
