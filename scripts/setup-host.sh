@@ -14,7 +14,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-utils
   busybox-static dropbear-bin cpio kmod xz-utils zstd
-  strace linux-perf
+  strace linux-perf openssh-client
   python3-venv
 )
 

@@ -41,26 +41,17 @@ def _root(
 
 
 def _register() -> None:
-    # --- command groups (one line each) ---
-    from vmlab.cli import doctor, labs, report
+    """Each group's module imports only typer at module level; heavy libraries load inside commands."""
+    from vmlab.cli import compare, doctor, image, isa, kvm, labs, lifecycle, report
 
     doctor.register(app)
     labs.register(app)
     app.add_typer(report.app, name="report")
-    from vmlab.cli import compare
-
-    compare.register(app)
-    from vmlab.cli import kvm
-
-    app.add_typer(kvm.app, name="kvm")
-    from vmlab.cli import isa
-
-    app.add_typer(isa.app, name="isa")
-    from vmlab.cli import image, lifecycle
-
     app.add_typer(image.app, name="image")
     lifecycle.register(app)
-    # --- end command groups ---
+    compare.register(app)
+    app.add_typer(kvm.app, name="kvm")
+    app.add_typer(isa.app, name="isa")
 
 
 _register()

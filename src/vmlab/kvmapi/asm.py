@@ -365,8 +365,10 @@ def encode(mn: str, ops: list[Operand], ctx: _Ctx) -> bytes:
             return b"\x8c" + _modrm(src.num, dst, ctx)
         if isinstance(dst, Reg) and isinstance(src, Imm):
             v = ctx.value(src.expr)
-            return _osize_prefix(dst.size, ctx) + bytes([(0xB0 if dst.size == 8 else 0xB8) + dst.num]) + _imm(
-                v, dst.size
+            return (
+                _osize_prefix(dst.size, ctx)
+                + bytes([(0xB0 if dst.size == 8 else 0xB8) + dst.num])
+                + _imm(v, dst.size)
             )
         if isinstance(dst, Mem) and isinstance(src, Imm):
             size = _mem_size(dst)
@@ -388,9 +390,12 @@ def encode(mn: str, ops: list[Operand], ctx: _Ctx) -> bytes:
                 raise ValueError(f"{mn} cannot operate on a segment register")
             v = ctx.value(src.expr)
             if mn == "test":
-                return _osize_prefix(size, ctx) + bytes([0xF6 if size == 8 else 0xF7]) + _modrm(
-                    0, dst, ctx
-                ) + _imm(v, size)
+                return (
+                    _osize_prefix(size, ctx)
+                    + bytes([0xF6 if size == 8 else 0xF7])
+                    + _modrm(0, dst, ctx)
+                    + _imm(v, size)
+                )
             return (
                 _osize_prefix(size, ctx)
                 + bytes([0x80 if size == 8 else 0x81])
@@ -408,8 +413,10 @@ def encode(mn: str, ops: list[Operand], ctx: _Ctx) -> bytes:
             return _osize_prefix(op.size, ctx) + bytes([(0x40 if mn == "inc" else 0x48) + op.num])
         if isinstance(op, Reg | Mem):
             size = op.size if isinstance(op, Reg) else _mem_size(op)
-            return _osize_prefix(size, ctx) + bytes([0xFE if size == 8 else 0xFF]) + _modrm(
-                0 if mn == "inc" else 1, op, ctx
+            return (
+                _osize_prefix(size, ctx)
+                + bytes([0xFE if size == 8 else 0xFF])
+                + _modrm(0 if mn == "inc" else 1, op, ctx)
             )
     if mn in GROUP3 and n == 1 and isinstance(ops[0], Reg | Mem):
         op = ops[0]

@@ -27,8 +27,11 @@ _IOC_READ = 2
 def _ioc(direction: int, type_: int, nr: int, size: int) -> int:
     if size >= 1 << _IOC_SIZEBITS:
         raise ValueError(f"ioctl argument of {size} bytes does not fit in {_IOC_SIZEBITS} bits")
-    return (direction << _IOC_DIRSHIFT) | (type_ << _IOC_TYPESHIFT) | (nr << _IOC_NRSHIFT) | (
-        size << _IOC_SIZESHIFT
+    return (
+        (direction << _IOC_DIRSHIFT)
+        | (type_ << _IOC_TYPESHIFT)
+        | (nr << _IOC_NRSHIFT)
+        | (size << _IOC_SIZESHIFT)
     )
 
 

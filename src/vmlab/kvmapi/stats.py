@@ -146,9 +146,9 @@ class StatsFd:
             self.fd = -1
 
 
-def delta(before: dict[str, int], after: dict[str, int], descriptors: tuple[StatDescriptor, ...]) -> dict[
-    str, int
-]:
+def delta(
+    before: dict[str, int], after: dict[str, int], descriptors: tuple[StatDescriptor, ...]
+) -> dict[str, int]:
     """after - before for cumulative counters; instant and peak values are taken as they are after."""
     kinds = {d.name: d.type for d in descriptors}
     return {

@@ -135,8 +135,10 @@ def run_program(
         mem = vm.add_memory(dev.RAM_BASE, dev.RAM_SIZE)
         end = program.org + len(program.code)
         if program.org < dev.RAM_BASE or end > dev.RAM_SIZE:
-            raise BackendError(f"program {program.name!r} ({len(program.code)} bytes at {program.org:#x}) "
-                               f"does not fit in guest RAM (0x0-{dev.RAM_SIZE:#x})")
+            raise BackendError(
+                f"program {program.name!r} ({len(program.code)} bytes at {program.org:#x}) "
+                f"does not fit in guest RAM (0x0-{dev.RAM_SIZE:#x})"
+            )
         mem[program.org : end] = program.code
         with vm.create_vcpu() as vcpu, _stats(vcpu) as stats:
             _set_mode(vcpu, program)
@@ -244,7 +246,8 @@ def _loop(vcpu: Vcpu, mem: Any, result: GuestRun, limits: Limits) -> None:
                     if now > deadline:
                         raise GuestLimit(
                             f"guest {result.program!r} still running after {limits.wall_s:g} s "
-                            f"({result.total_exits} exits)", result,
+                            f"({result.total_exits} exits)",
+                            result,
                             hint="a guest loop without hlt? raise --max-seconds if it is just slow",
                         )
                     continue
@@ -265,12 +268,16 @@ def _loop(vcpu: Vcpu, mem: Any, result: GuestRun, limits: Limits) -> None:
                 if result.total_exits >= limits.max_exits:
                     raise GuestLimit(
                         f"guest {result.program!r} reached the limit of {limits.max_exits} exits without "
-                        "halting", result, hint="raise --max-exits, or end the program with hlt",
+                        "halting",
+                        result,
+                        hint="raise --max-exits, or end the program with hlt",
                     )
                 if now > deadline:
                     raise GuestLimit(
                         f"guest {result.program!r} still running after {limits.wall_s:g} s "
-                        f"({result.total_exits} exits)", result, hint="raise --max-seconds",
+                        f"({result.total_exits} exits)",
+                        result,
+                        hint="raise --max-seconds",
                     )
         finally:
             result.loop_ns = time.perf_counter_ns() - start
@@ -310,8 +317,11 @@ def _hypercall(addr: int, mem: Any, result: GuestRun) -> None:
     if nr == dev.HC_CONSOLE_WRITE:
         result.output += bytes(mem[addr + 4 : addr + 4 + length])
     else:
-        raise GuestFault(f"unknown hypercall number {nr} (block at {addr:#x})", result,
-                         hint=f"use nr {dev.HC_CONSOLE_WRITE} (console write)")
+        raise GuestFault(
+            f"unknown hypercall number {nr} (block at {addr:#x})",
+            result,
+            hint=f"use nr {dev.HC_CONSOLE_WRITE} (console write)",
+        )
 
 
 def _mmio(info: MmioExit, run: Any, result: GuestRun, regs: dict[int, int]) -> None:
