@@ -56,7 +56,10 @@ def compare_table(report: Report) -> Table:
     startup, memory, traps = _group(report, "startup"), _group(report, "memory"), _group(report, "traps")
     vm = startup.get("vm") or memory.get("vm") or traps.get("vm")
     accel = vm.provenance.accel if vm else None
-    table = Table(title=f"vmlab compare — run {report.run_id}")
+    runs = report.params.get("runs")
+    table = Table(
+        title=f"vmlab compare — run {report.run_id}" + (f" (medians of {runs} runs)" if runs else "")
+    )
     table.add_column("stage / metric")
     for col in COLUMNS:
         table.add_column(f"vm ({accel})" if col == "vm" and accel else col, justify="right")
@@ -75,9 +78,9 @@ def compare_table(report: Report) -> Table:
                 reached[s] = max(reached.get(s, m.summary.median), m.summary.median)
     stages = sorted(reached, key=lambda s: reached[s])
     for stage in stages:
-        row(f"start: {stage} (median)", {k: _median(startup, k, stage) for k in COLUMNS})
+        row(f"start: {stage}", {k: _median(startup, k, stage) for k in COLUMNS})
     if startup:
-        row("[bold]start: ready (median)[/]", {k: _median(startup, k) for k in COLUMNS})
+        row("[bold]start: ready[/]", {k: _median(startup, k) for k in COLUMNS})
         row(
             "harness overhead",
             {k: _value(startup, k, "harness_overhead_s") for k in ("container", "vm")},
@@ -105,5 +108,5 @@ def compare_table(report: Report) -> Table:
             cells = ["–"] * len(COLUMNS)
             if kind in COLUMNS and n is not None:
                 cells[COLUMNS.index(kind)] = str(n)
-            table.add_row(f"traps: {kind} {head} during {phase}", *cells, "")
+            table.add_row(f"traps: {kind} {head}, {phase}", *cells, "")
     return table
