@@ -173,7 +173,12 @@ def _probe_kvm_counters() -> Row:
         f"perf: {'yes' if perf else 'no'}",
     ]
     ok = debugfs.exists() or bool(tracefs and perf)
-    fix = "" if ok else "mount -t debugfs none /sys/kernel/debug; apt-get install linux-perf"
+    fixes = []
+    if not debugfs.exists():
+        fixes.append("mount -t debugfs none /sys/kernel/debug")
+    if not perf:
+        fixes.append("apt-get install linux-perf")
+    fix = "" if ok else "; ".join(fixes)
     return Row("kvm-counters", "ok" if ok else "warn", ", ".join(parts), fix, data)
 
 
