@@ -63,6 +63,7 @@ class InstanceSpec:
     lab: str = ""
     ready_timeout_s: float = 90.0
     kernel_args: str = ""  # appended to the image's kernel command line (VMs only)
+    firmware: str | None = None  # VMs: "seabios" or "qboot"; None: the image's choice
     # containers: TCP ports published on 127.0.0.1 only (none: network_mode=none, no network at all)
     publish_ports: tuple[int, ...] = ()
 
@@ -70,6 +71,8 @@ class InstanceSpec:
         validate_name(self.name)
         if self.vcpus < 1:
             raise UsageError(f"--vcpus must be at least 1, not {self.vcpus}")
+        if self.firmware is not None and self.firmware not in ("seabios", "qboot"):
+            raise UsageError(f"unknown firmware {self.firmware!r}", hint="--firmware qboot or seabios")
         if self.ready_timeout_s <= 0:
             raise UsageError(f"the ready timeout must be positive, not {self.ready_timeout_s}")
 

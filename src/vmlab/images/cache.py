@@ -18,6 +18,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -182,17 +183,24 @@ def build_image(
     """Build (or reuse) the image from its recipe; import it into Docker when the daemon answers."""
     say = progress or log.info
     recipe = load_recipe(name)
-    if name != "tiny":
-        raise UsageError(f"image {name!r} has a recipe but no builder yet", hint="vmlab image build tiny")
-    from vmlab.images import tiny
+    builder = _builder(name)
+    from vmlab.backends.domain_xml import FIRMWARE_NAMES
 
+    firmware = str(recipe.section("image").get("firmware", ""))
+    if firmware and firmware not in FIRMWARE_NAMES:
+        raise UsageError(
+            f"{recipe.directory / 'recipe.toml'}: unknown firmware {firmware!r}",
+            hint=f"firmware = one of {', '.join(FIRMWARE_NAMES)}",
+        )
     say("resolve package versions (apt-cache)")
-    kernel_pkg, packages = tiny.resolve_packages(recipe)
+    kernel_pkg, packages = builder.resolve_packages(recipe)
     inputs: dict[str, object] = {
         "builder_version": BUILDER_VERSION,
         "recipe": recipe.files_digest(),
         "packages": packages,
     }
+    if hasattr(builder, "extra_inputs"):
+        inputs |= builder.extra_inputs(recipe)
     digest = _digest(inputs)
     entry = images_dir() / name / digest
     with _lock(name):
@@ -215,7 +223,7 @@ def build_image(
             _readable_dir(out)
             work.mkdir(parents=True)
             release = f"name={name}\ndigest={digest}\n"
-            facts = tiny.build_tiny(
+            facts: dict[str, object] = builder.build(
                 recipe,
                 kernel_pkg=kernel_pkg,
                 packages=packages,
@@ -242,6 +250,8 @@ def build_image(
                 packages=packages,
                 docker_tag=f"vmlab/{name}:{digest[:12]}",
                 cmdline=str(image_sec.get("cmdline", "console=ttyS0")),
+                cmdline_tcg=str(image_sec.get("cmdline_tcg", "")),
+                firmware=firmware,
                 min_memory_mib=int(image_sec.get("min_memory_mib", 128)),
                 default_memory_mib=int(image_sec.get("default_memory_mib", 256)),
                 ready_marker=str(image_sec.get("ready_marker", "VMLAB_READY")),
@@ -258,6 +268,19 @@ def build_image(
     if docker:
         _docker(info, say)
     return info
+
+
+def _builder(name: str) -> Any:
+    """The recipe's builder module (resolve_packages, build, optional extra_inputs), imported lazily."""
+    if name == "tiny":
+        from vmlab.images import tiny
+
+        return tiny
+    if name == "micro":
+        from vmlab.images import micro
+
+        return micro
+    raise UsageError(f"image {name!r} has a recipe but no builder yet", hint="vmlab image build tiny")
 
 
 def _docker(info: ImageInfo, say: Progress) -> None:

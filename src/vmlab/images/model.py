@@ -34,11 +34,13 @@ class Manifest(BaseModel):
     client_public_key: str
     docker_tag: str
     cmdline: str
+    cmdline_tcg: str = ""  # appended under TCG only: skips calibrations costly to emulate
     min_memory_mib: int
     default_memory_mib: int
     ready_marker: str
     container_cmd: list[str]
     modules: list[str] = Field(default_factory=list)
+    firmware: str = ""  # "" (QEMU's SeaBIOS) or "qboot"; resolved to a ROM path per host at create
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,14 @@ class ImageInfo:
         return self.manifest.cmdline
 
     @property
+    def cmdline_tcg(self) -> str:
+        return self.manifest.cmdline_tcg
+
+    @property
+    def firmware(self) -> str:
+        return self.manifest.firmware
+
+    @property
     def ready_marker(self) -> str:
         return self.manifest.ready_marker
 
@@ -112,6 +122,7 @@ class ImageInfo:
             "docker_tag": m.docker_tag,
             "kernel_release": m.kernel_release,
             "kernel_package": m.kernel_package,
+            "firmware": m.firmware or "seabios",
             "packages": m.packages,
             "min_memory_mib": m.min_memory_mib,
             "created_at": m.created_at,

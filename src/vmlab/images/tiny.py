@@ -33,7 +33,7 @@ def resolve_packages(recipe: Recipe) -> tuple[str, dict[str, str]]:
     return kernel_pkg, {name: debs.candidate_version(name) for name in names}
 
 
-def build_tiny(
+def build(
     recipe: Recipe,
     *,
     kernel_pkg: str,
@@ -69,35 +69,53 @@ def build_tiny(
     order = module_load_order((moddir / "modules.dep").read_text(), wanted)
 
     root = work / "rootfs"
+    facts = build_userspace(
+        recipe.directory / "init", extracted, root, out, release, progress, hostname=f"vmlab-{recipe.name}"
+    )
+    for rel in order:
+        dest = root / "lib" / "modules" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(moddir / rel, dest)
+    write_initrd(root, out, order, progress)
+    return {"kernel_release": kernel_release, "modules": order, **facts}
+
+
+def build_userspace(
+    init: Path,
+    extracted: dict[str, Path],
+    root: Path,
+    out: Path,
+    release: str,
+    progress: Progress,
+    *,
+    hostname: str,
+) -> dict[str, object]:
+    """The user space every image shares (busybox, dropbear, keys, /init) and rootfs.tar from it.
+
+    Shared by tiny and micro so guest and container run the same binaries whatever the kernel.
+    Returns the manifest facts: host and client public keys, the shared libraries copied.
+    """
     progress("assemble the root file system (busybox, dropbear, keys, /init)")
-    _skeleton(root)
+    _skeleton(root, hostname)
     _install_busybox(extracted["busybox-static"], root)
     libraries = _install_dropbear(extracted["dropbear-bin"], root)
     host_pub = _host_key(extracted["dropbear-bin"], root)
     client_pub = _client_key(out, root)
     (root / "etc" / "vmlab" / "release").write_text(release)
-    shutil.copy(recipe.directory / "init", root / "init")
+    shutil.copy(init, root / "init")
     os.chmod(root / "init", 0o755)
-
     progress("write rootfs.tar (container image)")
     write_tar(root, out / "rootfs.tar", exclude=("init",))
+    return {"host_public_key": host_pub, "client_public_key": client_pub, "libraries": libraries}
 
-    progress(f"add {len(order)} kernel modules and write initrd.cpio")
-    for rel in order:
-        dest = root / "lib" / "modules" / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(moddir / rel, dest)
-    (root / "etc" / "vmlab" / "modules.order").write_text("".join(f"{rel}\n" for rel in order))
+
+def write_initrd(root: Path, out: Path, modules: list[str], progress: Progress) -> None:
+    """initrd.cpio from `root` (whose lib/modules holds `modules`), readable by libvirt's QEMU user."""
+    progress(f"add {len(modules)} kernel modules and write initrd.cpio")
+    (root / "etc" / "vmlab" / "modules.order").write_text("".join(f"{rel}\n" for rel in modules))
     write_cpio(root, out / "initrd.cpio", nodes=[Node("dev/console", 5, 1), Node("dev/ttyS0", 4, 64)])
     for f in ("vmlinux", "initrd.cpio", "rootfs.tar"):
         os.chmod(out / f, 0o644)  # libvirt's QEMU user reads kernel and initrd (DESIGN.md)
-    return {
-        "kernel_release": kernel_release,
-        "host_public_key": host_pub,
-        "client_public_key": client_pub,
-        "libraries": libraries,
-        "modules": order,
-    }
 
 
 def _kernel_release(kdir: Path) -> str:
@@ -107,7 +125,7 @@ def _kernel_release(kdir: Path) -> str:
     return found[0]
 
 
-def _skeleton(root: Path) -> None:
+def _skeleton(root: Path, hostname: str) -> None:
     for d in (
         "bin",
         "sbin",
@@ -131,7 +149,7 @@ def _skeleton(root: Path) -> None:
     (root / "etc" / "passwd").write_text(PASSWD)
     (root / "etc" / "group").write_text(GROUP)
     (root / "etc" / "shells").write_text(SHELLS)
-    (root / "etc" / "hostname").write_text("vmlab-tiny\n")
+    (root / "etc" / "hostname").write_text(f"{hostname}\n")  # /init sets it: one init for every image
 
 
 def _install_busybox(pkg: Path, root: Path) -> None:
