@@ -15,6 +15,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils
   busybox-static dropbear-bin cpio kmod xz-utils zstd
   strace linux-perf openssh-client
+  build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
   python3-venv
 )
 

@@ -17,7 +17,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 @app.command("build")
 def build(
-    name: Annotated[str, typer.Argument(help="Recipe in vm-images/ (tiny).")] = "tiny",
+    name: Annotated[str, typer.Argument(help="Recipe in vm-images/ (tiny, micro).")] = "tiny",
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild even when the cache entry is sound.")
     ] = False,
