@@ -175,6 +175,16 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def ensure_name_free(backend: Backend, name: str) -> None:
+    """Names are unique per kind across everything vmlab owns (found by metadata/labels, not state)."""
+    for rec in backend.list_owned():
+        if rec.name == name:
+            raise UsageError(
+                f"an instance named {name!r} exists already ({rec.kind} {rec.resource})",
+                hint=f"vmlab down {name}, or choose another name",
+            )
+
+
 class InstanceBase:
     """Shared mechanics: the ladder, context-manager teardown, idempotent destroy."""
 

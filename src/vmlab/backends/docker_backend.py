@@ -20,6 +20,7 @@ from vmlab.backends.base import (
     Kind,
     Record,
     as_argv,
+    ensure_name_free,
     resource_name,
 )
 from vmlab.backends.signals import deferred_interrupts
@@ -55,7 +56,7 @@ class DockerBackend:
         memory = spec.memory_mib
         if memory is not None and memory < 6:
             raise UsageError(f"--memory {memory} MiB is below Docker's minimum of 6 MiB", hint="--memory 64")
-        self._check_name_free(spec.name)
+        ensure_name_free(self, spec.name)
         ensure_docker_image(image, self.client)
         rname = resource_name(spec.run_id, spec.name)
         from vmlab.paths import vmlab_home
@@ -122,14 +123,6 @@ class DockerBackend:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing must not mask the real error
             self.client.close()
-
-    def _check_name_free(self, name: str) -> None:
-        for rec in self.list_owned():
-            if rec.name == name:
-                raise UsageError(
-                    f"an instance named {name!r} exists already ({rec.kind} {rec.resource})",
-                    hint=f"vmlab down {name}, or choose another name",
-                )
 
 
 def _remove(client: Any, resource: str) -> None:

@@ -26,6 +26,7 @@ from vmlab.backends.base import (
     InstanceSpec,
     Kind,
     Record,
+    ensure_name_free,
     resource_name,
 )
 from vmlab.backends.domain_xml import DomainModel, parse_metadata
@@ -117,7 +118,7 @@ class LibvirtBackend:
         accel, reason = full_guest_accel(spec.accel)
         if accel == "kvm" and "kvm" not in self.domain_types():
             raise NotAvailable(f"libvirt at {self.uri} offers no KVM domains", hint="--accel tcg")
-        self._check_name_free(spec.name)
+        ensure_name_free(self, spec.name)
         rname = resource_name(spec.run_id, spec.name)
         state = run_dir(spec.run_id) / spec.name
         shutil.rmtree(state, ignore_errors=True)  # stale: no live instance has this name (checked above)
@@ -262,14 +263,6 @@ class LibvirtBackend:
 
         caps = ET.fromstring(self.conn.getCapabilities())
         return {d.get("type", "") for d in caps.iter("domain")}
-
-    def _check_name_free(self, name: str) -> None:
-        for rec in self.list_owned():
-            if rec.name == name:
-                raise UsageError(
-                    f"an instance named {name!r} exists already ({rec.kind} {rec.resource})",
-                    hint=f"vmlab down {name}, or choose another name",
-                )
 
     def _record(self, dom: Any, meta: dict[str, str]) -> Record:
         import libvirt
