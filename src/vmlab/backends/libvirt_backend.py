@@ -314,6 +314,7 @@ def _per_run_initrd(base: Path, state: Path) -> Path:
     import stat
 
     from vmlab.guest.keys import new_client_key
+    from vmlab.images.access import share_with_qemu
     from vmlab.images.archive import write_overlay_initrd
 
     public = new_client_key(state, "vmlab-run")
@@ -327,7 +328,7 @@ def _per_run_initrd(base: Path, state: Path) -> Path:
             ("root/.ssh/authorized_keys", stat.S_IFREG | 0o600, f"{public} vmlab-run\n".encode()),
         ],
     )
-    os.chmod(dest, 0o644)  # QEMU (user libvirt-qemu) reads it
+    share_with_qemu(dest, secret=True)  # the image's initramfs inside holds the guest's host key
     return dest
 
 

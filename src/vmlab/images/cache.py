@@ -31,7 +31,7 @@ from vmlab.paths import images_dir
 log = logging.getLogger("vmlab")
 
 # Bump when the build steps change in a way the recipe files do not show.
-BUILDER_VERSION = "tiny-4"
+BUILDER_VERSION = "tiny-5"
 Progress = Callable[[str], None]
 
 

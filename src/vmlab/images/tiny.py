@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vmlab.errors import BackendError
 from vmlab.images import debs
+from vmlab.images.access import share_with_qemu
 from vmlab.images.archive import Node, write_cpio, write_tar
 from vmlab.images.kernel import extract_vmlinux, has_pvh_note, module_load_order
 from vmlab.images.recipe import Recipe
@@ -114,8 +115,9 @@ def write_initrd(root: Path, out: Path, modules: list[str], progress: Progress) 
     progress(f"add {len(modules)} kernel modules and write initrd.cpio")
     (root / "etc" / "vmlab" / "modules.order").write_text("".join(f"{rel}\n" for rel in modules))
     write_cpio(root, out / "initrd.cpio", nodes=[Node("dev/console", 5, 1), Node("dev/ttyS0", 4, 64)])
-    for f in ("vmlinux", "initrd.cpio", "rootfs.tar"):
-        os.chmod(out / f, 0o644)  # libvirt's QEMU user reads kernel and initrd (DESIGN.md)
+    share_with_qemu(out / "vmlinux", secret=False)
+    for f in ("initrd.cpio", "rootfs.tar"):  # both hold the guest's host key
+        share_with_qemu(out / f, secret=True)
 
 
 def _kernel_release(kdir: Path) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from vmlab.errors import UsageError
 from vmlab.images import build_image, get_image, verify_entry
+from vmlab.images.access import qemu_gid
 from vmlab.images.cache import sha256_file
 
 pytestmark = pytest.mark.slow
@@ -42,9 +43,14 @@ def test_entry_holds_verified_outputs(tiny_image: Any) -> None:
 def test_keys_are_private_and_host_key_pinned(tiny_image: Any) -> None:
     assert stat.S_IMODE(tiny_image.client_key.stat().st_mode) == 0o600
     assert tiny_image.host_public_key.startswith("ssh-ed25519 ")
-    # QEMU (user libvirt-qemu) must read kernel and initrd from the cache
-    for f in (tiny_image.kernel, tiny_image.initrd):
-        assert f.stat().st_mode & stat.S_IROTH
+    # QEMU (user libvirt-qemu) must read kernel and initrd from the cache; the initrd and the
+    # container rootfs hold the guest's host key, so only QEMU's group may read those
+    assert tiny_image.kernel.stat().st_mode & stat.S_IROTH
+    for f in (tiny_image.initrd, tiny_image.rootfs_tar):
+        st = f.stat()
+        assert not st.st_mode & stat.S_IROTH
+        if os.geteuid() == 0 and qemu_gid() is not None:
+            assert st.st_gid == qemu_gid() and st.st_mode & stat.S_IRGRP
 
 
 def test_second_build_is_a_cache_hit(tiny_image: Any) -> None:
