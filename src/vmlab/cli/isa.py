@@ -87,11 +87,19 @@ def run(
     ] = None,
     a: Annotated[int, typer.Option("--a", help="Initial A for a program file.")] = 0,
     l: Annotated[int, typer.Option("--l", help="Initial L for a program file.")] = 0,
+    max_seconds: Annotated[
+        float,
+        typer.Option(
+            "--max-seconds",
+            help="Give up when the program has not halted by then (0: never).",
+        ),
+    ] = 300.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Run one program on one engine; with --scenario, compare with the oracle (exit 1 on a mismatch)."""
     from vmlab.errors import UsageError
     from vmlab.isa.bench import time_engine
+    from vmlab.isa.deadline import deadline
     from vmlab.isa.engines import get_engine, load_engine_file
     from vmlab.isa.gen import SCENARIOS, scenario_program
     from vmlab.isa.machine import load_program
@@ -104,7 +112,8 @@ def run(
             fn, name = load_engine_file(engine_module), str(engine_module)
         else:
             fn, name = get_engine(engine), engine
-        measured = time_engine(fn, program, 1, name)
+        with deadline(max_seconds, f"{program.name} on {name}"):
+            measured = time_engine(fn, program, 1, name)
     result = measured.result
     info: dict[str, Any] = {
         "program": program.name,

@@ -122,3 +122,13 @@ def test_student_engine_through_isa_run(tmp_path: Path) -> None:
     student.write_text("def walk(code, a, l):\n    return a, l, 0\n")
     result = runner.invoke(app, ["isa", "run", "--scenario", "1", "--engine-module", str(student)])
     assert result.exit_code == 2 and "defines no function run" in result.stderr
+
+
+def test_endless_program_stops_at_max_seconds(tmp_path: Path) -> None:
+    # SETL inside the loop body: L is reset from a growing A on every pass, so BACK7 keeps jumping
+    prog = tmp_path / "endless.bin"
+    prog.write_bytes(bytes([2, 2, 2, 2, 2, 4, 5, 0]))
+    r = runner.invoke(app, ["isa", "run", str(prog), "--a", "1", "--max-seconds", "1"])
+    assert r.exit_code == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no HALT within 1 s" in lines[0]
