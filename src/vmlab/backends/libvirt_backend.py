@@ -43,8 +43,8 @@ DEFAULT_URI = "qemu:///system"
 SSH_HOST = "127.0.0.1"
 
 
-class GuestNotReady(ReadyTimeout):
-    """A readiness stage timed out; carries the console tail for the user."""
+class _WithConsole(BackendError):
+    """A guest failure that carries the tail of the serial console, for the user to read."""
 
     def __init__(
         self, message: str, *, hint: str | None = None, console_tail: list[str] | None = None
@@ -53,14 +53,12 @@ class GuestNotReady(ReadyTimeout):
         self.console_tail = console_tail or []
 
 
-class GuestFailed(BackendError):
-    """The guest stopped or panicked before it was ready; carries the console tail."""
+class GuestNotReady(_WithConsole, ReadyTimeout):
+    """A readiness stage timed out."""
 
-    def __init__(
-        self, message: str, *, hint: str | None = None, console_tail: list[str] | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.console_tail = console_tail or []
+
+class GuestFailed(_WithConsole):
+    """The guest stopped or panicked before it was ready."""
 
 
 def default_uri() -> str:
