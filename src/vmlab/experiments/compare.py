@@ -422,7 +422,14 @@ def run_compare(
 
 def lab_step(params: dict[str, Any], ctx: Any) -> dict[str, ExperimentEntry]:
     """Step runner for labs/system-vm: params are CompareOptions fields."""
-    fields = {k: v for k, v in params.items() if k in CompareOptions.__dataclass_fields__}
+    known = set(CompareOptions.__dataclass_fields__) - {"workloads"}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise UsageError(
+            f"compare step: unknown parameter(s) {', '.join(unknown)}",
+            hint=f"known: {', '.join(sorted(known))}",
+        )
+    fields = dict(params)
     for key in ("only", "kinds"):
         if isinstance(fields.get(key), list):
             fields[key] = tuple(fields[key])

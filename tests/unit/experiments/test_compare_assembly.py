@@ -130,3 +130,17 @@ def test_table_and_plots_from_a_report(tmp_path: Path, make_report: Callable[...
     made = write_plots(report, tmp_path)
     assert [p.name for p in made] == ["startup.png", "memory.png", "traps.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in made)
+
+
+def test_lab_step_turns_toml_params_into_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """labs/system-vm passes lab.toml params (lists for tuples) and --set overrides to run_compare."""
+    from vmlab.experiments import compare
+    from vmlab.labs.runner import RunContext
+
+    seen: list[CompareOptions] = []
+    monkeypatch.setattr(compare, "run_compare", lambda opts, run_id, lab, progress: seen.append(opts) or {})
+    ctx = RunContext(run_id="r1", run_dir=tmp_path, lab="system-vm", step_id="compare")
+    compare.lab_step({"runs": 2, "only": ["startup"], "touch_mib": 8}, ctx)
+    assert seen[0].runs == 2 and seen[0].only == ("startup",) and seen[0].touch_mib == 8
+    with pytest.raises(UsageError, match=r"unknown parameter.*rnus"):
+        compare.lab_step({"rnus": 3}, ctx)
