@@ -14,7 +14,7 @@ PACKAGES=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-utils
   busybox-static dropbear-bin cpio kmod xz-utils zstd
-  strace linux-perf openssh-client
+  strace linux-perf openssh-client openssh-server
   build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
   python3-venv
 )

@@ -31,10 +31,11 @@ from vmlab.backends.base import (
 )
 from vmlab.backends.domain_xml import DomainModel, parse_metadata
 from vmlab.backends.ports import free_port, port_lock
+from vmlab.backends.remote import RemoteHost, ssh_target
 from vmlab.backends.signals import deferred_interrupts
-from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError
+from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError, VmlabError
 from vmlab.guest.console import ConsoleLog
-from vmlab.guest.ssh import SshSession, port_open, read_banner
+from vmlab.guest.ssh import Dial, SshSession, port_open, read_banner, tcp_dial
 from vmlab.guest.wait import wait_for
 from vmlab.images.model import ImageInfo
 
@@ -84,6 +85,9 @@ class LibvirtBackend:
     def __init__(self, uri: str | None = None) -> None:
         libvirt = _silence_libvirt()
         self.uri = uri or default_uri()
+        target = ssh_target(self.uri)  # first: a bad keyfile= is the user's error, not libvirt's
+        # an ssh-transport URI: guest port, console log and boot files are on that host (remote.py)
+        self.remote: RemoteHost | None = RemoteHost(target) if target else None
         if self.uri == "qemu:///system" and not Path("/var/run/libvirt/libvirt-sock").exists():
             raise NotAvailable(
                 f"libvirt at {self.uri} does not answer (libvirtd is not running)",
@@ -150,6 +154,10 @@ class LibvirtBackend:
         from vmlab.paths import vmlab_home
 
         loader, firmware = resolve_firmware(spec.firmware if spec.firmware is not None else image.firmware)
+        if self.remote is not None:
+            uploaded = self.remote.prepare_files(state, [image.kernel, initrd])
+            for path, why in uploaded.items():
+                log.info("%s: uploaded %s to %s (%s)", rname, path, self.remote.target.label, why)
 
         meta = {
             "name": spec.name,
@@ -243,7 +251,7 @@ class LibvirtBackend:
         _destroy_domain(dom)
         state = record.extra.get("state_dir")
         if state:
-            _remove_state(Path(state))
+            _remove_state(Path(state), self.remote)
 
     def cleanup_created(self) -> None:
         """Destroy every instance this backend object created (used when `up` fails or is interrupted)."""
@@ -253,6 +261,8 @@ class LibvirtBackend:
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a dead connection must not mask the real error
             self.conn.close()
+        if self.remote is not None:
+            self.remote.close()
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -261,6 +271,13 @@ class LibvirtBackend:
 
         caps = ET.fromstring(self.conn.getCapabilities())
         return {d.get("type", "") for d in caps.iter("domain")}
+
+    def _address(self, port: str) -> str:
+        """Where the guest's SSH answers; for a remote libvirt host, on that host's loopback."""
+        if port == "0":
+            return ""
+        via = f" via {self.remote.target.label}" if self.remote is not None else ""
+        return f"ssh://root@{SSH_HOST}:{port}{via}"
 
     def _record(self, dom: Any, meta: dict[str, str]) -> Record:
         import libvirt
@@ -289,7 +306,7 @@ class LibvirtBackend:
             state=state,
             lab=meta.get("lab", ""),
             accel=meta.get("accel", ""),
-            address=f"ssh://root@{SSH_HOST}:{port}" if port != "0" else "",
+            address=self._address(port),
             created_at=created,
             uptime_s=uptime,
             image=f"{meta.get('image', '')}:{meta.get('image_digest', '')[:12]}",
@@ -364,13 +381,19 @@ def _destroy_domain(dom: Any) -> None:
             raise translate(e, "undefining the domain failed") from e
 
 
-def _remove_state(state: Path) -> None:
+def _remove_state(state: Path, remote: RemoteHost | None = None) -> None:
     if os.environ.get("VMLAB_KEEP_LOGS"):
         return
     shutil.rmtree(state, ignore_errors=True)
     parent = state.parent
     with contextlib.suppress(OSError):
         parent.rmdir()  # the run dir, once its last instance is gone
+    if remote is not None:  # the remote's copy (console log, initrd); best effort like the local one
+        try:
+            remote.remove_tree(state)
+            remote.rmdir(parent)
+        except VmlabError as e:
+            log.warning("could not remove %s on %s: %s", state, remote.target.label, e.one_line())
 
 
 class LibvirtInstance(InstanceBase):
@@ -388,7 +411,9 @@ class LibvirtInstance(InstanceBase):
         self.accel = self.meta.get("accel", "")
         self.accel_reason = self.meta.get("accel_reason", "")
         self.ready_timeout_s = ready_timeout_s
-        self.console = ConsoleLog(model.serial_log)
+        self.remote = backend.remote
+        self.dial: Dial = self.remote.dial if self.remote is not None else tcp_dial
+        self.console = ConsoleLog(model.serial_log, self.remote.read_from if self.remote else None)
         self.guest_uptime_s: float | None = None
         self.ssh_banner: str | None = None
         self._ssh: SshSession | None = None
@@ -442,7 +467,7 @@ class LibvirtInstance(InstanceBase):
             )
             self.mark("serial_marker")
             wait_for(
-                lambda: True if port_open(SSH_HOST, self.ssh_port, 1.0) else None,
+                lambda: True if port_open(SSH_HOST, self.ssh_port, 1.0, self.dial) else None,
                 deadline=deadline,
                 stage=f"{self.name}: SSH port {self.ssh_port}",
                 abort=self._abort_reason,
@@ -450,7 +475,7 @@ class LibvirtInstance(InstanceBase):
             )
             self.mark("ssh_port")
             self.ssh_banner = wait_for(
-                lambda: read_banner(SSH_HOST, self.ssh_port, 2.0),
+                lambda: read_banner(SSH_HOST, self.ssh_port, 2.0, self.dial),
                 deadline=deadline,
                 stage=f"{self.name}: SSH banner",
                 abort=self._abort_reason,
@@ -508,7 +533,11 @@ class LibvirtInstance(InstanceBase):
     def session(self) -> SshSession:
         if self._ssh is None:
             self._ssh = SshSession(
-                SSH_HOST, self.ssh_port, self.meta["host_key"], Path(self.meta["client_key"])
+                SSH_HOST,
+                self.ssh_port,
+                self.meta["host_key"],
+                Path(self.meta["client_key"]),
+                dial=self.dial if self.remote is not None else None,
             )
         return self._ssh
 
@@ -518,7 +547,10 @@ class LibvirtInstance(InstanceBase):
         return self.session().run(cmd, timeout=timeout)
 
     def pid(self) -> int | None:
-        """The QEMU process (libvirt's pid file, else the process whose cmdline names the guest)."""
+        """The QEMU process (libvirt's pid file, else the process whose cmdline names the guest);
+        None for a remote libvirt host, whose processes this host cannot see."""
+        if self.remote is not None:
+            return None
         for base in (Path("/run/libvirt/qemu"), Path.home() / ".cache/libvirt/qemu/run"):
             f = base / f"{self.resource}.pid"
             try:
@@ -602,7 +634,7 @@ class LibvirtInstance(InstanceBase):
             _destroy_domain(self.dom)
             state = self.meta.get("state_dir")
             if state:
-                _remove_state(Path(state))
+                _remove_state(Path(state), self.remote)
 
 
 def _largest_mappings(p: Any, n: int = 3) -> list[dict[str, Any]]:

@@ -156,7 +156,9 @@ def ssh(name: Annotated[str, typer.Argument(help="Instance name.")], connect: Co
     import os
     import shutil
 
+    from vmlab.backends.libvirt_backend import default_uri
     from vmlab.backends.lifecycle import list_all
+    from vmlab.backends.remote import openssh_proxy_command, ssh_target
     from vmlab.errors import NotAvailable, UsageError
 
     with errors_to_exit():
@@ -188,8 +190,11 @@ def ssh(name: Annotated[str, typer.Argument(help="Instance name.")], connect: Co
                 "GlobalKnownHostsFile=/dev/null",
                 "-o",
                 f"KnownHostsCommand=/bin/echo [127.0.0.1]:{port} {host_key}",
-                "root@127.0.0.1",
             ]
+            target = ssh_target(connect or default_uri())
+            if target is not None:  # the forward listens on the libvirt host's loopback: hop through it
+                argv += ["-o", f"ProxyCommand={openssh_proxy_command(target)}"]
+            argv.append("root@127.0.0.1")
     os.execvp(argv[0], argv)
 
 

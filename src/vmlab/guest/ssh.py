@@ -10,29 +10,37 @@ import base64
 import shlex
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from vmlab.backends.base import ExecResult, as_argv
 from vmlab.errors import BackendError
 
+Dial = Callable[[str, int, float], Any]
+"""Opens a socket-like stream to (host, port) within a timeout; raises OSError when refused. The
+default is a TCP connection from this host; a remote libvirt host passes an SSH `direct-tcpip` dialer."""
 
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+
+def tcp_dial(host: str, port: int, timeout: float) -> socket.socket:
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def port_open(host: str, port: int, timeout: float = 1.0, dial: Dial = tcp_dial) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=timeout):
+        with dial(host, port, timeout):
             return True
     except OSError:
         return False
 
 
-def read_banner(host: str, port: int, timeout: float = 2.0) -> str | None:
+def read_banner(host: str, port: int, timeout: float = 2.0, dial: Dial = tcp_dial) -> str | None:
     """The server's identification line ("SSH-2.0-dropbear_2022.83"), or None if it closed first.
 
     With QEMU user networking the host port accepts at once; only the banner proves sshd answers.
     """
     try:
-        with socket.create_connection((host, port), timeout=timeout) as s:
+        with dial(host, port, timeout) as s:
             s.settimeout(timeout)
             data = b""
             while b"\n" not in data and len(data) < 512:
@@ -51,10 +59,19 @@ def known_hosts_line(host: str, port: int, host_key: str) -> str:
 
 
 class SshSession:
-    def __init__(self, host: str, port: int, host_key: str, client_key: Path, user: str = "root") -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        host_key: str,
+        client_key: Path,
+        user: str = "root",
+        dial: Dial | None = None,
+    ) -> None:
         self.host, self.port, self.user = host, port, user
         self.host_key = host_key
         self.client_key = client_key
+        self.dial = dial  # None: paramiko opens its own TCP connection
         self._client: Any = None
 
     def connect(self, timeout: float = 30.0) -> None:
@@ -74,6 +91,7 @@ class SshSession:
         client.get_host_keys().add(f"[{self.host}]:{self.port}", keytype, pinned)
         try:
             pkey = paramiko.Ed25519Key.from_private_key_file(str(self.client_key))
+            sock = self.dial(self.host, self.port, timeout) if self.dial is not None else None
             client.connect(
                 self.host,
                 port=self.port,
@@ -84,6 +102,7 @@ class SshSession:
                 auth_timeout=timeout,
                 look_for_keys=False,
                 allow_agent=False,
+                sock=sock,
             )
         except paramiko.BadHostKeyException as e:
             client.close()
