@@ -48,3 +48,18 @@ def make_report() -> Callable[..., Report]:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def libvirt_available() -> str:
+    """Skip unless libvirt answers (probed, not guessed from imports)."""
+    from vmlab.backends.libvirt_backend import LibvirtBackend
+    from vmlab.errors import NotAvailable
+
+    try:
+        backend = LibvirtBackend()
+    except NotAvailable as e:
+        pytest.skip(f"libvirt not available: {e.one_line()}")
+    uri = backend.uri
+    backend.close()
+    return uri

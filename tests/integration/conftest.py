@@ -46,21 +46,6 @@ def test_home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def libvirt_available() -> str:
-    """Skip unless libvirt answers (probed, not guessed from imports)."""
-    from vmlab.backends.libvirt_backend import LibvirtBackend
-    from vmlab.errors import NotAvailable
-
-    try:
-        backend = LibvirtBackend()
-    except NotAvailable as e:
-        pytest.skip(f"libvirt not available: {e.one_line()}")
-    uri = backend.uri
-    backend.close()
-    return uri
-
-
-@pytest.fixture(scope="session")
 def docker_available() -> None:
     from vmlab.errors import NotAvailable
     from vmlab.images.docker_image import docker_client

@@ -32,20 +32,6 @@ def _out() -> Path:
     return Path(os.environ.get("VMLAB_PERF_OUT", "runs/perf/boot.jsonl"))
 
 
-@pytest.fixture(scope="module")
-def libvirt_uri() -> str:
-    from vmlab.backends.libvirt_backend import LibvirtBackend
-    from vmlab.errors import NotAvailable
-
-    try:
-        backend = LibvirtBackend()
-    except NotAvailable as e:
-        pytest.skip(f"libvirt not available: {e.one_line()}")
-    uri = backend.uri
-    backend.close()
-    return uri
-
-
 def _image(name: str) -> Any:
     """tiny is built when missing (seconds); micro only when cached or VMLAB_BUILD_MICRO=1 (minutes)."""
     from vmlab.errors import NotAvailable, UsageError
@@ -103,7 +89,7 @@ def _check_measurement(result: dict[str, Any], runs: int) -> None:
 
 
 @pytest.mark.parametrize("image", ["tiny", "micro"])
-def test_tcg_boot(image: str, libvirt_uri: str) -> None:
+def test_tcg_boot(image: str, libvirt_available: str) -> None:
     info = _image(image)
     runs = _runs()
     result = run_bench(info.name, runs, accel="tcg", label=f"{image} tcg")
@@ -114,7 +100,7 @@ def test_tcg_boot(image: str, libvirt_uri: str) -> None:
 
 @pytest.mark.hwkvm
 @pytest.mark.kvm
-def test_kvm_boot_micro(libvirt_uri: str) -> None:
+def test_kvm_boot_micro(libvirt_available: str) -> None:
     reason = _hardware_kvm()
     if reason:
         pytest.skip(f"hardware KVM absent: {reason}")
