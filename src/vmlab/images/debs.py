@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from vmlab.errors import BackendError, NotAvailable
@@ -65,6 +66,27 @@ def download(package: str, version: str, into: Path) -> Path:
 def extract(deb: Path, into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     run(["dpkg-deb", "-x", str(deb), str(into)])
+
+
+def fetch_and_extract(
+    packages: dict[str, str],
+    deb_cache: Path,
+    into: Path,
+    progress: Callable[[str], None],
+    skip: Iterable[str] = (),
+) -> dict[str, Path]:
+    """Download each pinned package (cached) and extract it under into/<name>; {name: directory}."""
+    skipped = set(skip)
+    extracted: dict[str, Path] = {}
+    for name, version in packages.items():
+        if name in skipped:
+            continue
+        progress(f"download {name}={version}")
+        deb = download(name, version, deb_cache)
+        progress(f"extract {deb.name}")
+        extracted[name] = into / name
+        extract(deb, extracted[name])
+    return extracted
 
 
 def owning_package(path: str) -> str | None:

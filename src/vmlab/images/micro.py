@@ -357,15 +357,7 @@ def build(
     kdir = ensure_kernel(recipe, images=images, work=work / "kernel", deb_cache=deb_cache, progress=progress)
     kfacts = json.loads((kdir / "kernel.json").read_text())
     shutil.copy(kdir / "vmlinux", out / "vmlinux")
-    extracted: dict[str, Path] = {}
-    for name, version in packages.items():
-        if name == kernel_pkg:
-            continue
-        progress(f"download {name}={version}")
-        deb = debs.download(name, version, deb_cache)
-        progress(f"extract {deb.name}")
-        extracted[name] = work / "debs" / name
-        debs.extract(deb, extracted[name])
+    extracted = debs.fetch_and_extract(packages, deb_cache, work / "debs", progress, skip=[kernel_pkg])
     user = userspace_recipe(recipe)
     root = work / "rootfs"
     facts = build_userspace(

@@ -46,13 +46,7 @@ def build(
     progress: Progress,
 ) -> dict[str, object]:
     """Build into `out` (vmlinux, initrd.cpio, rootfs.tar, id_ed25519[.pub]); return manifest facts."""
-    extracted: dict[str, Path] = {}
-    for name, version in packages.items():
-        progress(f"download {name}={version}")
-        deb = debs.download(name, version, deb_cache)
-        progress(f"extract {deb.name}")
-        extracted[name] = work / "debs" / name
-        debs.extract(deb, extracted[name])
+    extracted = debs.fetch_and_extract(packages, deb_cache, work / "debs", progress)
 
     kdir = extracted[kernel_pkg]
     kernel_release = _kernel_release(kdir)
