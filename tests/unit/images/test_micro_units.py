@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,6 +17,17 @@ from vmlab.backends.domain_xml import DomainModel, resolve_firmware
 from vmlab.errors import BackendError, UsageError
 from vmlab.images import micro
 from vmlab.images.recipe import load_recipe, recipes_root
+
+
+def assert_gone(pid: int, after: str) -> None:
+    """The build's grandchild must be reaped within ~2.5 s of `after`."""
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"grandchild {pid} survived {after}")
 
 
 def test_fragment_parsing_keeps_values_and_not_set_lines() -> None:
@@ -95,7 +107,6 @@ def test_kernel_cache_rejects_a_corrupted_vmlinux(tmp_path: Path) -> None:
 
 
 def test_make_runner_counts_steps_and_reports_failures(monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
 
     monkeypatch.setattr(micro, "PROGRESS_EVERY_S", 0.0)
     seen: list[str] = []
@@ -112,7 +123,6 @@ def test_make_runner_counts_steps_and_reports_failures(monkeypatch: pytest.Monke
 
 def test_interrupt_kills_the_whole_build_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A Ctrl-C during the build leaves no compiler running (the grandchild dies with the group)."""
-    import time
 
     monkeypatch.setattr(micro, "PROGRESS_EVERY_S", 0.0)
     pidfile = tmp_path / "child.pid"
@@ -124,15 +134,7 @@ def test_interrupt_kills_the_whole_build_group(tmp_path: Path, monkeypatch: pyte
 
     with pytest.raises(KeyboardInterrupt):
         micro._stream_make(["sh", "-c", script], interrupt, time.monotonic())
-    child = int(pidfile.read_text())
-    for _ in range(50):
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"grandchild {child} survived the interrupted build")
+    assert_gone(int(pidfile.read_text()), "the interrupted build")
 
 
 def test_missing_build_tools_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,7 +192,6 @@ def test_sigterm_during_the_build_exits_143_and_kills_the_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import signal
-    import time
 
     monkeypatch.setattr(micro, "PROGRESS_EVERY_S", 0.0)
     pidfile = tmp_path / "child.pid"
@@ -205,12 +206,4 @@ def test_sigterm_during_the_build_exits_143_and_kills_the_group(
         micro._stream_make(["sh", "-c", script], terminate, time.monotonic())
     assert e.value.code == 143
     assert signal.getsignal(signal.SIGTERM) == before
-    child = int(pidfile.read_text())
-    for _ in range(50):
-        try:
-            os.kill(child, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail(f"grandchild {child} survived SIGTERM")
+    assert_gone(int(pidfile.read_text()), "SIGTERM")
