@@ -17,6 +17,9 @@ PACKAGES=(
   strace linux-perf openssh-client openssh-server
   build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
   python3-venv
+  valgrind gcc qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the process-VM lab
+  automake autoconf dpkg-dev                                          # building a Valgrind tool
+  openjdk-17-jdk-headless jasmin-sable                                # the HLL-VM lab
 )
 
 say() { printf '[setup] %s\n' "$*" >&2; }

@@ -1,62 +1,213 @@
-"""Evaluate a lab's checks against a report.
+"""Evaluate a lab's checks against a report: one outcome per check, then the grade.
 
-Paths are dotted paths into `report.experiments`; a path that ends on an experiment or a measurement
-(anything with a summary) stands for its summary median, so `ratio` can compare two experiments directly.
+Outcomes: `pass`/`fail` when the data was there to judge; `skipped` when the step behind the check did
+not run (or `when` is false: then `applicable` is false too); `error` when the check could not be
+graded (the step failed, or the grader itself did: a bad expression, a division by zero). Only a step
+that ran fine and still lacks a path makes a `fail`. A report without step records (upgraded from
+schema 1) has no such evidence: a missing path fails, as it always did.
+
+Exit code (Grade.exit_code): 1 when a required check failed (integrity included), else 3 when a
+required, applicable check is skipped or error, else 0. `timing="advisory"` keeps checks marked
+`timing` out of the exit code and the score (they are still graded and shown).
+Score: the points of passed checks over the points of the checks that were graded (pass or fail),
+counting optional ones; a report that fails integrity scores 0, since its figures cannot be trusted.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from vmlab.labs.model import (
+from vmlab.check.expr import Evaluation, ExprError, compile_expr, evaluate
+from vmlab.check.integrity import INTEGRITY_ID, integrity_result
+from vmlab.check.model import (
     Check,
+    CompareCheck,
     ExactCheck,
-    Lab,
+    ExprCheck,
     OrderCheck,
     PresentCheck,
     RangeCheck,
     RatioCheck,
     RegexCheck,
 )
-from vmlab.report.model import CheckResult, Report
+from vmlab.check.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
+from vmlab.errors import LabError
+from vmlab.labs.model import Lab
+from vmlab.report.model import CheckResult, Grade, Outcome, Report
+
+Timing = Literal["graded", "advisory"]
+
+__all__ = ["PathMissing", "evaluate_check", "grade_report", "make_grade", "resolve"]
 
 
-class PathMissing(LookupError):
-    pass
+@dataclass(frozen=True)
+class _Bound:
+    """One check for one member (member None: a plain check)."""
+
+    check: Check
+    member: str | None
+
+    @property
+    def id(self) -> str:
+        return self.check.id if self.member is None else f"{self.check.id}[{self.member}]"
+
+    def path(self, text: str) -> ParsedPath:
+        p = parse_path(text)
+        return p if self.member is None else p.bind(self.member)
+
+    def text(self, s: str) -> str:
+        return s if self.member is None else s.replace("{member}", self.member)
 
 
-def resolve(report: Report, path: str) -> Any:
-    """Follow a dotted path through experiments; a final node with a summary yields its median."""
-    node: Any = report.experiments
-    walked: list[str] = []
-    for part in path.split("."):
-        walked.append(part)
-        if isinstance(node, BaseModel):
-            node = node.model_dump()
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
+def grade_report(
+    report: Report,
+    lab: Lab,
+    *,
+    report_dir: Path | None = None,
+    tasks: list[str] | None = None,
+    timing: Timing = "graded",
+    require_artifacts: bool = False,
+) -> tuple[list[CheckResult], Grade]:
+    """Every check's outcome (group checks expanded), the integrity check last, and the grade."""
+    known = [t.id for t in lab.tasks]
+    for t in tasks or []:
+        if t not in known:
+            raise LabError(f"lab {lab.lab.name!r} has no task {t!r}", hint=f"pick one of: {', '.join(known)}")
+    results = [evaluate_check(b, report, lab) for b in _expand(lab, report)]
+    if tasks:
+        results = [r for r in results if r.task in tasks]
+    results.append(integrity_result(report, lab, report_dir, require_artifacts=require_artifacts))
+    return results, make_grade(results, timing)
+
+
+def _expand(lab: Lab, report: Report) -> Iterator[_Bound]:
+    for check in lab.checks:
+        if check.each is None:
+            yield _Bound(check, None)
+        elif isinstance(check.each, list):
+            for member in check.each:
+                yield _Bound(check, member)
         else:
-            raise PathMissing(f"{'.'.join(walked)} is not in the report")
-    if isinstance(node, BaseModel):
-        node = node.model_dump()
-    if isinstance(node, dict) and isinstance(node.get("summary"), dict):
-        return node["summary"]["median"]
-    if node is None:
-        raise PathMissing(f"{path} is empty in the report")
-    return node
+            try:
+                group = resolve_raw(report, parse_path(check.each))
+            except PathMissing:
+                group = None
+            if isinstance(group, dict) and group:
+                for member in group:
+                    yield _Bound(check, str(member))
+            else:
+                yield _Bound(check, None)  # graded as missing: the group is not in the report
 
 
-def _number(report: Report, path: str) -> float:
-    value = resolve(report, path)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PathMissing(f"{path} is {type(value).__name__}, not a number")
-    return float(value)
+def evaluate_check(bound: _Bound | Check, report: Report, lab: Lab | None = None) -> CheckResult:
+    """One check's outcome. Never raises: a grader fault becomes an `error` outcome."""
+    b = bound if isinstance(bound, _Bound) else _Bound(bound, None)
+    c = b.check
+    task = c.task if c.task is not None or lab is None else _member_task(b, report, lab)
+    base: dict[str, Any] = dict(
+        id=b.id,
+        kind=c.kind,
+        task=task,
+        description=b.text(c.description),
+        required=c.required,
+        timing=c.timing,
+        points=c.points,
+    )
+    expected = _expected_of(b)
+    outcome: Outcome
+    try:
+        if c.when is not None:
+            ev = Evaluation(report, member=b.member, missing_is_none=True)
+            if not evaluate(compile_expr(c.when), ev):
+                facts = ", ".join(f"{k} = {v!r}" for k, v in ev.seen.items())
+                message = f"not applicable: {c.when} is false" + (f" ({facts})" if facts else "")
+                return CheckResult(
+                    **base, outcome="skipped", applicable=False, expected=expected, message=message
+                )
+        if c.each is not None and b.member is None:
+            raise PathMissing(f"group {c.each} is not in the report or is empty")
+        gate = _step_gate(b, task, report, lab)
+        if gate is not None:
+            outcome, message = gate
+            return CheckResult(**base, outcome=outcome, expected=expected, message=message)
+        passed, measured, expected = _evaluate(b, report)
+        outcome = "pass" if passed else "fail"
+        message = "" if passed else f"measured {_fmt(measured)!r}, expected {expected}"
+    except PathMissing as e:
+        outcome, measured, message = "fail", None, str(e)
+    except ExprError as e:
+        outcome, measured, message = "error", None, f"cannot grade: {e}"
+    except Exception as e:  # a grader fault is never the student's loss
+        outcome, measured, message = "error", None, f"grader error: {type(e).__name__}: {e}"
+    return CheckResult(
+        **base,
+        outcome=outcome,
+        score=c.points if outcome == "pass" else 0.0,
+        measured=_fmt(measured),
+        expected=expected,
+        message=message,
+    )
+
+
+def _paths(b: _Bound) -> list[ParsedPath]:
+    c = b.check
+    if isinstance(c, ExprCheck):
+        ps = list(compile_expr(c.expr).paths.values())
+        return [p.bind(b.member) if b.member is not None else p for p in ps]
+    return [b.path(t) for t in c.path_texts()]
+
+
+def _step_of(experiment: str, report: Report) -> str | None:
+    if experiment in report.steps:
+        return experiment
+    return next((sid for sid, s in report.steps.items() if experiment in s.experiments), None)
+
+
+def _member_task(b: _Bound, report: Report, lab: Lab) -> str | None:
+    """A group member's task: the task running the step behind the first path that names the member."""
+    if b.member is None:
+        return None
+    for text in b.check.path_texts():
+        p = parse_path(text)
+        if p.has_member and p.experiment is not None:
+            exp = p.bind(b.member).segments[0]
+            step = _step_of(exp, report) or exp
+            for t in lab.tasks:
+                if step in t.experiments:
+                    return t.id
+    return None
+
+
+def _step_gate(b: _Bound, task: str | None, report: Report, lab: Lab | None) -> tuple[Outcome, str] | None:
+    """skipped/error when a step behind the check did not run fine; None to grade the data."""
+    if not report.steps:
+        return None  # an upgraded schema-1 report: no evidence of steps, grade what is there
+    steps: list[str] = []
+    for p in _paths(b):
+        if p.experiment is None:
+            continue
+        step = _step_of(p.experiment, report)
+        if step is not None:
+            steps.append(step)
+        elif task is not None and lab is not None:
+            steps += next((t.experiments for t in lab.tasks if t.id == task), [])
+    worst: tuple[Outcome, str] | None = None
+    for sid in dict.fromkeys(steps):
+        rec = report.steps.get(sid)
+        status = rec.status if rec is not None else "not_run"
+        why = f": {rec.message}" if rec is not None and rec.message else ""
+        if status == "error":
+            return "error", f"step {sid} failed{why}"
+        if status != "ok" and worst is None:
+            said = {"not_run": "did not run", "interrupted": "was interrupted"}.get(status, "was skipped")
+            worst = "skipped", f"step {sid} {said}{why}"
+    return worst
 
 
 def _band(lo: float | None, hi: float | None) -> str:
@@ -70,71 +221,93 @@ def _in_band(x: float, lo: float | None, hi: float | None) -> bool:
 
 
 def _fmt(x: Any) -> Any:
-    return round(x, 6) if isinstance(x, float) else x
+    if isinstance(x, float):
+        return round(x, 6)
+    if isinstance(x, list):
+        return [_fmt(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _fmt(v) for k, v in x.items()}
+    return x
 
 
-def evaluate(check: Check, report: Report) -> CheckResult:
-    try:
-        passed, measured, expected = _evaluate(check, report)
-        message = "" if passed else f"measured {measured!r}, expected {expected}"
-    except PathMissing as e:
-        passed, measured, expected, message = False, None, _expected_of(check), str(e)
-    return CheckResult(
-        id=check.id,
-        kind=check.kind,
-        task=check.task,
-        description=check.description,
-        required=check.required,
-        timing=check.timing,
-        passed=passed,
-        measured=_fmt(measured),
-        expected=expected,
-        message=message,
-    )
+def _tol(c: CompareCheck) -> str:
+    parts = [f"rel {c.rel_tol:g}" if c.rel_tol else "", f"abs {c.abs_tol:g}" if c.abs_tol else ""]
+    shown = ", ".join(p for p in parts if p)
+    return f" (tolerance {shown})" if shown else ""
 
 
-def _expected_of(check: Check) -> str:
-    match check:
+def _expected_of(b: _Bound) -> str:
+    c = b.check
+    match c:
         case ExactCheck():
-            return f"== {check.value!r}"
+            return f"== {c.value!r}"
         case RangeCheck() | RatioCheck():
-            return _band(check.lo, check.hi)
+            return _band(c.lo, c.hi)
         case RegexCheck():
-            return f"matches /{check.pattern}/"
+            return f"matches /{c.pattern}/"
         case PresentCheck():
             return "present"
         case OrderCheck():
-            return "increasing" if check.strict else "non-decreasing"
-    raise AssertionError(check)
+            return "increasing" if c.strict else "non-decreasing"
+        case CompareCheck():
+            return f"{c.op} {b.path(c.right)}{_tol(c)}"
+        case ExprCheck():
+            return b.text(c.expr)
+    raise AssertionError(c)
 
 
-def _evaluate(check: Check, report: Report) -> tuple[bool, Any, str]:
-    expected = _expected_of(check)
-    match check:
+def _evaluate(b: _Bound, report: Report) -> tuple[bool, Any, str]:
+    c = b.check
+    expected = _expected_of(b)
+    match c:
         case ExactCheck():
-            value = resolve(report, check.path)
-            return _same(value, check.value), value, expected
+            value = resolve(report, b.path(c.path))
+            return _same(value, c.value), value, expected
         case RangeCheck():
-            x = _number(report, check.path)
-            return _in_band(x, check.lo, check.hi), x, expected
+            x = number(report, b.path(c.path))
+            return _in_band(x, c.lo, c.hi), x, expected
         case RatioCheck():
-            num, den = _number(report, check.num), _number(report, check.den)
+            num, den = number(report, b.path(c.num)), number(report, b.path(c.den))
             if den == 0:
                 return False, f"{num:g}/0", expected
             ratio = num / den
-            return _in_band(ratio, check.lo, check.hi), ratio, expected
+            return _in_band(ratio, c.lo, c.hi), ratio, expected
         case RegexCheck():
-            text = resolve(report, check.path)
-            return re.search(check.pattern, str(text)) is not None, _clip(str(text)), expected
+            text = str(resolve(report, b.path(c.path)))
+            return re.search(c.pattern, text) is not None, _clip(text), expected
         case PresentCheck():
-            resolve(report, check.path)
+            resolve(report, b.path(c.path))
             return True, "present", expected
         case OrderCheck():
-            xs = [_number(report, p) for p in check.paths]
+            xs = [number(report, b.path(p)) for p in c.paths]
             pairs = list(itertools.pairwise(xs))
-            ok = all(a < b for a, b in pairs) if check.strict else all(a <= b for a, b in pairs)
+            ok = all(x < y for x, y in pairs) if c.strict else all(x <= y for x, y in pairs)
             return ok, xs, expected
-    raise AssertionError(check)
+        case CompareCheck():
+            left, right = number(report, b.path(c.left)), number(report, b.path(c.right))
+            ok = compare(left, c.op, right, rel_tol=c.rel_tol, abs_tol=c.abs_tol)
+            return ok, left, f"{c.op} {_fmt(right)!r} ({b.path(c.right)}){_tol(c)}"
+        case ExprCheck():
+            ev = Evaluation(report, member=b.member)
+            ok = evaluate(compile_expr(c.expr), ev)
+            if not isinstance(ok, bool):
+                raise ExprError(f"{c.expr!r} gives {ok!r}, not true or false")
+            return ok, ev.seen, expected
+    raise AssertionError(c)
+
+
+def compare(left: float, op: str, right: float, *, rel_tol: float = 0.0, abs_tol: float = 0.0) -> bool:
+    """`left op right` where "close" (math.isclose) counts as equal: lenient for <=, ==, >=; strict
+    comparisons must hold beyond the tolerance."""
+    close = math.isclose(left, right, rel_tol=rel_tol, abs_tol=abs_tol)
+    return {
+        "<": left < right and not close,
+        "<=": left <= right or close,
+        "==": close,
+        "!=": not close,
+        ">=": left >= right or close,
+        ">": left > right and not close,
+    }[op]
 
 
 def _same(value: Any, wanted: int | float | str | bool) -> bool:
@@ -148,9 +321,42 @@ def _clip(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def make_grade(results: list[CheckResult], timing: Timing = "graded") -> Grade:
+    """The verdict: see the module docstring for the exit code and the score."""
+    advisory = [r for r in results if timing == "advisory" and r.timing]
+    counted = [r for r in results if r.applicable and not (timing == "advisory" and r.timing)]
+    required = [r for r in counted if r.required]
+    if any(r.outcome == "fail" for r in required):
+        exit_code = 1
+    elif any(r.outcome in ("error", "skipped") for r in required):
+        exit_code = 3
+    else:
+        exit_code = 0
+    graded = [r for r in counted if r.outcome in ("pass", "fail")]
+    trusted = all(r.passed for r in results if r.id == INTEGRITY_ID)
+    counts = {o: sum(1 for r in results if r.outcome == o) for o in ("pass", "fail", "skipped", "error")}
+    counts |= {
+        "required": len(required),
+        "required_passed": sum(1 for r in required if r.passed),
+        "optional": len(counted) - len(required),
+        "optional_passed": sum(1 for r in counted if r.passed and not r.required),
+        "not_applicable": sum(1 for r in results if not r.applicable),
+        "advisory": len(advisory),
+    }
+    return Grade(
+        passed=exit_code == 0,
+        exit_code=exit_code,
+        score=sum(r.score for r in counted) if trusted else 0.0,
+        max_score=sum(r.points for r in graded),
+        counts=counts,
+        timing=timing,
+    )
+
+
 def grade(report: Report, lab: Lab) -> list[CheckResult]:
-    return [evaluate(c, report) for c in lab.checks]
+    """The results alone (kept for older callers)."""
+    return grade_report(report, lab)[0]
 
 
 def all_required_pass(results: list[CheckResult]) -> bool:
-    return all(r.passed for r in results if r.required)
+    return make_grade(results).passed

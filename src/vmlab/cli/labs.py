@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from vmlab.cli.output import emit_json, err, errors_to_exit, fail, out, progress_printer
+from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
+from vmlab.errors import UsageError
 
 lab_app = typer.Typer(help="List, read and run labs.", no_args_is_help=True)
 
@@ -17,7 +18,7 @@ def lab_ls(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     """List the labs and their tasks."""
     from rich.table import Table
 
-    from vmlab.labs.runner import lab_names, load_lab
+    from vmlab.labs.catalog import lab_names, load_lab
 
     with errors_to_exit():
         labs = [load_lab(n) for n in lab_names()]
@@ -46,7 +47,7 @@ def lab_show(
     from rich.markdown import Markdown
     from rich.table import Table
 
-    from vmlab.labs.runner import lab_path, load_lab
+    from vmlab.labs.catalog import lab_path, load_lab
 
     with errors_to_exit():
         lab = load_lab(name)
@@ -73,7 +74,9 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:
         target, eq, raw = item.partition("=")
         step, dot, key = target.partition(".")
         if not eq or not dot or not step or not key:
-            raise fail(f"--set {item!r}: expected STEP.KEY=VALUE, for example --set true.runs=10")
+            raise UsageError(
+                f"--set {item!r}: expected STEP.KEY=VALUE", hint="for example --set true.runs=10"
+            )
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
@@ -82,99 +85,73 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:
     return params
 
 
+def _parse_inputs(items: list[str]) -> dict[str, Path]:
+    """--input NAME=PATH, resolved from where the student stands."""
+    found: dict[str, Path] = {}
+    for item in items:
+        name, eq, raw = item.partition("=")
+        if not eq or not name or not raw:
+            raise UsageError(f"--input {item!r}: expected NAME=PATH", hint="for example --input engine=my.py")
+        found[name] = Path(raw).expanduser().absolute()
+    return found
+
+
 @lab_app.command("run")
 def lab_run(
     name: Annotated[str, typer.Argument(help="Lab name (see 'vmlab lab ls').")],
-    task: Annotated[str | None, typer.Option("--task", help="Run only this task's experiments.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write report.json.")] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Option("--task", help="Run only this task's steps (repeatable).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Report file (default $VMLAB_HOME/runs/<run>/report.json)."),
+    ] = None,
     sets: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a step parameter: STEP.KEY=VALUE (repeatable)."),
     ] = None,
-    engine_module: Annotated[
-        Path | None, typer.Option("--engine-module", help="A student's engine file (isa-emulation lab).")
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option("--input", help="Your file or folder for a lab input: NAME=PATH (repeatable)."),
     ] = None,
-    grade: Annotated[bool, typer.Option("--check/--no-check", help="Grade the report right away.")] = False,
+    student: Annotated[
+        str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="Your student id.")
+    ] = None,
+    grade: Annotated[bool, typer.Option("--check", help="Grade the report right away.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Run a lab's experiments and write a report (grade it with 'vmlab check')."""
-    from vmlab.labs.runner import run_lab
-    from vmlab.report.io import save_report
+    """Run a lab's steps and write a report (grade it with 'vmlab check').
 
-    options: dict[str, Any] = {"params": _parse_sets(sets or [])}
-    if engine_module is not None:
-        if not engine_module.is_file():
-            raise fail(f"--engine-module {engine_module}: no such file", 2)
-        options["engine_module"] = str(engine_module.resolve())
+    Exit 0 when every step ran, 3 when some step was skipped or failed (the report says why),
+    2 for bad input, 130 after Ctrl-C (the report written so far is kept).
+    """
+    from rich.markup import escape
+
+    from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
+
     with errors_to_exit():
-        report = run_lab(name, task=task, options=options, progress=progress_printer())
-        from vmlab.paths import run_dir
-
-        path = output or run_dir(report.run_id) / "report.json"
-        save_report(report, path)
-    err.print(f"report written to [bold]{path}[/]")
+        request = RunRequest(
+            lab=name,
+            tasks=tasks or None,
+            sets=_parse_sets(sets or []),
+            inputs=_parse_inputs(inputs or []),
+            student=student,
+            output=output,
+        )
+        result = run_lab(request, progress_printer())
+    shown = relative_to_cwd(result.path)
+    for step_id, step in result.report.steps.items():
+        if step.status != "ok":
+            err.print(f"[yellow]{step_id}: {step.status}[/]: {escape(step.message)}", highlight=False)
+    err.print(f"report written to [bold]{shown}[/]")
     if grade:
-        _grade_and_exit(path, None, None, json_out, write_back=True)
+        from vmlab.cli.check import _grade_and_exit
+
+        _grade_and_exit(result.path, None, None, json_out, write_back=True)
     if json_out:
-        emit_json(report)
-
-
-def _grade_and_exit(
-    report_path: Path, lab_name: str | None, junit: Path | None, json_out: bool, *, write_back: bool = False
-) -> None:
-    from rich.table import Table
-
-    from vmlab.check.grader import all_required_pass, grade
-    from vmlab.check.junit import write_junit
-    from vmlab.labs.runner import load_lab
-    from vmlab.report.io import load_report, save_report
-
-    with errors_to_exit():
-        report = load_report(report_path)
-        lab = load_lab(lab_name or report.lab)
-        results = grade(report, lab)
-        if junit is not None:
-            write_junit(results, lab.lab.name, junit)
-        if write_back:
-            save_report(report.model_copy(update={"checks": results}), report_path)
-    ok = all_required_pass(results)
-    if json_out:
-        emit_json(
-            {
-                "lab": lab.lab.name,
-                "report": str(report_path),
-                "passed": ok,
-                "checks": [r.model_dump(mode="json") for r in results],
-            }
-        )
-    else:
-        table = Table(title=f"{lab.lab.name}: {report.run_id}")
-        for col in ("check", "task", "result", "measured", "expected", "note"):
-            table.add_column(col, overflow="fold")
-        for r in results:
-            mark = "[green]pass[/]" if r.passed else ("[red]FAIL[/]" if r.required else "[yellow]fail[/]")
-            table.add_row(r.id, r.task or "", mark, str(r.measured), r.expected, r.message or r.description)
-        out.print(table)
-        n_fail = sum(1 for r in results if not r.passed and r.required)
-        out.print(
-            f"{len(results) - n_fail}/{len(results)} checks passed"
-            + ("" if ok else f", {n_fail} required failed")
-        )
-    raise typer.Exit(0 if ok else 1)
-
-
-def check(
-    report: Annotated[Path, typer.Argument(help="The report.json to grade.")],
-    lab: Annotated[
-        str | None, typer.Option("--lab", help="Grade against this lab (default: the report's).")
-    ] = None,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Also write JUnit XML here for CI.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
-) -> None:
-    """Grade a report against its lab's checks; exit 0 only when every required check passes."""
-    _grade_and_exit(report, lab, junit, json_out)
+        emit_json(result.report)
+    raise typer.Exit(result.exit_code)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(lab_app, name="lab")
-    app.command("check")(check)

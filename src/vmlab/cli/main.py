@@ -41,21 +41,46 @@ def _root(
 
 
 def _register() -> None:
-    """Each group's module imports only typer at module level; heavy libraries load inside commands."""
-    from vmlab.cli import compare, doctor, image, isa, kvm, labs, lifecycle, report
+    """Core groups, then each lab's own group as its lab.toml names it (`[lab] cli`).
+
+    Every group's module imports only typer at module level; heavy libraries load inside commands.
+    A lab whose CLI module cannot be imported is left out with a warning, never breaking the others.
+    """
+    import importlib
+    import sys
+
+    from vmlab.cli import check, doctor, image, labs, lifecycle, report
+    from vmlab.labs.catalog import cli_registrars
 
     doctor.register(app)
     labs.register(app)
+    check.register(app)
     app.add_typer(report.app, name="report")
     app.add_typer(image.app, name="image")
     lifecycle.register(app)
-    compare.register(app)
-    app.add_typer(kvm.app, name="kvm")
-    app.add_typer(isa.app, name="isa")
+    for lab, spec in cli_registrars():
+        module_name, _, func = spec.partition(":")
+        try:
+            getattr(importlib.import_module(module_name), func)(app)
+        except (ImportError, AttributeError) as e:
+            print(f"vmlab: warning: lab {lab}: its commands ({spec}) are unavailable: {e}", file=sys.stderr)
 
 
 _register()
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    """Ctrl-C and SIGTERM (a CI job's timeout) both unwind as KeyboardInterrupt, so cleanup runs.
+
+    SIGINT is re-armed explicitly: a shell starts background jobs with it ignored, and Python then
+    never raises KeyboardInterrupt.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     app()

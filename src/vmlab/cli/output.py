@@ -30,7 +30,9 @@ def emit_json(obj: Any) -> None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -59,7 +61,9 @@ def run_cli(fn: Callable[[], T]) -> T:
 def progress_printer(prefix: str = "") -> Callable[[str], None]:
     """A progress callback for library code: one dim line per step on stderr."""
 
+    from rich.markup import escape
+
     def show(msg: str) -> None:
-        err.print(f"[dim]{prefix}{msg}[/]", highlight=False)
+        err.print(f"[dim]{escape(prefix + msg)}[/]", highlight=False)
 
     return show

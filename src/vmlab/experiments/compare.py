@@ -12,12 +12,15 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from vmlab.backends.base import ExecResult, Instance, InstanceSpec
 from vmlab.errors import BackendError, UsageError
 from vmlab.experiments import counters
 from vmlab.experiments.process import time_process
+from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
 from vmlab.report.stats import summarize
 
@@ -420,17 +423,31 @@ def run_compare(
     return result
 
 
-def lab_step(params: dict[str, Any], ctx: Any) -> dict[str, ExperimentEntry]:
-    """Step runner for labs/system-vm: params are CompareOptions fields."""
-    known = set(CompareOptions.__dataclass_fields__) - {"workloads"}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise UsageError(
-            f"compare step: unknown parameter(s) {', '.join(unknown)}",
-            hint=f"known: {', '.join(sorted(known))}",
-        )
-    fields = dict(params)
-    for key in ("only", "kinds"):
-        if isinstance(fields.get(key), list):
-            fields[key] = tuple(fields[key])
-    return run_compare(CompareOptions(**fields), ctx.run_id, ctx.lab, ctx.progress)
+class CompareParams(StepParams):
+    """The compare step's parameters (CompareOptions, as lab.toml and --set give them)."""
+
+    runs: int = Field(5, ge=1, le=100)
+    image: str = "tiny"
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    memory_mib: int | None = Field(None, ge=16)
+    only: list[Literal["startup", "memory", "traps"]] = Field(default_factory=lambda: list(EXPERIMENTS))
+    kinds: list[Literal["container", "vm"]] = Field(default_factory=lambda: list(KINDS))
+    touch_mib: int = Field(32, ge=1)
+    idle_s: float = Field(2.0, ge=0)
+    ready_timeout_s: float = Field(120.0, gt=0)
+
+    def options(self) -> CompareOptions:
+        fields = self.model_dump()
+        fields["only"], fields["kinds"] = tuple(self.only), tuple(self.kinds)
+        return CompareOptions(**fields)
+
+
+def lab_step(params: CompareParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
+    """Step runner for labs/system-vm (and `vmlab compare`)."""
+    result = run_compare(params.options(), ctx.run_id, ctx.lab, ctx.progress)
+    for group in result.values():
+        vm = group.get("vm") if isinstance(group, dict) else None
+        if vm is not None and vm.provenance.accel:
+            ctx.use_accel(vm.provenance.accel, vm.provenance.accel_reason or "")
+            break
+    return result

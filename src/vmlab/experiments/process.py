@@ -7,20 +7,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+
+from pydantic import Field
 
 from vmlab.errors import UsageError
-from vmlab.labs.runner import RunContext
+from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
 from vmlab.report.stats import summarize
 
 
-def _argv(params: dict[str, Any]) -> list[str]:
-    argv = params.get("argv")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        raise UsageError(f"argv must be a non-empty list of strings, got {argv!r}")
+class StartupParams(StepParams):
+    argv: list[str] = Field(min_length=1)
+    runs: int = Field(10, ge=1, le=10_000)
+
+
+def _argv(params: StartupParams) -> list[str]:
     # "{python}" stands for the interpreter running vmlab, so the lab does not depend on PATH.
-    argv = [sys.executable if a == "{python}" else a for a in argv]
+    argv = [sys.executable if a == "{python}" else a for a in params.argv]
     if shutil.which(argv[0]) is None:
         raise UsageError(f"program {argv[0]!r} not found", hint="install it or fix argv in lab.toml")
     return argv
@@ -40,12 +43,10 @@ def time_process(argv: Sequence[str], runs: int) -> tuple[list[float], str]:
     return samples, output
 
 
-def startup(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry]:
+def startup(params: StartupParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step runner: start a host process `runs` times (default 10)."""
     argv = _argv(params)
-    runs = int(params.get("runs", 10))
-    if runs < 1:
-        raise UsageError(f"runs must be at least 1, got {runs}")
+    runs = params.runs
     ctx.progress(f"{ctx.step_id}: {runs} starts of {' '.join(argv)}")
     samples, output = time_process(argv, runs)
     exp = Experiment(

@@ -9,8 +9,8 @@ from functools import cache
 
 import psutil
 
-from vmlab.host.cpu import cpu_model, full_guest_accel, hw_virt
-from vmlab.host.versions import tool_versions
+from vmlab.host.cpu import cpu_model, hw_virt
+from vmlab.host.versions import DEFAULT_TOOLS, tool_versions
 from vmlab.report.model import HostInfo
 
 
@@ -26,8 +26,8 @@ def _os_name() -> str:
 
 
 @cache
-def host_info() -> HostInfo:
-    accel, reason = full_guest_accel("auto")
+def host_info(tools: tuple[str, ...] = DEFAULT_TOOLS) -> HostInfo:
+    """This host; `accel` stays None here: a run sets it to what its guests really used."""
     return HostInfo(
         hostname=socket.gethostname(),
         kernel=platform.release(),
@@ -38,7 +38,5 @@ def host_info() -> HostInfo:
         memory_bytes=psutil.virtual_memory().total,
         python=platform.python_version(),
         hw_virt=hw_virt(),
-        accel=accel,
-        accel_reason=reason,
-        versions=tool_versions(),
+        versions=tool_versions(tools),
     )

@@ -1,14 +1,20 @@
-"""Versions of the tools behind the figures, read without needing any daemon."""
+"""Versions of the tools behind the figures, read without needing any daemon.
+
+A lab names the tools it uses (`[lab] tools = [...]`); the report records just those.
+"""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterable
 from functools import cache
 
+_NUMBER = r"(\d+\.\d+(?:\.\d+)?)"
 
-def tool_version(argv: list[str], pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> str | None:
+
+def tool_version(argv: list[str], pattern: str = _NUMBER) -> str | None:
     """First version-looking string a tool prints, or None when absent or silent."""
     if shutil.which(argv[0]) is None:
         return None
@@ -20,22 +26,45 @@ def tool_version(argv: list[str], pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> str
     return m.group(1) if m else None
 
 
-@cache
-def tool_versions() -> dict[str, str | None]:
+def _pkg(name: str) -> str | None:
     from importlib import metadata
 
-    def pkg(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
-    return {
-        "qemu": tool_version(["qemu-system-x86_64", "--version"]),
-        "libvirt": tool_version(["libvirtd", "--version"]),
-        "libvirt_python": pkg("libvirt-python"),
-        "docker": tool_version(["dockerd", "--version"]),
-        "docker_sdk": pkg("docker"),
-        "valgrind": tool_version(["valgrind", "--version"]),
-        "java": tool_version(["java", "-version"], r'version "([^"]+)"'),
-    }
+
+def _cmd(*argv: str, pattern: str = _NUMBER) -> Callable[[], str | None]:
+    return lambda: tool_version(list(argv), pattern)
+
+
+# name -> how to read its version; a lab.toml naming another tool is rejected at load
+TOOLS: dict[str, Callable[[], str | None]] = {
+    "qemu": _cmd("qemu-system-x86_64", "--version"),
+    "libvirt": _cmd("libvirtd", "--version"),
+    "libvirt_python": lambda: _pkg("libvirt-python"),
+    "docker": _cmd("dockerd", "--version"),
+    "docker_sdk": lambda: _pkg("docker"),
+    "runsc": _cmd("runsc", "--version", pattern=r"runsc version (\S+)"),
+    "valgrind": _cmd("valgrind", "--version"),
+    "gcc": _cmd("gcc", "-dumpfullversion"),
+    "aarch64-gcc": _cmd("aarch64-linux-gnu-gcc", "-dumpfullversion"),
+    "qemu-user": _cmd("qemu-aarch64", "--version"),
+    "java": _cmd("java", "-version", pattern=r'version "([^"]+)"'),
+    "javac": _cmd("javac", "-version"),
+    "jasmin": lambda: "present" if shutil.which("jasmin") else None,
+    "strace": _cmd("strace", "-V"),
+    "perf": _cmd("perf", "--version"),
+}
+
+DEFAULT_TOOLS = ("qemu", "libvirt", "libvirt_python", "docker", "docker_sdk", "valgrind", "java")
+
+
+@cache
+def _version_of(name: str) -> str | None:
+    return TOOLS[name]()
+
+
+def tool_versions(names: Iterable[str] = DEFAULT_TOOLS) -> dict[str, str | None]:
+    return {n: _version_of(n) for n in names}

@@ -18,6 +18,7 @@ from vmlab.images.access import share_with_qemu
 from vmlab.images.archive import Node, write_cpio, write_tar
 from vmlab.images.kernel import extract_vmlinux, has_pvh_note, module_load_order
 from vmlab.images.recipe import Recipe
+from vmlab.paths import system_tool
 
 Progress = Callable[[str], None]
 
@@ -58,7 +59,7 @@ def build(
     del vmlinux
 
     progress(f"depmod {kernel_release}")
-    debs.run(["depmod", "-b", str(kdir), kernel_release])
+    debs.run([system_tool("depmod") or "depmod", "-b", str(kdir), kernel_release])
     moddir = kdir / "lib" / "modules" / kernel_release
     wanted = [str(m) for m in recipe.section("modules").get("load", [])]
     order = module_load_order((moddir / "modules.dep").read_text(), wanted)
@@ -99,8 +100,15 @@ def build_userspace(
     (root / "etc" / "vmlab" / "release").write_text(release)
     shutil.copy(init, root / "init")
     os.chmod(root / "init", 0o755)
+    container_only: list[Path] = []
+    if "strace" in extracted:
+        progress("add strace (container image only: counting system calls from inside)")
+        strace_libs, container_only = _install_strace(extracted["strace"], root)
+        libraries.update(strace_libs)
     progress("write rootfs.tar (container image)")
     write_tar(root, out / "rootfs.tar", exclude=("init",))
+    for path in container_only:  # the guest's initramfs stays as small as before: boot time
+        path.unlink()
     return {"host_public_key": host_pub, "client_public_key": client_pub, "libraries": libraries}
 
 
@@ -166,7 +174,28 @@ def _install_dropbear(pkg: Path, root: Path) -> dict[str, str]:
     """dropbear and the shared libraries `ldd` names (host copies of Debian's packages, recorded)."""
     binary = pkg / "usr" / "sbin" / "dropbear"
     shutil.copy(binary, root / "usr" / "sbin" / "dropbear")
+    libraries, _ = _copy_libraries(binary, root)
+    return libraries
+
+
+def _install_strace(pkg: Path, root: Path) -> tuple[dict[str, str], list[Path]]:
+    """strace and its libraries, so a user who may not ptrace the container's root-owned processes
+    from the host can count system calls inside it (tracing one's own children needs no capability).
+    Returns the libraries and the files only strace needs (left out of the guest's initramfs)."""
+    dest = root / "usr" / "bin" / "strace"
+    shutil.copy(pkg / "usr" / "bin" / "strace", dest)
+    os.chmod(dest, 0o755)
+    libraries, added = _copy_libraries(pkg / "usr" / "bin" / "strace", root)
+    return libraries, [dest, *added]
+
+
+def _copy_libraries(binary: Path, root: Path) -> tuple[dict[str, str], list[Path]]:
+    """Copy the shared libraries `ldd` names (host copies of Debian's packages) into `root`.
+
+    Returns {host path: owning package} for the manifest and the files that were not there before.
+    """
     libraries: dict[str, str] = {}
+    added: list[Path] = []
     for line in debs.run(["ldd", str(binary)]).splitlines():
         m = re.search(r"(/\S+)\s+\(0x", line)
         if not m:
@@ -174,9 +203,11 @@ def _install_dropbear(pkg: Path, root: Path) -> dict[str, str]:
         lib = Path(m.group(1))
         dest = root / lib.relative_to("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            added.append(dest)
         shutil.copy(lib, dest)  # follows the soname symlink to the real file
         libraries[str(lib)] = debs.owning_package(str(lib.resolve())) or "unknown"
-    return libraries
+    return libraries, added
 
 
 def _host_key(pkg: Path, root: Path) -> str:

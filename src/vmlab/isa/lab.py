@@ -6,7 +6,7 @@ scenario 4, with `values.outcome` ("A=138 instructions=21516018", what the exact
 translators, `stages.translate` / `stages.execute`.
 
 The `candidate` step runs the engine under test in a child process with a timeout: the student's file
-given as `vmlab lab run isa-emulation --engine-module FILE`, otherwise vmlab's reference interpreter,
+given as `vmlab lab run isa-emulation --input engine=FILE`, otherwise vmlab's reference interpreter,
 so the lab passes out of the box and the same checks grade a student's engine when one is given.
 """
 
@@ -17,51 +17,60 @@ import subprocess
 import sys
 from typing import Any
 
+from pydantic import Field, field_validator
+
 from vmlab.errors import UsageError
 from vmlab.isa.bench import Run, failed_experiment, run_matrix, to_experiment
 from vmlab.isa.engines import ENGINES
-from vmlab.isa.gen import SCENARIOS, scenario
+from vmlab.isa.gen import SCENARIOS
 from vmlab.isa.machine import Result
-from vmlab.labs.runner import RunContext
+from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import ExperimentEntry
 
 
-def _scenarios(params: dict[str, Any]) -> list[int]:
-    raw = params.get("scenarios", [1, 2, 3, 4])
-    if not isinstance(raw, list) or not raw:
-        raise UsageError(f"scenarios must be a non-empty list like [1, 2, 3, 4], got {raw!r}")
-    out = []
-    for x in raw:
-        if not isinstance(x, int) or isinstance(x, bool):
-            raise UsageError(f"scenario {x!r} is not a number (known: {', '.join(map(str, SCENARIOS))})")
-        out.append(scenario(x).number)
-    return out
+class EngineParams(StepParams):
+    """`repeats` is one count for every scenario or a table like {S4 = 3} (the others run once)."""
 
+    engine: str | None = None
+    scenarios: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
+    repeats: int | dict[str, int] = 1
 
-def _repeats(params: dict[str, Any]) -> dict[int, int]:
-    """repeats = 3 (every scenario) or {S3 = 5, S4 = 3} (others 1)."""
-    raw = params.get("repeats", 1)
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        table = {n: raw for n in SCENARIOS}
-    elif isinstance(raw, dict):
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, v: list[int]) -> list[int]:
+        for x in v:
+            if x not in SCENARIOS:
+                raise ValueError(f"scenario {x} is unknown (known: {', '.join(map(str, SCENARIOS))})")
+        return v
+
+    @field_validator("repeats")
+    @classmethod
+    def _repeat_table(cls, v: int | dict[str, int]) -> int | dict[str, int]:
+        counts = [v] if isinstance(v, int) else list(v.values())
+        if isinstance(v, dict):
+            for key in v:
+                digits = key.lstrip("Ss")
+                if not digits.isdigit() or int(digits) not in SCENARIOS:
+                    raise ValueError(f"{key!r} is not a scenario such as S4")
+        if any(c < 1 for c in counts):
+            raise ValueError("repeats must be at least 1")
+        return v
+
+    def repeat_table(self) -> dict[int, int]:
+        if isinstance(self.repeats, int):
+            return {n: self.repeats for n in SCENARIOS}
         table = {n: 1 for n in SCENARIOS}
-        for key, value in raw.items():
-            n = int(str(key).lstrip("Ss")) if str(key).lstrip("Ss").isdigit() else -1
-            if n not in SCENARIOS or not isinstance(value, int):
-                raise UsageError(
-                    f"repeats: {key!r} = {value!r} is not SCENARIO = COUNT", hint="repeats = {S4 = 3}"
-                )
-            table[n] = value
-    else:
-        raise UsageError(f"repeats must be a number or a table like {{S4 = 3}}, got {raw!r}")
-    if any(v < 1 for v in table.values()):
-        raise UsageError("repeats must be at least 1")
-    return table
+        table.update({int(k.lstrip("Ss")): c for k, c in self.repeats.items()})
+        return table
 
 
-def engine(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry]:
+class CandidateParams(EngineParams):
+    timeout: float = Field(120.0, gt=0)
+
+
+def engine(params: EngineParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """One built-in engine on the scenarios: the group `<engine>.S<n>`."""
-    name = params.get("engine", ctx.step_id)
+    name = params.engine or ctx.step_id
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}", hint=f"choose from {', '.join(ENGINES)}")
     if name == "x86":
@@ -71,19 +80,22 @@ def engine(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry
         if reason is not None:
             ctx.progress(f"x86 skipped: {reason}")
             return {}
-    matrix = run_matrix([name], _scenarios(params), _repeats(params), progress=ctx.progress)
+    matrix = run_matrix([name], params.scenarios, params.repeat_table(), progress=ctx.progress)
     return dict(matrix.items())
 
 
-def candidate(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry]:
-    """The engine under test (a student's file, else the reference interpreter), one child per scenario."""
-    path = ctx.options.get("engine_module")
-    timeout = float(params.get("timeout", 120))
-    repeats = _repeats(params)
+def candidate(params: CandidateParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
+    """The engine under test (the student's `engine` input, else the reference interpreter).
+
+    Runs the recorded copy of the student's file, one child process per scenario.
+    """
+    path = ctx.inputs.get("engine")
+    timeout = params.timeout
+    repeats = params.repeat_table()
     who = ["--engine-file", str(path)] if path else ["--engine", "reference"]
-    label = str(path) if path else "builtin:reference"
+    label = f"student:{path.name}" if path else "builtin:reference"
     group: dict[str, Any] = {}
-    for n in _scenarios(params):
+    for n in params.scenarios:
         s = SCENARIOS[n]
         ctx.progress(f"candidate ({label}) on S{n}")
         argv = [

@@ -8,12 +8,13 @@ with their source in the provenance, so a reader can tell the VMM's view from th
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+
+from pydantic import Field, field_validator
 
 from vmlab.errors import UsageError
-from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N, builtin
+from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N, Program, builtin
 from vmlab.kvmapi.vmm import GuestRun, Limits, run_program
-from vmlab.labs.runner import RunContext
+from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
 from vmlab.report.stats import summarize
 
@@ -24,28 +25,56 @@ DEFAULT_PROGRAMS = [
 BASE_REASONS = ("IO", "MMIO", "HLT")
 
 
-def _int_param(params: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise UsageError(
-            f"parameter {key}={value!r} must be an integer in {lo}..{hi}", hint=f"--set STEP.{key}=<integer>"
-        )
-    return value
+LINE_ADDR = 0x8000  # where the own-program task's line lies: dw length, then the bytes
 
 
-def _limits(params: dict[str, Any]) -> Limits:
-    return Limits(wall_s=float(params.get("max_seconds", 30.0)))
+class _RunLimits(StepParams):
+    max_seconds: float = Field(30.0, gt=0)
+    mount_debugfs: bool = False
+
+
+class ProgramsParams(_RunLimits):
+    programs: list[str] = Field(default_factory=lambda: list(DEFAULT_PROGRAMS), min_length=1)
+    n: int = Field(1000, ge=1, le=1_000_000)
+    length: int = Field(1024, ge=1, le=0xFFFF)
+    repeats: int = Field(5, ge=1, le=1000)
+
+    @field_validator("programs")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        unknown = [x for x in v if x not in BUILTINS]
+        if unknown:
+            raise ValueError(f"unknown programs {unknown} (known: {', '.join(BUILTINS)})")
+        return v
+
+
+class ExitCostParams(_RunLimits):
+    n: int = Field(2000, ge=1, le=1_000_000)
+    repeats: int = Field(7, ge=1, le=1000)
+
+
+class OwnProgramParams(_RunLimits):
+    line: str = Field("hello from my own guest\n", min_length=1, max_length=4096)
+    repeats: int = Field(3, ge=1, le=100)
 
 
 def _repeat(
-    name: str, n: int | None, repeats: int, params: dict[str, Any], ctx: RunContext
+    program: Program,
+    repeats: int,
+    params: _RunLimits,
+    ctx: StepContext,
+    preload: dict[int, bytes] | None = None,
 ) -> list[GuestRun]:
-    program = builtin(name, n)
     runs = []
     for i in range(repeats):
-        ctx.progress(f"kvm-api: {name} run {i + 1}/{repeats}")
+        ctx.progress(f"kvm-api: {program.name} run {i + 1}/{repeats}")
         runs.append(
-            run_program(program, limits=_limits(params), mount=bool(params.get("mount_debugfs", False)))
+            run_program(
+                program,
+                limits=Limits(wall_s=params.max_seconds),
+                mount=params.mount_debugfs,
+                preload=preload,
+            )
         )
     return runs
 
@@ -108,33 +137,55 @@ def experiment_from_runs(runs: list[GuestRun]) -> Experiment:
     )
 
 
-def programs(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry]:
+def programs(params: ProgramsParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `programs`: every listed built-in program, `repeats` times, as the group `programs`."""
-    names = params.get("programs", DEFAULT_PROGRAMS)
-    if not isinstance(names, list) or not all(isinstance(x, str) for x in names) or not names:
-        raise UsageError(f"parameter programs={names!r} must be a non-empty list of program names")
-    unknown = [x for x in names if x not in BUILTINS]
-    if unknown:
-        raise UsageError(f"unknown programs {unknown} (known: {', '.join(BUILTINS)})")
-    repeats = _int_param(params, "repeats", 5, 1, 1000)
-    n = _int_param(params, "n", 1000, 1, 1_000_000)
-    length = _int_param(params, "length", 1024, 1, 0xFFFF)
     group: dict[str, Experiment] = {}
-    for name in names:
-        arg = n if name in TAKES_N else (length if name in TAKES_LENGTH else None)
-        group[name] = experiment_from_runs(_repeat(name, arg, repeats, params, ctx))
+    for name in params.programs:
+        arg = params.n if name in TAKES_N else (params.length if name in TAKES_LENGTH else None)
+        group[name] = experiment_from_runs(_repeat(builtin(name, arg), params.repeats, params, ctx))
     return {"programs": group}
 
 
-def exit_cost(params: dict[str, Any], ctx: RunContext) -> dict[str, ExperimentEntry]:
+def own_program(params: OwnProgramParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
+    """Step `own-program`: the student's guest must print the line the VMM put at LINE_ADDR.
+
+    The line lies at guest-physical 0x8000 as a 16-bit little-endian length followed by its bytes, so
+    the program cannot hard-code it (the tutors' re-run puts another line there). `values.output_ok` says
+    whether the guest printed exactly that line; `counts.user_exits` is what the exit budget grades.
+    """
+    from vmlab.kvmapi.programs import from_file
+
+    path = ctx.inputs.get("program")
+    if path is None:
+        raise UsageError("no guest program to run", hint="vmlab lab run kvm-api --input program=my_line.asm")
+    program = from_file(path)
+    line = params.line.encode()
+    preload = {LINE_ADDR: len(line).to_bytes(2, "little") + line}
+    runs = _repeat(program, params.repeats, params, ctx, preload)
+    exp = experiment_from_runs(runs)
+    printed = runs[0].output
+    exp = exp.model_copy(
+        update={
+            "values": {
+                **exp.values,
+                "program": path.name,
+                "line_sha256": _sha(line),
+                "output_ok": printed == line,
+                "line_bytes": len(line),
+            }
+        }
+    )
+    return {ctx.step_id: exp}
+
+
+def exit_cost(params: ExitCostParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `exit-cost`: ns per IO and per MMIO exit round trip, gross and net of the guest's loop.
 
     gross = loop time / exits of `out` (or `mmio`); net = (time(out N) - time(loop N)) / N, where `loop`
     runs the same number of guest instructions without exits, so the guest's own work cancels out.
     """
-    repeats = _int_param(params, "repeats", 7, 1, 1000)
-    n = _int_param(params, "n", 2000, 1, 1_000_000)
-    runs = {name: _repeat(name, n, repeats, params, ctx) for name in ("out", "mmio", "loop")}
+    n = params.n
+    runs = {name: _repeat(builtin(name, n), params.repeats, params, ctx) for name in ("out", "mmio", "loop")}
     group: dict[str, Experiment] = {}
     base = [r.loop_ns for r in runs["loop"]]
     for name, key in (("out", "io"), ("mmio", "mmio")):

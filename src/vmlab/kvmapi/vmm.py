@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,8 +122,12 @@ def run_program(
     device: str = DEFAULT_DEVICE,
     debugfs: bool = True,
     mount: bool = False,
+    preload: Mapping[int, bytes] | None = None,
 ) -> GuestRun:
-    """Run `program` once on a fresh VM and vCPU; everything is released on return or exception."""
+    """Run `program` once on a fresh VM and vCPU; everything is released on return or exception.
+
+    `preload` puts data at guest-physical addresses before the first instruction (a lab's input).
+    """
     limits = limits or Limits()
     result = GuestRun(program=program.name)
     if mount:
@@ -140,6 +144,10 @@ def run_program(
                 f"does not fit in guest RAM (0x0-{dev.RAM_SIZE:#x})"
             )
         mem[program.org : end] = program.code
+        for addr, data in (preload or {}).items():
+            if addr < dev.RAM_BASE or addr + len(data) > dev.RAM_SIZE:
+                raise BackendError(f"preload of {len(data)} bytes at {addr:#x} does not fit in guest RAM")
+            mem[addr : addr + len(data)] = data
         with vm.create_vcpu() as vcpu, _stats(vcpu) as stats:
             _set_mode(vcpu, program)
             before = stats.snapshot() if stats else None

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,9 +31,16 @@ def load_report(path: Path) -> Report:
     if not isinstance(data, dict):
         raise ReportError(f"report {path} is not a JSON object")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
         raise ReportError(
-            f"report {path} has schema_version {version!r}, this vmlab reads {SCHEMA_VERSION}",
+            f"report {path} has schema_version {version}, newer than this vmlab reads ({SCHEMA_VERSION})",
+            hint="update vmlab (git pull && make setup) to grade it",
+        )
+    if version == 1:
+        data = upgrade_v1(data)
+    elif version != SCHEMA_VERSION:
+        raise ReportError(
+            f"report {path} has schema_version {version!r}, this vmlab reads 1 and {SCHEMA_VERSION}",
             hint="re-run the lab with this vmlab version",
         )
     try:
@@ -42,6 +50,48 @@ def load_report(path: Path) -> Report:
         where = ".".join(str(p) for p in first["loc"]) or "<root>"
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         raise ReportError(f"report {path} is invalid at {where}: {first['msg']}{more}") from None
+
+
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2 in code: check verdicts become outcomes; provenance v1 never had stays empty.
+
+    v1's host.accel was what `auto` would pick on the host; v2 keeps an accelerator only where an
+    experiment says its guests used one.
+    """
+    out = dict(data)
+    out["schema_version"] = 2
+    host = dict(out.get("host") or {})
+    used = _accel_used(out.get("experiments") or {})
+    host["accel"], host["accel_reason"] = used if used else (None, None)
+    out["host"] = host
+    out.setdefault("run", {"lab_sha256": "", "status": "complete"})
+    checks = out.get("checks")
+    if isinstance(checks, list):
+        upgraded = []
+        for c in checks:
+            if isinstance(c, dict) and "passed" in c:
+                c = dict(c)
+                passed = bool(c.pop("passed"))
+                c["outcome"] = "pass" if passed else "fail"
+                c["score"] = 1.0 if passed else 0.0
+            upgraded.append(c)
+        out["checks"] = upgraded
+    return out
+
+
+def _accel_used(experiments: dict[str, Any]) -> tuple[str, str | None] | None:
+    def entries() -> Any:
+        for entry in experiments.values():
+            if isinstance(entry, dict) and "unit" in entry:
+                yield entry
+            elif isinstance(entry, dict):
+                yield from (e for e in entry.values() if isinstance(e, dict))
+
+    for exp in entries():
+        prov = exp.get("provenance") or {}
+        if prov.get("backend") == "libvirt" and prov.get("accel"):
+            return str(prov["accel"]), prov.get("accel_reason")
+    return None
 
 
 def save_report(report: Report, path: Path) -> Path:

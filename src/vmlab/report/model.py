@@ -10,8 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, str] = {1: "first version"}
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, str] = {
+    1: "first version",
+    2: "provenance (student, commit, lab.toml sha256, tools), steps with status and effective params, "
+    "declared inputs and artifacts, check outcomes pass/fail/skipped/error with points, run status",
+}
 
 
 class _Strict(BaseModel):
@@ -69,7 +73,11 @@ ExperimentEntry = Experiment | dict[str, Experiment]
 
 
 class HostInfo(_Strict):
-    """The host fingerprint stored with every figure."""
+    """The host fingerprint stored with every figure.
+
+    `accel`/`accel_reason` are what the run's guests really used (set by the steps that started one;
+    None when no step did), not what `auto` would pick on this host.
+    """
 
     hostname: str
     kernel: str
@@ -85,29 +93,114 @@ class HostInfo(_Strict):
     versions: dict[str, str | None] = Field(default_factory=dict)
 
 
+Outcome = Literal["pass", "fail", "skipped", "error"]
+
+
 class CheckResult(_Strict):
+    """One check's verdict.
+
+    `skipped`: the step behind it did not run (a requirement unmet, the run interrupted) or its `when`
+    condition is false (then `applicable` is false); `error`: not gradable (a grader or infrastructure
+    fault, never the student's loss).
+    """
+
     id: str
     kind: str
     task: str | None = None
     description: str = ""
     required: bool = True
     timing: bool = False
-    passed: bool
+    outcome: Outcome
+    applicable: bool = True
+    points: float = 1.0
+    score: float = 0.0
     measured: Any = None
     expected: str = ""
     message: str = ""
 
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+
+class Grade(_Strict):
+    """The verdict over all checks; `exit_code` is what `vmlab check` exits with."""
+
+    passed: bool
+    exit_code: int
+    score: float
+    max_score: float
+    counts: dict[str, int] = Field(default_factory=dict)
+    timing: Literal["graded", "advisory"] = "graded"
+
+
+class Artifact(_Strict):
+    """A file kept with the report: `path` is relative to the report's folder."""
+
+    name: str
+    step: str
+    path: str
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class InputRecord(_Strict):
+    """A student's file or folder as it was used: by relative name, never an absolute path."""
+
+    name: str
+    kind: Literal["file", "dir"]
+    source: Literal["student", "default"]
+    size: int = Field(ge=0)
+    files: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    artifact: str
+
+
+StepStatus = Literal["ok", "error", "skipped", "interrupted", "not_run"]
+
+
+class StepRecord(_Strict):
+    """How one step went, with the parameters it really ran with."""
+
+    status: StepStatus
+    params: dict[str, Any] = Field(default_factory=dict)
+    message: str = ""
+    requires: list[str] = Field(default_factory=list)
+    started_at: dt.datetime | None = None
+    duration_s: float | None = None
+    experiments: list[str] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+
+
+class RunInfo(_Strict):
+    """Provenance of the run: who, with which vmlab, under which lab rules."""
+
+    student: str | None = None
+    vmlab_commit: str | None = None
+    vmlab_dirty: bool | None = None
+    lab_sha256: str = Field(pattern=r"^[0-9a-f]{64}$|^$")
+    tasks: list[str] = Field(default_factory=list)
+    status: Literal["complete", "partial", "interrupted"] = "complete"
+    finished_at: dt.datetime | None = None
+
 
 class Report(_Strict):
-    schema_version: Literal[1] = 1  # == SCHEMA_VERSION; a Literal so a wrong version fails validation
+    """The envelope is strict; experiment payloads stay open to what each lab measures."""
+
+    schema_version: Literal[2] = 2  # == SCHEMA_VERSION; a Literal so a wrong version fails validation
     vmlab_version: str
     lab: str
     run_id: str
     created_at: dt.datetime
     host: HostInfo
+    run: RunInfo = Field(default_factory=lambda: RunInfo(lab_sha256=""))
     params: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    inputs: dict[str, InputRecord] = Field(default_factory=dict)
+    artifacts: list[Artifact] = Field(default_factory=list)
     experiments: dict[str, ExperimentEntry] = Field(default_factory=dict)
     checks: list[CheckResult] | None = None
+    grade: Grade | None = None
 
 
 def report_json_schema() -> dict[str, Any]:

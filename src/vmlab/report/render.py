@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from rich.console import RenderableType
 from rich.table import Table
 
-from vmlab.report.model import Experiment, Report, Summary
+from vmlab.report.model import CheckResult, Experiment, Report, Summary
 
 
 def _num(x: float) -> str:
@@ -60,7 +60,21 @@ def render_report(report: Report) -> Iterator[RenderableType]:
         for col in ("check", "result", "measured", "expected"):
             checks.add_column(col, overflow="fold")
         for c in report.checks:
-            checks.add_row(
-                c.id, "[green]pass[/]" if c.passed else "[red]FAIL[/]", str(c.measured), c.expected
-            )
+            checks.add_row(c.id, _outcome(c), "" if c.measured is None else str(c.measured), c.expected)
         yield checks
+    if report.grade is not None:
+        g = report.grade
+        verdict = "pass" if g.passed else "not passed"
+        yield f"grade: {verdict} (exit {g.exit_code}), score {g.score:g}/{g.max_score:g}"
+
+
+def _outcome(c: CheckResult) -> str:
+    """The outcome as `vmlab check` shows it: a failing optional check is not a red FAIL."""
+    if not c.applicable:
+        return "[dim]n/a[/]"
+    return {
+        "pass": "[green]pass[/]",
+        "fail": "[red]FAIL[/]" if c.required else "[yellow]fail (optional)[/]",
+        "skipped": "[yellow]skipped[/]",
+        "error": "[magenta]error[/]",
+    }[c.outcome]

@@ -165,3 +165,7 @@ def source(
     with errors_to_exit():
         prog = builtin(program, n)
     out.print(prog.source or "", markup=False, highlight=False, end="")
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="kvm")

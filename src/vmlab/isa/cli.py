@@ -153,53 +153,41 @@ def run(
 def bench(
     scenarios: Annotated[str, typer.Option("--scenarios", help="Scenarios, e.g. 1,2,3,4.")] = "1,2,3,4",
     engines: Annotated[str, typer.Option("--engines", help="Engines, e.g. switch,bt-* or all.")] = "all",
-    repeats: Annotated[int, typer.Option("--repeats", help="Runs per engine and scenario (median).")] = 3,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write report.json.")] = None,
+    runs: Annotated[int, typer.Option("--runs", "-n", help="Runs per engine and scenario (median).")] = 3,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Report file (default $VMLAB_HOME/runs/<run>/report.json)."),
+    ] = None,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a plot of ns/instruction (PNG/SVG).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Time every engine on the scenarios, print the table, write the report (and a plot)."""
-    import datetime as dt
-
-    from vmlab import __version__
-    from vmlab.host.fingerprint import host_info
-    from vmlab.isa.bench import plot_ns_per_instruction, run_matrix, speedups
+    """Time every engine on the scenarios: the isa-emulation lab's engine steps, one report."""
+    from vmlab.isa.bench import plot_ns_per_instruction, speedups
     from vmlab.isa.engines import parse_engines
-    from vmlab.isa.gen import scenario
-    from vmlab.paths import new_run_id, run_dir
-    from vmlab.report.io import save_report
-    from vmlab.report.model import Report
+    from vmlab.labs.catalog import load_lab
+    from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
 
     with errors_to_exit():
-        nums = [scenario(n).number for n in _ints(scenarios, "--scenarios")]
-        names = parse_engines(engines)
-        if "x86" in names:
-            from vmlab.isa.engines.x86 import unavailable_reason
-
-            reason = unavailable_reason()
-            if reason is not None:
-                err.print(f"[yellow]x86 skipped: {reason}[/]")
-                names.remove("x86")
-        matrix = run_matrix(names, nums, repeats, progress=progress_printer("isa bench: "))
-        rid = new_run_id()
-        report = Report(
-            vmlab_version=__version__,
-            lab="isa-bench",
-            run_id=rid,
-            created_at=dt.datetime.now(dt.UTC),
-            host=host_info(),
-            params={"scenarios": nums, "engines": names, "repeats": repeats},
-            experiments=dict(matrix.items()),
-        )
-        path = output or run_dir(rid) / "report.json"
-        save_report(report, path)
+        nums = _ints(scenarios, "--scenarios")
+        names = [n for n in parse_engines(engines) if n in load_lab("isa-emulation").experiments]
+        sets: dict[str, dict[str, Any]] = {n: {"scenarios": nums, "repeats": runs} for n in names}
+        request = RunRequest(lab="isa-emulation", steps=names, sets=sets, output=output)
+        result = run_lab(request, progress_printer("isa bench: "))
+        matrix = {
+            n: group for n in names if isinstance(group := result.report.experiments.get(n), dict) and group
+        }
+        for n in names:
+            if n not in matrix:
+                step = result.report.steps[n]
+                err.print(f"[yellow]{n} not measured[/]: {step.message or 'the engine is unavailable here'}")
         if plot is not None:
             plot_ns_per_instruction(matrix, str(plot))
-    err.print(f"report written to [bold]{path}[/]" + (f", plot to [bold]{plot}[/]" if plot else ""))
+    shown = relative_to_cwd(result.path)
+    err.print(f"report written to [bold]{shown}[/]" + (f", plot to [bold]{plot}[/]" if plot else ""))
     if json_out:
-        emit_json(report)
+        emit_json(result.report)
         return
     out.print(_table(matrix, speedups(matrix)))
 
@@ -238,3 +226,7 @@ def _table(matrix: Any, speed: dict[str, dict[str, float]]) -> Any:
                 "[green]ok[/]" if exp.values.get("matches_oracle") else "[red]WRONG[/]",
             )
     return table
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="isa")

@@ -1,0 +1,93 @@
+"""What a lab step `requires`, probed before the step runs.
+
+An unmet requirement makes the step `skipped` with the reason and the fix, never a crash. Daemon and
+device probes are doctor's own (one probe per capability); tools are looked up on PATH plus the
+system directories Debian keeps out of a normal user's PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+SYSTEM_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+@dataclass(frozen=True)
+class Unmet:
+    requirement: str
+    reason: str
+    fix: str
+
+    def one_line(self) -> str:
+        return f"{self.requirement}: {self.reason}" + (f" (fix: {self.fix})" if self.fix else "")
+
+
+Probe = Callable[[], Unmet | None]
+
+
+def which(program: str) -> str | None:
+    """shutil.which, also searching /usr/sbin and /sbin (not on a normal user's PATH on Debian)."""
+    path = os.environ.get("PATH", os.defpath)
+    return shutil.which(program, path=os.pathsep.join([path, *SYSTEM_DIRS]))
+
+
+def _tool(name: str, program: str, package: str) -> Probe:
+    def probe() -> Unmet | None:
+        if which(program) is None:
+            return Unmet(name, f"{program} is not installed", f"apt-get install {package} (or make setup)")
+        return None
+
+    return probe
+
+
+def _from_doctor(name: str, probe_name: str) -> Probe:
+    def probe() -> Unmet | None:
+        from vmlab.host import doctor
+
+        row = getattr(doctor, probe_name)()
+        if row.status == "fail":
+            return Unmet(name, row.detail, row.fix)
+        return None
+
+    return probe
+
+
+def _root() -> Unmet | None:
+    if os.geteuid() != 0:
+        return Unmet("root", "this step reads host-wide counters only root may read", "run it as root")
+    return None
+
+
+REQUIREMENTS: dict[str, Probe] = {
+    "kvm": _from_doctor("kvm", "_probe_kvm"),
+    "libvirt": _from_doctor("libvirt", "_probe_libvirt"),
+    "docker": _from_doctor("docker", "_probe_docker"),
+    "root": _root,
+    "java": _tool("java", "java", "openjdk-17-jdk-headless"),
+    "javac": _tool("javac", "javac", "openjdk-17-jdk-headless"),
+    "jasmin": _tool("jasmin", "jasmin", "jasmin-sable"),
+    "valgrind": _tool("valgrind", "valgrind", "valgrind"),
+    "gcc": _tool("gcc", "gcc", "gcc"),
+    "aarch64-gcc": _tool("aarch64-gcc", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    "qemu-user": _tool("qemu-user", "qemu-aarch64", "qemu-user"),
+    "strace": _tool("strace", "strace", "strace"),
+    "runsc": _tool("runsc", "runsc", "runsc"),
+}
+
+
+def unmet(names: list[str], cache: dict[str, Unmet | None] | None = None) -> list[Unmet]:
+    """The requirements among `names` this host does not meet; `cache` spares re-probing per step."""
+    found: list[Unmet] = []
+    for name in names:
+        if cache is not None and name in cache:
+            result = cache[name]
+        else:
+            result = REQUIREMENTS[name]()
+            if cache is not None:
+                cache[name] = result
+        if result is not None:
+            found.append(result)
+    return found

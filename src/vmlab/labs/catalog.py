@@ -1,0 +1,86 @@
+"""Find labs and what their lab.toml points to (step runners, views, CLI groups).
+
+Everything a lab brings is named in its lab.toml as "module:function" and imported only when used, so
+a lab that needs libvirt never breaks one that does not, and adding a lab edits no shared file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vmlab.errors import LabError
+from vmlab.labs.model import Lab, parse_lab
+
+
+def labs_roots() -> list[Path]:
+    """Where labs live: the folders in VMLAB_LABS (os.pathsep-separated), else labs/ of the checkout."""
+    env = os.environ.get("VMLAB_LABS")
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [Path(__file__).resolve().parents[3] / "labs"]
+
+
+def lab_names() -> list[str]:
+    names = {p.parent.name for root in labs_roots() for p in root.glob("*/lab.toml")}
+    return sorted(names)
+
+
+def lab_path(name: str) -> Path:
+    for root in labs_roots():
+        p = root / name / "lab.toml"
+        if p.is_file():
+            return p
+    known = ", ".join(lab_names()) or "none"
+    raise LabError(f"no lab named {name!r} (known: {known})", hint="run 'vmlab lab ls'")
+
+
+def load_lab(name: str) -> Lab:
+    return parse_lab(lab_path(name))
+
+
+def lab_sha256(name: str) -> str:
+    """The hash of the lab's rules as written, recorded with every report."""
+    return hashlib.sha256(lab_path(name).read_bytes()).hexdigest()
+
+
+def resolve(spec: str, what: str = "runner") -> Callable[..., Any]:
+    """Import "module:function" and return the function; one clear line when it is not there."""
+    module_name, _, func_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise LabError(f"{what} {spec!r}: cannot import {module_name}: {e}") from None
+    fn = getattr(module, func_name, None)
+    if not callable(fn):
+        raise LabError(f"{what} {spec!r}: {module_name} has no function {func_name}")
+    return fn  # type: ignore[no-any-return]
+
+
+def view(lab: Lab, which: str) -> Callable[..., Any] | None:
+    """The lab's `table` or `plots` view, or None when it declares none."""
+    spec = getattr(lab.lab.views, which)
+    return resolve(spec, f"view {which}") if spec else None
+
+
+def cli_registrars() -> list[tuple[str, str]]:
+    """(lab name, "module:register") of every lab that brings a command group, read without pydantic.
+
+    Runs at every CLI start, so it only parses TOML; a malformed lab.toml is reported by `vmlab lab`.
+    """
+    import tomllib
+
+    found: list[tuple[str, str]] = []
+    for name in lab_names():
+        try:
+            meta = tomllib.loads(lab_path(name).read_text()).get("lab", {})
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        spec = meta.get("cli")
+        if isinstance(spec, str) and ":" in spec:
+            found.append((name, spec))
+    return found

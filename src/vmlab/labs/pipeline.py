@@ -1,0 +1,478 @@
+"""The one run pipeline: every lab run, `compare` and `isa bench` come through `run_lab`.
+
+Order of work, so that bad input costs nothing and a fault loses nothing:
+1. everything the user typed is validated (steps, `--set` keys and types, inputs) before any folder
+   is made;
+2. inputs are copied into `artifacts/inputs/` and hashed; the report is written with every step
+   `not_run`;
+3. each step runs under its requirements and timeout; its status, effective parameters, experiments
+   and artifacts are recorded and the report is rewritten (atomically) after it;
+4. Ctrl-C marks the running step `interrupted`, writes the report and re-raises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from vmlab import __version__
+from vmlab.errors import BackendError, UsageError, VmlabError
+from vmlab.labs.catalog import lab_path, lab_sha256, load_lab, resolve
+from vmlab.labs.model import Lab
+from vmlab.labs.step import StepContext, StepParams, sha256_file
+from vmlab.report.model import (
+    ExperimentEntry,
+    InputRecord,
+    Report,
+    RunInfo,
+    StepRecord,
+)
+
+log = logging.getLogger("vmlab")
+
+ARTIFACTS = "artifacts"
+_MARKER = ".vmlab-artifacts"
+
+
+class StepTimeout(BackendError):
+    """A step ran past its `timeout_s`."""
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for; `sets` is STEP -> KEY -> value, `inputs` NAME -> path as typed."""
+
+    lab: str
+    tasks: list[str] | None = None
+    steps: list[str] | None = None
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, Path] = field(default_factory=dict)
+    student: str | None = None
+    output: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunOutcome:
+    report: Report
+    path: Path
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every step ran; 3 when some step was skipped or failed (the report is not whole)."""
+        return 0 if all(s.status == "ok" for s in self.report.steps.values()) else 3
+
+
+@dataclass
+class _Plan:
+    lab: Lab
+    steps: list[str]
+    tasks: list[str]
+    runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]]
+    params: dict[str, StepParams]
+
+
+# ---- validation: nothing is created until all of it passes ----------------------------------------
+
+
+def params_model(fn: Callable[..., Any], spec: str) -> type[StepParams]:
+    """The parameter model a runner declares on its first argument."""
+    first = next(iter(inspect.signature(fn).parameters), None)
+    hints = typing.get_type_hints(fn) if first else {}
+    model = hints.get(first) if first else None
+    if not (isinstance(model, type) and issubclass(model, StepParams)):
+        raise UsageError(f"runner {spec!r}: its first argument must be annotated with a StepParams model")
+    return model
+
+
+def _select(lab: Lab, tasks: list[str] | None, steps: list[str] | None) -> tuple[list[str], list[str]]:
+    task_ids = [t.id for t in lab.tasks]
+    for t in tasks or []:
+        if t not in task_ids:
+            raise UsageError(
+                f"lab {lab.lab.name!r} has no task {t!r}", hint=f"choose from {', '.join(task_ids)}"
+            )
+    for s in steps or []:
+        if s not in lab.experiments:
+            raise UsageError(
+                f"lab {lab.lab.name!r} has no step {s!r}", hint=f"choose from {', '.join(lab.experiments)}"
+            )
+    chosen_tasks = list(tasks) if tasks else ([] if steps else task_ids)
+    ordered: list[str] = []
+    for t in lab.tasks:
+        if t.id in chosen_tasks:
+            ordered += [e for e in t.experiments if e not in ordered]
+    if steps:
+        ordered += [s for s in steps if s not in ordered]
+    elif not tasks:
+        ordered += [e for e in lab.experiments if e not in ordered]
+    return ordered, chosen_tasks
+
+
+def _validate_params(step_id: str, model: type[StepParams], values: dict[str, Any]) -> StepParams:
+    try:
+        return model.model_validate(values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "<params>"
+        keys = ", ".join(model.model_fields) or "none"
+        problem = "is not a parameter" if first["type"] == "extra_forbidden" else first["msg"].lower()
+        raise UsageError(
+            f"step {step_id!r}: {key} {problem}", hint=f"valid keys of {step_id}: {keys}"
+        ) from None
+
+
+def plan_run(req: RunRequest) -> _Plan:
+    lab = load_lab(req.lab)
+    steps, tasks = _select(lab, req.tasks, req.steps)
+    for step_id in req.sets:
+        if step_id not in lab.experiments:
+            raise UsageError(
+                f"--set {step_id}.…: lab {req.lab!r} has no step {step_id!r}",
+                hint=f"steps: {', '.join(lab.experiments)}",
+            )
+        if step_id not in steps:
+            raise UsageError(f"--set {step_id}.…: step {step_id!r} is not part of this run")
+    for name, path in req.inputs.items():
+        if name not in lab.inputs:
+            known = ", ".join(lab.inputs) or "none"
+            raise UsageError(f"--input {name}=…: lab {req.lab!r} has no input {name!r} (inputs: {known})")
+        _check_input(name, lab.inputs[name].kind, lab.inputs[name].suffixes, path)
+    runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]] = {}
+    params: dict[str, StepParams] = {}
+    for step_id in steps:
+        step = lab.experiments[step_id]
+        fn = resolve(step.runner)
+        runners[step_id] = fn
+        merged = {**step.params, **req.sets.get(step_id, {})}
+        params[step_id] = _validate_params(step_id, params_model(fn, step.runner), merged)
+    return _Plan(lab=lab, steps=steps, tasks=tasks, runners=runners, params=params)
+
+
+def _check_input(name: str, kind: str, suffixes: list[str], path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"--input {name}={path}: no such {'file' if kind == 'file' else 'folder'}")
+    if kind == "file" and not path.is_file():
+        raise UsageError(f"--input {name}={path}: expected a file, this is a folder")
+    if kind == "dir" and not path.is_dir():
+        raise UsageError(f"--input {name}={path}: expected a folder, this is a file")
+    if kind == "file" and suffixes and path.suffix not in suffixes:
+        raise UsageError(f"--input {name}={path}: expected a {' or '.join(suffixes)} file")
+
+
+# ---- inputs and provenance ------------------------------------------------------------------------
+
+
+def _prepare_artifacts(directory: Path) -> None:
+    """Start an empty artifacts folder; never wipe one vmlab did not make."""
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / _MARKER).exists():
+            raise UsageError(
+                f"{directory} exists and was not written by vmlab",
+                hint="write the report to another folder (-o DIR/report.json)",
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / _MARKER).write_text("written by vmlab; replaced on the next run into this folder\n")
+
+
+def record_input(name: str, kind: str, src: Path, source: str, artifacts: Path) -> tuple[InputRecord, Path]:
+    """Copy an input under artifacts/inputs/<name>/ and describe it by relative name, size and sha256."""
+    import hashlib
+
+    dest_root = artifacts / "inputs" / name
+    dest_root.mkdir(parents=True, exist_ok=True)
+    if kind == "file":
+        dest = dest_root / src.name
+        shutil.copyfile(src, dest)
+        return (
+            InputRecord(
+                name=src.name,
+                kind="file",
+                source=source,  # type: ignore[arg-type]
+                size=dest.stat().st_size,
+                files=1,
+                sha256=sha256_file(dest),
+                artifact=dest.relative_to(artifacts.parent).as_posix(),
+            ),
+            dest,
+        )
+    dest = dest_root / src.name
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
+    files = sorted(p for p in dest.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for p in files:  # a folder's hash covers each file's relative name and content
+        h.update(p.relative_to(dest).as_posix().encode() + b"\0" + sha256_file(p).encode() + b"\n")
+    return (
+        InputRecord(
+            name=src.name,
+            kind="dir",
+            source=source,  # type: ignore[arg-type]
+            size=sum(p.stat().st_size for p in files),
+            files=len(files),
+            sha256=h.hexdigest(),
+            artifact=dest.relative_to(artifacts.parent).as_posix(),
+        ),
+        dest,
+    )
+
+
+def vmlab_commit() -> tuple[str | None, bool | None]:
+    """The git commit of the running vmlab when it runs from a checkout, and whether it is modified."""
+    src = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None:
+        return None, None
+
+    def git(*args: str) -> str | None:
+        try:
+            p = subprocess.run(
+                ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return commit, (bool(status) if status is not None else None)
+
+
+def _scrub(value: Any, home: str) -> Any:
+    """Replace the user's home directory in every string by ~, so no report leaks it."""
+    if isinstance(value, str):
+        return value.replace(home, "~") if home and home != "/" else value
+    if isinstance(value, dict):
+        return {k: _scrub(v, home) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, home) for v in value]
+    return value
+
+
+# ---- running --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def step_timeout(seconds: float | None, step_id: str) -> Iterator[None]:
+    """SIGALRM-based, so the step's own cleanup (context managers) runs when it fires."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: FrameType | None) -> None:
+        raise StepTimeout(
+            f"step {step_id!r} ran longer than its timeout of {seconds:g} s",
+            hint=f"raise timeout_s of [experiments.{step_id}] in lab.toml",
+        )
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _default_output(run_id: str) -> Path:
+    from vmlab.paths import run_dir
+
+    return run_dir(run_id) / "report.json"
+
+
+def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> RunOutcome:
+    """Validate, then run the steps one by one, writing the report after each; see the module doc."""
+    from vmlab.host.fingerprint import host_info
+    from vmlab.host.requirements import Unmet, unmet
+    from vmlab.paths import new_run_id, run_dir
+    from vmlab.report.io import save_report
+
+    say = progress or log.info
+    plan = plan_run(req)
+    lab = plan.lab
+    rid = new_run_id()
+    path = (req.output or _default_output(rid)).absolute()
+    if path.exists() and path.is_dir():
+        raise UsageError(f"-o {req.output}: is a folder; give a file name such as {path / 'report.json'}")
+    artifacts = path.parent / ARTIFACTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _prepare_artifacts(artifacts)
+    scratch = run_dir(rid)
+    lab_dir = lab_path(req.lab).parent
+
+    inputs: dict[str, InputRecord] = {}
+    input_paths: dict[str, Path] = {}
+    for name, decl in lab.inputs.items():
+        given = req.inputs.get(name)
+        src, source = (given, "student") if given is not None else (None, "default")
+        if src is None and decl.default is not None:
+            src = lab_dir / decl.default
+        if src is None:
+            continue
+        inputs[name], input_paths[name] = record_input(name, decl.kind, src, source, artifacts)
+
+    commit, dirty = vmlab_commit()
+    home = str(Path.home())
+    host = host_info(tuple(lab.lab.tools))
+    steps = {
+        s: StepRecord(
+            status="not_run",
+            params=plan.params[s].model_dump(mode="json"),
+            requires=lab.experiments[s].requires,
+        )
+        for s in plan.steps
+    }
+    report = Report(
+        vmlab_version=__version__,
+        lab=lab.lab.name,
+        run_id=rid,
+        created_at=dt.datetime.now(dt.UTC),
+        host=host.model_copy(update={"accel": None, "accel_reason": None}),
+        run=RunInfo(
+            student=req.student or None,
+            vmlab_commit=commit,
+            vmlab_dirty=dirty,
+            lab_sha256=lab_sha256(req.lab),
+            tasks=plan.tasks,
+            status="partial",
+        ),
+        params=_scrub({k: v for k, v in req.options.items() if _jsonable(v)}, home),
+        steps=steps,
+        inputs=inputs,
+    )
+    save_report(report, path)
+
+    experiments: dict[str, ExperimentEntry] = {}
+    probed: dict[str, Unmet | None] = {}
+    accel: tuple[str, str] | None = None
+    interrupted = False
+    for step_id in plan.steps:
+        step = lab.experiments[step_id]
+        record = steps[step_id]
+        missing = unmet(step.requires, probed)
+        if missing:
+            record.status, record.message = "skipped", "; ".join(m.one_line() for m in missing)
+            say(f"{lab.lab.name}: {step_id} skipped: {record.message}")
+            report = _updated(report, steps, experiments, save_report, path)
+            continue
+        ctx = StepContext(
+            run_id=rid,
+            lab=lab.lab.name,
+            step_id=step_id,
+            scratch=scratch,
+            artifacts_dir=artifacts,
+            report_dir=path.parent,
+            inputs={n: p for n, p in input_paths.items() if n in step.inputs},
+            options=dict(req.options),
+            progress=say,
+        )
+        say(f"{lab.lab.name}: running {step_id}")
+        record.started_at = dt.datetime.now(dt.UTC)
+        report = _updated(report, steps, experiments, save_report, path, accel=accel)
+        t0 = time.monotonic()
+        try:
+            with step_timeout(step.timeout_s, step_id):
+                produced = dict(plan.runners[step_id](plan.params[step_id], ctx))
+            record.status = "ok"
+        except KeyboardInterrupt:
+            record.status, record.message = "interrupted", "interrupted by Ctrl-C"
+            produced = {}
+            interrupted = True
+        except VmlabError as e:
+            record.status, record.message = "error", e.one_line()
+            produced = {}
+        except Exception as e:  # a fault in one step must not lose the others
+            log.debug("step %s raised", step_id, exc_info=True)
+            record.status, record.message = "error", f"{type(e).__name__}: {e}"
+            produced = {}
+        record.duration_s = round(time.monotonic() - t0, 6)
+        if record.status == "error":
+            say(f"{lab.lab.name}: {step_id} failed: {record.message}")
+        produced = {k: v for k, v in _scrub_entries(produced, home).items()}
+        record.experiments = list(produced)
+        record.artifacts = ctx.artifacts
+        experiments.update(produced)
+        if ctx.accel is not None:
+            accel = ctx.accel
+        report = _updated(report, steps, experiments, save_report, path, accel=accel)
+        if interrupted:
+            break
+
+    status = (
+        "interrupted"
+        if interrupted
+        else ("complete" if all(s.status == "ok" for s in steps.values()) else "partial")
+    )
+    report = report.model_copy(
+        update={
+            "run": report.run.model_copy(update={"status": status, "finished_at": dt.datetime.now(dt.UTC)})
+        }
+    )
+    save_report(report, path)
+    if interrupted:
+        raise KeyboardInterrupt
+    return RunOutcome(report=report, path=path)
+
+
+def _scrub_entries(produced: dict[str, ExperimentEntry], home: str) -> dict[str, ExperimentEntry]:
+    from pydantic import TypeAdapter
+
+    adapter: TypeAdapter[ExperimentEntry] = TypeAdapter(ExperimentEntry)  # type: ignore[arg-type]
+    out: dict[str, ExperimentEntry] = {}
+    for key, entry in produced.items():
+        raw = adapter.dump_python(entry, mode="json")
+        out[key] = adapter.validate_python(_scrub(raw, home))
+    return out
+
+
+def _updated(
+    report: Report,
+    steps: dict[str, StepRecord],
+    experiments: dict[str, ExperimentEntry],
+    save: Callable[[Report, Path], Path],
+    path: Path,
+    *,
+    accel: tuple[str, str] | None = None,
+) -> Report:
+    artifacts = [a for s in steps.values() for a in s.artifacts]
+    host = report.host
+    if accel is not None:
+        host = host.model_copy(update={"accel": accel[0], "accel_reason": accel[1]})
+    new = report.model_copy(
+        update={
+            "steps": {k: v.model_copy() for k, v in steps.items()},
+            "experiments": dict(experiments),
+            "artifacts": artifacts,
+            "host": host,
+        }
+    )
+    save(new, path)
+    return new
+
+
+def _jsonable(v: Any) -> bool:
+    return isinstance(v, str | int | float | bool | list | dict | type(None)) and not isinstance(v, BaseModel)
+
+
+def relative_to_cwd(path: Path) -> str:
+    """How a path is shown to the user: relative when under the current folder."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,74 @@
+"""`vmlab compare`: guest vs container vs native, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
+from vmlab.errors import BackendError
+
+
+def compare(
+    runs: Annotated[int, typer.Option("--runs", "-n", help="Cold starts per kind.")] = 5,
+    image: Annotated[str, typer.Option("--image", help="Image for both kinds.")] = "tiny",
+    accel: Annotated[
+        str, typer.Option("--accel", help="auto | kvm | tcg (auto: KVM only where a guest can boot).")
+    ] = "auto",
+    memory: Annotated[
+        int | None, typer.Option("--memory", help="Guest memory in MiB (default: the image's).")
+    ] = None,
+    only: Annotated[
+        str, typer.Option("--only", help="Comma-separated subset of startup,memory,traps.")
+    ] = "startup,memory,traps",
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Report file (default $VMLAB_HOME/runs/<run>/report.json)."),
+    ] = None,
+    plots: Annotated[
+        bool, typer.Option("--plots/--no-plots", help="Write PNG plots beside the report.")
+    ] = True,
+    student: Annotated[
+        str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="Your student id.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+) -> None:
+    """Measure start-up, memory overhead and traps of a guest and a container from the same root fs."""
+    from vmlab.labs.catalog import load_lab, view
+    from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
+
+    sets = {
+        "compare": {
+            "runs": runs,
+            "image": image,
+            "accel": accel,
+            "memory_mib": memory,
+            "only": [x.strip() for x in only.split(",") if x.strip()],
+        }
+    }
+    request = RunRequest(lab="system-vm", steps=["compare"], sets=sets, output=output, student=student)
+    with errors_to_exit():
+        result = run_lab(request, progress_printer())
+        report, path = result.report, result.path
+        step = report.steps["compare"]
+        if step.status != "ok":
+            raise BackendError(f"compare {step.status}: {step.message}", hint=f"partial report: {path}")
+        made = []
+        lab = load_lab("system-vm")
+        if plots and (write_plots := view(lab, "plots")) is not None:
+            made = write_plots(report, path.parent)
+        table = view(lab, "table")
+    if json_out:
+        emit_json(report)
+    elif table is not None:
+        out.print(table(report))
+    err.print(f"report: [bold]{relative_to_cwd(path)}[/]")
+    for p in made:
+        err.print(f"plot:   {relative_to_cwd(p)}")
+    err.print(f"grade it: vmlab check {relative_to_cwd(path)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare)
