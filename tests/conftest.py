@@ -1,12 +1,44 @@
-"""Fixtures every area shares: an isolated VMLAB_HOME and report factories."""
+"""Fixtures every area shares: an isolated VMLAB_HOME, report factories, and the rule for skips.
+
+A skip is decided by a probe independent of the code under test (virsh, the docker CLI, opening
+/dev/kvm), and under CI=true a test whose requirement `make test` itself sets up never skips: it
+fails with the probe's reason, so a broken set-up cannot turn tests into silent skips.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def unavailable(what: str, reason: str, *, set_up_by_make_test: bool = True) -> NoReturn:
+    """Skip with the reason; under CI=true, for what `make test` provides, fail instead."""
+    if IN_CI and set_up_by_make_test:
+        pytest.fail(f"{what} must be available under CI (make test sets it up), but: {reason}")
+    pytest.skip(f"{what} not available: {reason}")
+
+
+def probe_command(argv: list[str], timeout: float = 30.0) -> str | None:
+    """None when the command succeeds, else why not (its last line of output)."""
+    if shutil.which(argv[0]) is None:
+        return f"{argv[0]} is not installed"
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(argv)} did not answer within {timeout:g} s"
+    if p.returncode == 0:
+        return None
+    lines = (p.stderr or p.stdout).strip().splitlines()
+    return lines[-1] if lines else f"{' '.join(argv)} exited with {p.returncode}"
 
 from vmlab.report.model import ExperimentEntry, HostInfo, Report
 
@@ -52,14 +84,9 @@ def make_report() -> Callable[..., Report]:
 
 @pytest.fixture(scope="session")
 def libvirt_available() -> str:
-    """Skip unless libvirt answers (probed, not guessed from imports)."""
-    from vmlab.backends.libvirt_backend import LibvirtBackend
-    from vmlab.errors import NotAvailable
-
-    try:
-        backend = LibvirtBackend()
-    except NotAvailable as e:
-        pytest.skip(f"libvirt not available: {e.one_line()}")
-    uri = backend.uri
-    backend.close()
+    """The URI the suite uses, once `virsh -c URI version` answers (libvirt's own client, not vmlab)."""
+    uri = os.environ.get("VMLAB_LIBVIRT_URI") or "qemu:///system"
+    why = probe_command(["virsh", "-c", uri, "version"])
+    if why is not None:
+        unavailable(f"libvirt at {uri}", why)
     return uri

@@ -47,13 +47,12 @@ def test_home() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def docker_available() -> None:
-    from vmlab.errors import NotAvailable
-    from vmlab.images.docker_image import docker_client
+    """Docker's own CLI must reach the daemon (a probe independent of vmlab's client code)."""
+    from tests.conftest import probe_command, unavailable
 
-    try:
-        docker_client().close()
-    except NotAvailable as e:
-        pytest.skip(f"Docker not available: {e.one_line()}")
+    why = probe_command(["docker", "version", "--format", "{{.Server.Version}}"])
+    if why is not None:
+        unavailable("the Docker daemon", why)
 
 
 @pytest.fixture(scope="session")

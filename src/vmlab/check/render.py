@@ -36,7 +36,7 @@ class Fit:
 
 def _table(*columns: str, title: str | None = None) -> Table:
     """A table whose cells fold rather than end in '…', so no id or figure is ever cut."""
-    table = Table(title=title, title_justify="left", pad_edge=False, expand=False)
+    table = Table(title=title, title_justify="left", expand=False)
     for col in columns:
         table.add_column(col, overflow="fold")
     return table
@@ -50,16 +50,13 @@ def render_lab_sheet(lab: Lab, sheet_text: str | None, width: int = 100) -> list
     parts: list[RenderableType] = []
     if sheet_text:
         parts.append(Fit(Markdown(sheet_text), width))
-    table = _table("check", "task", "kind", "pts", "req", "what", title=f"checks of {lab.lab.name}")
+    table = Table(title=f"checks of {lab.lab.name}", title_justify="left", expand=True)
+    table.add_column("check · task · kind · points", overflow="fold", ratio=2)
+    table.add_column("what it asserts", overflow="fold", ratio=3)
     for c in lab.checks:
-        table.add_row(
-            c.id,
-            c.task or ("by member" if c.each is not None else ""),
-            c.kind,
-            f"{c.points:g}",
-            "yes" if c.required else "no",
-            _what(c),
-        )
+        task = c.task or ("per member" if c.each is not None else "lab")
+        points = f"{c.points:g} pt" + ("" if c.points == 1 else "s") + ("" if c.required else ", optional")
+        table.add_row(Text.assemble((c.id, "bold"), f"\n{task} · {c.kind} · {points}"), _what(c))
     parts.append(Fit(table, width))
     return parts
 
@@ -106,11 +103,10 @@ def _headline(grade: Grade) -> Text:
 
 def _numbers(grade: Grade) -> str:
     c = grade.counts
-    parts = [
-        f"required {c.get('required_passed', 0)}/{c.get('required', 0)} passed",
-        f"optional {c.get('optional_passed', 0)}/{c.get('optional', 0)} passed",
-        f"score {grade.score:g}/{grade.max_score:g}",
-    ]
+    parts = [f"required {c.get('required_passed', 0)}/{c.get('required', 0)} passed"]
+    if c.get("optional"):
+        parts.append(f"optional {c.get('optional_passed', 0)}/{c['optional']} passed")
+    parts.append(f"score {grade.score:g}/{grade.max_score:g}")
     if c.get("not_applicable"):
         parts.append(f"{c['not_applicable']} not applicable")
     if c.get("advisory"):
@@ -197,9 +193,9 @@ def _detail(r: CheckResult, advisory: bool, verbose: bool) -> Text:
             text.append(f"\n{extra}")
     elif r.message:
         text.append(f"\n{r.message}")
-    elif verbose and r.measured is not None:
+    elif verbose and r.measured not in (None, "present"):
         text.append(f"\nmeasured {_short(r.measured)}, expected {r.expected}", style="dim")
-    if verbose and r.description:
+    if r.description and (verbose or not r.passed):
         text.append(f"\n{r.description}", style="dim")
     return text
 

@@ -44,9 +44,6 @@ def lab_show(
     json_out: Annotated[bool, typer.Option("--json", help="Print the parsed lab.toml as JSON.")] = False,
 ) -> None:
     """Print a lab's task sheet and its checks."""
-    from rich.markdown import Markdown
-    from rich.table import Table
-
     from vmlab.labs.catalog import lab_path, load_lab
 
     with errors_to_exit():
@@ -55,14 +52,11 @@ def lab_show(
     if json_out:
         emit_json(lab.model_dump(mode="json"))
         return
-    if sheet.is_file():
-        out.print(Markdown(sheet.read_text()))
-    table = Table(title=f"checks of {name}")
-    for col in ("id", "task", "kind", "what", "required"):
-        table.add_column(col, overflow="fold")
-    for c in lab.checks:
-        table.add_row(c.id, c.task or "", c.kind, c.description, "yes" if c.required else "no")
-    out.print(table)
+    from vmlab.check.render import render_lab_sheet
+
+    text = sheet.read_text() if sheet.is_file() else None
+    for part in render_lab_sheet(lab, text, width=min(out.width, 100)):
+        out.print(part)
 
 
 def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -40,6 +40,21 @@ def _root(
     logging.getLogger("vmlab").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+def _flags_without_type() -> None:
+    """Help lists a flag as `--json`, not `--json <bool>`: this Typer version prints a flag's type.
+
+    A flag takes no value, so its type only misleads; every other option keeps its type column.
+    """
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
 def _register() -> None:
     """Core groups, then each lab's own group as its lab.toml names it (`[lab] cli`).
 
@@ -66,6 +81,7 @@ def _register() -> None:
             print(f"vmlab: warning: lab {lab}: its commands ({spec}) are unavailable: {e}", file=sys.stderr)
 
 
+_flags_without_type()
 _register()
 
 

@@ -114,12 +114,14 @@ def jit(
     out.print(t)
     out.print(f"made not entrant: {ev.counts['not_entrant']}", highlight=False)
     th = events.experiments["thresholds"].values
-    out.print(
-        "thresholds: "
-        + ", ".join(f"{k.removesuffix('Threshold')} {th[k]}" for k in ("Tier3InvocationThreshold", "Tier4InvocationThreshold",
-                                              "Tier3BackEdgeThreshold", "CompileThreshold") if k in th),
-        highlight=False,
-    )  # fmt: skip
+    names = (
+        "Tier3InvocationThreshold",
+        "Tier4InvocationThreshold",
+        "Tier3BackEdgeThreshold",
+        "CompileThreshold",
+    )
+    shown = ", ".join(f"{k.removesuffix('Threshold')} {th[k]}" for k in names if k in th)
+    out.print(f"thresholds: {shown}", highlight=False)
     out.print("\nInterface call site by number of receiver classes:", highlight=False)
     t = _table("site", "classes", "ns/call", "inlined (hot)")
     for name, e in calls.experiments.items():
@@ -209,6 +211,8 @@ def pyspec(
     json_out: JsonOpt = False,
 ) -> None:
     """CPython's specialising interpreter: instructions before/after warm-up, tracing cost."""
+    import textwrap
+
     from vmlab.cli.output import emit_json, errors_to_exit, out
     from vmlab.hllvm import pyspec as ps
 
@@ -227,7 +231,13 @@ def pyspec(
             f"{e.counts['executed']} executed for n={e.counts['count_n']} ({verdict})",
             highlight=False,
         )
-        out.print(f"  new after warm-up: {e.values['new_after_warmup']}", highlight=False, markup=False)
+        new = textwrap.fill(
+            f"new after warm-up: {e.values['new_after_warmup']}",
+            width=78,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        )
+        out.print(new, highlight=False, markup=False)
     plain = tracing["plain"].summary
     t = _table("hook", "ns/call", "x plain")
     for mode, e in tracing.items():

@@ -1,8 +1,8 @@
 """What a lab step `requires`, probed before the step runs.
 
 An unmet requirement makes the step `skipped` with the reason and the fix, never a crash. Daemon and
-device probes are doctor's own (one probe per capability); tools are looked up on PATH plus the
-system directories Debian keeps out of a normal user's PATH.
+device probes are doctor's own (one probe per capability); any other name is a program looked up on
+PATH plus the system directories Debian keeps out of a normal user's PATH.
 """
 
 from __future__ import annotations
@@ -78,6 +78,11 @@ REQUIREMENTS: dict[str, Probe] = {
 }
 
 
+def probe_for(name: str) -> Probe:
+    """A named probe, else: NAME is a program that must be on PATH (or in /usr/sbin, /sbin)."""
+    return REQUIREMENTS.get(name) or _tool(name, name, f"the package that provides {name}")
+
+
 def unmet(names: list[str], cache: dict[str, Unmet | None] | None = None) -> list[Unmet]:
     """The requirements among `names` this host does not meet; `cache` spares re-probing per step."""
     found: list[Unmet] = []
@@ -85,7 +90,7 @@ def unmet(names: list[str], cache: dict[str, Unmet | None] | None = None) -> lis
         if cache is not None and name in cache:
             result = cache[name]
         else:
-            result = REQUIREMENTS[name]()
+            result = probe_for(name)()
             if cache is not None:
                 cache[name] = result
         if result is not None:

@@ -39,7 +39,7 @@ def _cmd(*argv: str, pattern: str = _NUMBER) -> Callable[[], str | None]:
     return lambda: tool_version(list(argv), pattern)
 
 
-# name -> how to read its version; a lab.toml naming another tool is rejected at load
+# name -> how to read its version, where `NAME --version` is not the way (or NAME is no program)
 TOOLS: dict[str, Callable[[], str | None]] = {
     "qemu": _cmd("qemu-system-x86_64", "--version"),
     "libvirt": _cmd("libvirtd", "--version"),
@@ -63,7 +63,9 @@ DEFAULT_TOOLS = ("qemu", "libvirt", "libvirt_python", "docker", "docker_sdk", "v
 
 @cache
 def _version_of(name: str) -> str | None:
-    return TOOLS[name]()
+    """A known tool's own probe, else the first version string `NAME --version` prints."""
+    probe = TOOLS.get(name) or _cmd(name, "--version")
+    return probe()
 
 
 def tool_versions(names: Iterable[str] = DEFAULT_TOOLS) -> dict[str, str | None]:

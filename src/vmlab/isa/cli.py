@@ -87,10 +87,10 @@ def run(
     ] = None,
     a: Annotated[int, typer.Option("--a", help="Initial A for a program file.")] = 0,
     l: Annotated[int, typer.Option("--l", help="Initial L for a program file.")] = 0,
-    max_seconds: Annotated[
+    timeout: Annotated[
         float,
         typer.Option(
-            "--max-seconds",
+            "--timeout",
             help="Give up when the program has not halted by then (0: never).",
         ),
     ] = 300.0,
@@ -112,7 +112,7 @@ def run(
             fn, name = load_engine_file(engine_module), str(engine_module)
         else:
             fn, name = get_engine(engine), engine
-        with deadline(max_seconds, f"{program.name} on {name}"):
+        with deadline(timeout, f"{program.name} on {name}"):
             measured = time_engine(fn, program, 1, name)
     result = measured.result
     info: dict[str, Any] = {
@@ -161,6 +161,7 @@ def bench(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a plot of ns/instruction (PNG/SVG).")
     ] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="All columns (wider than 80).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Time every engine on the scenarios: the isa-emulation lab's engine steps, one report."""
@@ -189,42 +190,47 @@ def bench(
     if json_out:
         emit_json(result.report)
         return
-    out.print(_table(matrix, speedups(matrix)))
+    out.print(_table(matrix, speedups(matrix), wide))
 
 
-def _table(matrix: Any, speed: dict[str, dict[str, float]]) -> Any:
+LEGEND = (
+    "ms: median wall time of a run; ns/ins: per guest instruction; tr ms: of which translation; "
+    "blocks: blocks translated; x sw: speed-up over switch; ok: final A and count match the oracle"
+)
+
+
+def _table(matrix: Any, speed: dict[str, dict[str, float]], wide: bool = False) -> Any:
+    """Fits 80 columns; --wide adds chainings and generated code bytes."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="ISA emulation: median of repeats, translation included")
-    for col in (
-        "engine",
-        "scen.",
-        "time ms",
-        "ns/instr",
-        "translate ms",
-        "blocks",
-        "chainings",
-        "code bytes",
-        "vs switch",
-        "oracle",
-    ):
-        table.add_column(col, justify="left" if col in ("engine", "scen.", "oracle") else "right")
+    table = Table(title="ISA emulation: medians, translation included", box=box.SIMPLE_HEAD, padding=(0, 1))
+    cols = ["engine", "S", "ms", "ns/ins", "tr ms", "blocks", "x sw", "ok"]
+    if wide:
+        cols[6:6] = ["chains", "code B"]
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("engine", "S", "ok") else "right", no_wrap=True)
     for name, group in matrix.items():
         for scen, exp in group.items():
             c = exp.counts
             tr = exp.stages.get("translate")
-            table.add_row(
+            row = [
                 name,
-                scen,
+                scen.lstrip("S"),
                 f"{exp.summary.median * 1e3:.1f}",
                 f"{exp.values['ns_per_instruction']:.1f}",
                 f"{tr.summary.median * 1e3:.1f}" if tr else "-",
                 str(c.get("blocks_translated", "-")),
-                str(c.get("chainings", "-")),
-                str(c.get("code_bytes", "-")),
-                f"{speed.get(name, {}).get(scen, 0):.2f}x" if name in speed else "-",
+                f"{speed[name][scen]:.2f}" if scen in speed.get(name, {}) else "-",
                 "[green]ok[/]" if exp.values.get("matches_oracle") else "[red]WRONG[/]",
-            )
+            ]
+            if wide:
+                row[6:6] = [str(c.get("chainings", "-")), str(c.get("code_bytes", "-"))]
+            table.add_row(*row)
+    import textwrap
+
+    table.caption = "\n".join(textwrap.wrap(LEGEND, 76))  # the console does not wrap (soft_wrap)
+    table.caption_justify = "left"
     return table
 
 

@@ -29,7 +29,7 @@ def deadline(seconds: float, what: str) -> Iterator[None]:
     def expire(_signum: int, _frame: FrameType | None) -> None:
         raise NoHalt(
             f"{what}: no HALT within {seconds:g} s (an endless loop? a SETL inside a loop body resets L)",
-            hint="fix the program, or raise the limit with --max-seconds",
+            hint="fix the program, or raise the limit with --timeout",
         )
 
     previous = signal.signal(signal.SIGALRM, expire)

@@ -48,13 +48,16 @@ def run(
         ),
     ],
     n: Annotated[
-        int | None, typer.Option("-n", help="Count for out/cpuid/mmio/loop; message length for console-*.")
+        int | None,
+        typer.Option("--count", help="Count for out/cpuid/mmio/loop; message length for console-*."),
     ] = None,
     bits: Annotated[int, typer.Option(help="Mode for .hex/.bin files: 16 (real) or 32 (protected).")] = 16,
-    repeat: Annotated[int, typer.Option(min=1, max=1000, help="Run this many times; times are medians.")] = 1,
+    runs: Annotated[
+        int, typer.Option("--runs", "-n", min=1, max=1000, help="Run this many times; times are medians.")
+    ] = 1,
     max_exits: Annotated[int, typer.Option(min=1, help="Stop a guest after this many exits.")] = 1_000_000,
-    max_seconds: Annotated[
-        float, typer.Option(min=0.01, help="Stop a guest after this much wall time.")
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.01, help="Stop a guest after this many seconds.")
     ] = 10.0,
     mount_debugfs: Annotated[
         bool,
@@ -71,12 +74,12 @@ def run(
 
     with errors_to_exit():
         prog = _program(program, n, bits)
-        limits = Limits(max_exits=max_exits, wall_s=max_seconds)
-        runs = [run_program(prog, limits=limits, device=device, mount=mount_debugfs) for _ in range(repeat)]
+        limits = Limits(max_exits=max_exits, wall_s=timeout)
+        results = [run_program(prog, limits=limits, device=device, mount=mount_debugfs) for _ in range(runs)]
     if json_out:
-        emit_json(_as_json(prog, runs))
+        emit_json(_as_json(prog, results))
         return
-    _render(prog, runs)
+    _render(prog, results)
 
 
 def _timing(runs: list[GuestRun]) -> dict[str, Any]:
@@ -93,6 +96,9 @@ def _timing(runs: list[GuestRun]) -> dict[str, Any]:
 def _as_json(prog: Program, runs: list[GuestRun]) -> dict[str, Any]:
     first = runs[0].as_dict()
     return {**first, "bits": prog.bits, "code_bytes": len(prog.code), "timing": _timing(runs)}
+
+
+MIN_EXITS_FOR_PER_EXIT = 100
 
 
 def _render(prog: Program, runs: list[GuestRun]) -> None:
@@ -116,8 +122,12 @@ def _render(prog: Program, runs: list[GuestRun]) -> None:
     else:
         err.print(f"[dim]debugfs: {r.debugfs_source}[/]", highlight=False)
     t = _timing(runs)
-    what = f"median of {len(runs)} runs" if len(runs) > 1 else "1 run; --repeat N for a median"
-    per = f", {t['ns_per_exit_median']:,.0f} ns per exit" if t["ns_per_exit_median"] is not None else ""
+    what = f"median of {len(runs)} runs" if len(runs) > 1 else "1 run; --runs N for a median"
+    # Per-exit time means something only when exits dominate the run: with a handful (cpuid's single
+    # hlt, hello's three) the loop time is the guest's own work and set-up, divided by almost nothing.
+    per = ""
+    if t["ns_per_exit_median"] is not None and r.total_exits >= MIN_EXITS_FOR_PER_EXIT:
+        per = f", {t['ns_per_exit_median']:,.0f} ns per exit"
     loop_us = t["loop_ns_median"] / 1000
     out.print(f"time in the KVM_RUN loop: {loop_us:,.1f} µs{per} ({what})", highlight=False)
 
@@ -157,7 +167,7 @@ def programs(
 @app.command("source")
 def source(
     program: Annotated[str, typer.Argument(help="A built-in program name.")],
-    n: Annotated[int | None, typer.Option("-n", help="Count or message length, as for 'run'.")] = None,
+    n: Annotated[int | None, typer.Option("--count", help="Count or message length, as for 'run'.")] = None,
 ) -> None:
     """Print a built-in program's commented assembler source (a starting point for your own .asm)."""
     from vmlab.kvmapi.programs import builtin

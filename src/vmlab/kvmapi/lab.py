@@ -29,7 +29,7 @@ LINE_ADDR = 0x8000  # where the own-program task's line lies: dw length, then th
 
 
 class _RunLimits(StepParams):
-    max_seconds: float = Field(30.0, gt=0)
+    timeout: float = Field(30.0, gt=0)
     mount_debugfs: bool = False
 
 
@@ -71,7 +71,7 @@ def _repeat(
         runs.append(
             run_program(
                 program,
-                limits=Limits(wall_s=params.max_seconds),
+                limits=Limits(wall_s=params.timeout),
                 mount=params.mount_debugfs,
                 preload=preload,
             )

@@ -256,7 +256,7 @@ def _loop(vcpu: Vcpu, mem: Any, result: GuestRun, limits: Limits) -> None:
                             f"guest {result.program!r} still running after {limits.wall_s:g} s "
                             f"({result.total_exits} exits)",
                             result,
-                            hint="a guest loop without hlt? raise --max-seconds if it is just slow",
+                            hint="a guest loop without hlt? raise --timeout if it is just slow",
                         )
                     continue
                 reason, info = decode(run)
@@ -285,7 +285,7 @@ def _loop(vcpu: Vcpu, mem: Any, result: GuestRun, limits: Limits) -> None:
                         f"guest {result.program!r} still running after {limits.wall_s:g} s "
                         f"({result.total_exits} exits)",
                         result,
-                        hint="raise --max-seconds",
+                        hint="raise --timeout",
                     )
         finally:
             result.loop_ns = time.perf_counter_ns() - start

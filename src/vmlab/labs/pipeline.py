@@ -100,7 +100,7 @@ def params_model(fn: Callable[..., Any], spec: str) -> type[StepParams]:
     return model
 
 
-def _select(lab: Lab, tasks: list[str] | None, steps: list[str] | None) -> tuple[list[str], list[str]]:
+def select_steps(lab: Lab, tasks: list[str] | None, steps: list[str] | None) -> tuple[list[str], list[str]]:
     task_ids = [t.id for t in lab.tasks]
     for t in tasks or []:
         if t not in task_ids:
@@ -139,7 +139,7 @@ def _validate_params(step_id: str, model: type[StepParams], values: dict[str, An
 
 def plan_run(req: RunRequest) -> _Plan:
     lab = load_lab(req.lab)
-    steps, tasks = _select(lab, req.tasks, req.steps)
+    steps, tasks = select_steps(lab, req.tasks, req.steps)
     for step_id in req.sets:
         if step_id not in lab.experiments:
             raise UsageError(

@@ -40,7 +40,9 @@ def _progress() -> Any:
 
 
 def run(
-    workload: Annotated[str, typer.Argument(help="A workload name (see 'vmlab procvm workloads') or a .c file.")],
+    workload: Annotated[
+        str, typer.Argument(help="A workload name (see 'vmlab procvm workloads') or a .c file.")
+    ],
     tool: Annotated[
         str,
         typer.Option(
@@ -50,9 +52,13 @@ def run(
     args: Annotated[
         list[str] | None, typer.Option("--arg", "-a", help="The workload's arguments (repeat for several).")
     ] = None,
-    timing: Annotated[bool, typer.Option("--time", help="Use the workload's timing size, not its count size.")] = False,
+    timing: Annotated[
+        bool, typer.Option("--time", help="Use the workload's timing size, not its count size.")
+    ] = False,
     repeat: Annotated[int, typer.Option(min=1, max=50, help="Runs; times are medians.")] = 1,
-    stats: Annotated[bool, typer.Option("--stats", help="Valgrind --stats=yes / QEMU -d logs, parsed.")] = True,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Valgrind --stats=yes / QEMU -d logs, parsed.")
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
     """Run a workload natively and under TOOL: output, CPU-time slowdown, counts and translation stats."""
@@ -66,19 +72,29 @@ def run(
     _render_run(result)
 
 
-def _run(workload: str, tool: str, args: list[str] | None, timing: bool, repeat: int, stats: bool) -> dict[str, Any]:
+def _run(
+    workload: str, tool: str, args: list[str] | None, timing: bool, repeat: int, stats: bool
+) -> dict[str, Any]:
     import statistics
     import tempfile
 
     from vmlab.procvm import parse
-    from vmlab.procvm.runs import QEMU_TOOLS, check_tool, execute, require_ok
+    from vmlab.procvm.runs import QEMU_TOOLS, VALGRIND_TOOLS, check_tool, execute, require, require_ok
     from vmlab.procvm.workloads import WORKLOADS, build
     from vmlab.procvm.workloads import workload as lookup
 
     check_tool(tool)
+    if tool in VALGRIND_TOOLS:
+        require("valgrind")  # before compiling anything: the missing tool is the error to show
+    elif tool in QEMU_TOOLS:
+        require(tool)
     target = {"qemu-x86_64": "x86_64-static", "qemu-aarch64": "aarch64"}.get(tool, "x86_64")
     if workload.endswith(".c") or Path(workload).is_file():
-        binary, wargs, name = build("custom", target, source=Path(workload)), tuple(args or ()), Path(workload).name
+        binary, wargs, name = (
+            build("custom", target, source=Path(workload)),
+            tuple(args or ()),
+            Path(workload).name,
+        )
         native_bin = build("custom", "x86_64", source=Path(workload))
     else:
         w = lookup(workload)
@@ -88,7 +104,9 @@ def _run(workload: str, tool: str, args: list[str] | None, timing: bool, repeat:
     progress = _progress()
     with tempfile.TemporaryDirectory(prefix="vmlab-procvm-") as tmp:
         scratch = Path(tmp)
-        native = [require_ok(execute("native", [str(native_bin), *wargs], scratch=scratch)) for _ in range(repeat)]
+        native = [
+            require_ok(execute("native", [str(native_bin), *wargs], scratch=scratch)) for _ in range(repeat)
+        ]
         extra: list[str] = []
         qlog: tuple[str, ...] = ()
         if stats and tool in QEMU_TOOLS:
@@ -101,7 +119,13 @@ def _run(workload: str, tool: str, args: list[str] | None, timing: bool, repeat:
             # logging slows QEMU down: only the first run logs, the others are timed clean
             runs.append(
                 require_ok(
-                    execute(tool, [str(binary), *wargs], scratch=scratch, extra=extra, qemu_log=qlog if i == 0 else ())
+                    execute(
+                        tool,
+                        [str(binary), *wargs],
+                        scratch=scratch,
+                        extra=extra,
+                        qemu_log=qlog if i == 0 else (),
+                    )
                 )
             )
         log = runs[0].log
@@ -166,7 +190,9 @@ def _render_run(r: dict[str, Any]) -> None:
     out.print(_table(f"{r['workload']} under {r['tool']} ({what})", rows))
 
 
-def workloads(json_out: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False) -> None:
+def workloads(
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable list.")] = False,
+) -> None:
     """List the lab's workloads with their count and timing sizes."""
     from vmlab.cli.output import emit_json
     from vmlab.procvm.workloads import WORKLOADS
@@ -187,8 +213,8 @@ def workloads(json_out: Annotated[bool, typer.Option("--json", help="Machine-rea
     from rich.table import Table
 
     table = Table("workload", "count size", "time size", "what it exercises")
-    for it in items:
-        table.add_row(it["name"], " ".join(it["count_args"]), " ".join(it["time_args"]), it["description"])
+    for w in WORKLOADS.values():
+        table.add_row(w.name, " ".join(w.count_args), " ".join(w.time_args), w.description)
     _out().print(table)
 
 
@@ -241,7 +267,9 @@ def tool_run(
     from rich.table import Table
 
     o, lk = result["observer"], result["lackey"]
-    table = Table("count", "observer", "lackey", "observer/lackey", title=" ".join(argv), title_justify="left")
+    table = Table(
+        "count", "observer", "lackey", "observer/lackey", title=" ".join(argv), title_justify="left"
+    )
     for label, ok, lkk in (
         ("guest instrs", "guest_instrs", "guest_instrs"),
         ("superblocks entered", "sbs_entered", "sbs_entered"),

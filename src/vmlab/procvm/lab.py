@@ -30,7 +30,7 @@ from pydantic import Field
 from vmlab.errors import UsageError
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.procvm import parse
-from vmlab.procvm.runs import QEMU_TOOLS, VALGRIND_TOOLS, Run, execute, require_ok
+from vmlab.procvm.runs import VALGRIND_TOOLS, Run, execute, require_ok
 from vmlab.procvm.workloads import WORKLOADS, build, workload
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
 from vmlab.report.stats import summarize
@@ -126,7 +126,7 @@ def counts(params: CountsParams, ctx: StepContext) -> dict[str, ExperimentEntry]
 
 
 class SlowdownParams(StepParams):
-    workload: str = "sort"
+    workload: str = "recurse"
     args: list[str] | None = Field(None, description="the workload's arguments; default: its timing size")
     tools: list[str] = Field(default_factory=lambda: list(VALGRIND_TOOLS))
     runs: int = Field(3, ge=1, le=50)
@@ -139,9 +139,9 @@ def _cpu(runs: list[Run]) -> list[float]:
 def slowdown(params: SlowdownParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `slowdown`: CPU time under each Valgrind tool over native, gross and net of start-up.
 
-    gross = t_tool / median t_native on the timed size; marginal = (t_tool - t_tool(empty)) /
-    (t_native - t_native(empty)), where `empty` is the same program with size 0: Valgrind's start-up
-    (loading the tool, reading debug info, translating the dynamic loader) cancels out.
+    marginal (the samples) = (t_tool - t_tool(empty)) / (t_native - t_native(empty)), where `empty` is
+    the same program with size 0: Valgrind's ~0.2 s start-up (loading the tool, reading debug info,
+    translating the dynamic loader) cancels out; gross = t_tool / t_native keeps it.
     """
     _check_names(params.tools, VALGRIND_TOOLS)
     w = workload(params.workload)
@@ -168,10 +168,17 @@ def slowdown(params: SlowdownParams, ctx: StepContext) -> dict[str, ExperimentEn
 
 
 def _timing_exp(runs: list[Run], runs0: list[Run], t_nat: float, t_nat0: float, tool: str) -> Experiment:
+    """Marginal slowdown per repeat (the headline), gross slowdown in values and the raw CPU times."""
     cpu, cpu0 = _cpu(runs), _cpu(runs0)
-    factors = [c / t_nat for c in cpu] if t_nat > 0 else [0.0 for _ in cpu]
+    base0 = statistics.median(cpu0)
     net_native = t_nat - t_nat0
-    marginal = (statistics.median(cpu) - statistics.median(cpu0)) / net_native if net_native > 0 else None
+    if net_native <= 0:
+        raise UsageError(
+            f"the timed size runs no longer than the empty one natively ({t_nat:.4f} s)",
+            hint="give the workload a larger size (args)",
+        )
+    factors = [(c - base0) / net_native for c in cpu]
+    gross = statistics.median(cpu) / t_nat if t_nat > 0 else None
     wall = [r.wall_s for r in runs]
     return Experiment(
         unit="x native",
@@ -179,8 +186,9 @@ def _timing_exp(runs: list[Run], runs0: list[Run], t_nat: float, t_nat0: float, 
         summary=summarize(factors),
         provenance=_prov(
             "rusage of the child (user+system CPU time)",
-            "samples: CPU time of each run over the median native CPU time (gross slowdown)",
-            "values.marginal: the same net of the size-0 run of the same program (start-up removed)",
+            "samples: (CPU time of a run - median CPU time of the size-0 run under the same tool) / "
+            "(median native CPU time - median native CPU time of size 0): start-up removed",
+            "values.gross: median CPU time over median native CPU time, start-up included",
         ),
         provider=PROVIDER,
         stages={
@@ -190,7 +198,7 @@ def _timing_exp(runs: list[Run], runs0: list[Run], t_nat: float, t_nat0: float, 
         },
         values={
             "tool": tool,
-            "marginal": round(marginal, 3) if marginal is not None else None,
+            "gross": round(gross, 3) if gross is not None else None,
             "native_cpu_s": round(t_nat, 6),
             "argv": " ".join([Path(runs[0].argv[0]).name, *runs[0].argv[1:]]),
         },
@@ -208,7 +216,7 @@ VEX_VARIANTS: dict[str, tuple[str, ...]] = {
 
 
 class VexParams(StepParams):
-    workload: str = "sort"
+    workload: str = "recurse"
     variants: list[str] = Field(default_factory=lambda: list(VEX_VARIANTS))
     runs: int = Field(3, ge=1, le=50)
 
@@ -224,7 +232,9 @@ def vex(params: VexParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     for variant in params.variants:
         opts = list(VEX_VARIANTS[variant])
         ctx.progress(f"process-vm: {variant} on {w.name}")
-        lk = require_ok(execute("lackey", argv_count, scratch=scratch, extra=[*opts, "--stats=yes"], tag=variant))
+        lk = require_ok(
+            execute("lackey", argv_count, scratch=scratch, extra=[*opts, "--stats=yes"], tag=variant)
+        )
         _attach(ctx, lk, f"{variant}.lackey.log")
         lc, st = parse.parse_lackey(lk.log), parse.parse_stats(lk.log)
         timed = [
@@ -258,7 +268,7 @@ def vex(params: VexParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
 
 class QemuParams(StepParams):
     workloads: list[str] = Field(default_factory=lambda: ["loop", "sort", "recurse", "scan"])
-    time_workload: str = "sort"
+    time_workload: str = "recurse"
     runs: int = Field(3, ge=1, le=50)
 
 

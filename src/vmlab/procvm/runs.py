@@ -159,4 +159,3 @@ def require_ok(run: Run) -> Run:
             hint=f"run it by hand to see why{' (log: ' + str(run.log_path) + ')' if run.log_path else ''}",
         )
     return run
-

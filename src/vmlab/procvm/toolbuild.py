@@ -98,14 +98,20 @@ def installed_version() -> str:
 
 
 def source_version(src: Path) -> str:
-    """The version a source tree declares in configure.ac's AC_INIT."""
+    """The version a source tree declares in configure.ac (3.19 spells it with m4_define parts)."""
     conf = src / "configure.ac"
     if not conf.is_file():
         raise UsageError(
             f"{src} is not a Valgrind source tree (no configure.ac)",
             hint="give the top folder of an unpacked valgrind-3.x source",
         )
-    m = re.search(r"AC_INIT\(\[Valgrind\],\s*\[([^\]]+)\]", conf.read_text(errors="replace"))
+    text = conf.read_text(errors="replace")
+    parts = [
+        re.search(rf"m4_define\(\[v_{p}_ver\],\s*\[([^\]]*)\]\)", text) for p in ("major", "minor", "micro")
+    ]
+    if all(parts):
+        return ".".join(m.group(1) for m in parts if m)
+    m = re.search(r"AC_INIT\(\[Valgrind\],\s*\[([\d.]+[^\]]*)\]", text)
     return m.group(1) if m else "unknown"
 
 
@@ -244,7 +250,9 @@ def register_tool(tree: Path) -> None:
     """Make `observer` a tool of this tree: TOOLS in Makefile.am, its Makefiles in configure.ac."""
     am = tree / "Makefile.am"
     text = am.read_text()
-    text, n = re.subn(r"^TOOLS = \\\n(?:\t+\S+ \\\n)*\t+\S+\n", "TOOLS = none lackey observer\n", text, flags=re.M)
+    text, n = re.subn(
+        r"^TOOLS = \\\n(?:\t+\S+ \\\n)*\t+\S+\n", "TOOLS = none lackey observer\n", text, flags=re.M
+    )
     text, m = re.subn(r"^EXP_TOOLS = \\\n(?:\t+\S+ \\\n)*\t+\S+\n", "EXP_TOOLS =\n", text, flags=re.M)
     if n != 1 or m != 1:
         raise BackendError(f"{am}: no TOOLS/EXP_TOOLS list found to register the tool in")
@@ -253,7 +261,10 @@ def register_tool(tree: Path) -> None:
     text = conf.read_text()
     if "observer/Makefile" not in text:
         text, n = re.subn(
-            r"^(\s+)none/Makefile$", r"\1observer/Makefile\n\1observer/tests/Makefile\n\g<0>", text, flags=re.M
+            r"^(\s+)none/Makefile$",
+            r"\1observer/Makefile\n\1observer/tests/Makefile\n\g<0>",
+            text,
+            flags=re.M,
         )
         if n != 1:
             raise BackendError(f"{conf}: no 'none/Makefile' entry to add the tool's Makefiles beside")

@@ -41,7 +41,7 @@ WORKLOADS: dict[str, Workload] = {
     for w in (
         Workload("loop", "loop.c", "tight arithmetic loop (one hot block)", ("10000",), ("20000000",)),
         Workload("sort", "sort.c", "insertion sort: branchy, data-dependent", ("300",), ("7000",)),
-        Workload("recurse", "recurse.c", "naive fib: calls and returns", ("15",), ("29",)),
+        Workload("recurse", "recurse.c", "naive fib: calls and returns", ("15",), ("32",)),
         Workload("scan", "scan.c", "strided reads of a buffer", ("256", "2"), ("16384", "16")),
         Workload("true", None, "/bin/true: start-up of a dynamic binary only", (), ()),
     )

@@ -26,7 +26,7 @@ def compare_run(
     docker_available: None,
 ) -> tuple[Path, Report, str]:
     out = tmp_path_factory.mktemp("compare")
-    result = CliRunner().invoke(app, ["compare", "--runs", "1", "-o", str(out)])
+    result = CliRunner().invoke(app, ["compare", "--runs", "1", "-o", str(out / "report.json")])
     assert result.exit_code == 0, result.output
     return out, load_report(out / "report.json"), result.stdout
 
@@ -94,7 +94,7 @@ def test_plots_table_and_grading(compare_run: tuple[Path, Report, str]) -> None:
     graded = CliRunner().invoke(app, ["check", str(out / "report.json"), "--lab", "system-vm", "--json"])
     checks = json.loads(graded.stdout)["checks"]
     assert failed_verdicts(checks) == []
-    assert graded.exit_code == (0 if all(c["passed"] for c in checks if c["required"]) else 1)
+    assert graded.exit_code == (0 if all(c["outcome"] == "pass" for c in checks if c["required"]) else 1)
 
 
 def test_nothing_left_behind(compare_run: tuple[Path, Report, str]) -> None:
@@ -107,3 +107,22 @@ def test_nothing_left_behind(compare_run: tuple[Path, Report, str]) -> None:
             assert [r.resource for r in backend.list_owned() if r.run_id == report.run_id] == []
         finally:
             backend.close()
+
+
+def test_lab_run_system_vm_for_real(
+    tmp_path: Path, test_home: Path, tiny_image: Any, libvirt_available: str, docker_available: None
+) -> None:
+    """`lab run system-vm` through the pipeline, nothing stubbed: start-up only, one cold start each."""
+    report_path = tmp_path / "r.json"
+    args = ["lab", "run", "system-vm", "-o", str(report_path), "--set", "compare.runs=1"]
+    result = CliRunner().invoke(app, [*args, "--set", 'compare.only=["startup"]', "--student", "s1"])
+    assert result.exit_code == 0, result.output
+    report = load_report(report_path)
+    assert report.steps["compare"].status == "ok" and report.steps["compare"].params["runs"] == 1
+    assert report.run.student == "s1" and report.run.lab_sha256
+    assert report.host.versions.get("qemu") and report.host.versions.get("docker")
+    flags = Path("/proc/cpuinfo").read_text().split()
+    if "vmx" not in flags and "svm" not in flags:  # no hardware virtualisation: guests ran under TCG
+        assert report.host.accel == "tcg" and report.host.accel_reason
+    graded = CliRunner().invoke(app, ["check", str(report_path), "--task", "t1-startup", "--json"])
+    assert failed_verdicts(json.loads(graded.stdout)["checks"]) == []

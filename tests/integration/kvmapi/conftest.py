@@ -14,7 +14,9 @@ def kvm_device() -> str:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError as e:
-        pytest.skip(f"{path} cannot be opened: {e.strerror}")
+        from tests.conftest import unavailable
+
+        unavailable(path, f"cannot be opened: {e.strerror}")
     os.close(fd)
     return path
 

@@ -57,11 +57,13 @@ def _wait_banner(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 2
 @pytest.fixture(scope="session")
 def private_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """sshd -D on 127.0.0.1:<free port>: fresh host key, key-only login as root, killed by its pid."""
+    from tests.conftest import unavailable
+
     for tool in (SSHD, SFTP_SERVER):
         if not tool.exists():
-            pytest.skip(f"{tool} missing (apt-get install openssh-server)")
+            unavailable(str(tool), "missing (apt-get install openssh-server)")
     if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
-        pytest.skip("the ssh client is missing (apt-get install openssh-client)")
+        unavailable("the ssh client", "missing (apt-get install openssh-client)")
     d = tmp_path_factory.mktemp("sshd")
     os.chmod(d, 0o700)
     host_pub = _keygen(d / "host_ed25519")
@@ -127,13 +129,11 @@ def private_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
 
 @pytest.fixture(scope="session")
 def ssh_uri(private_sshd: dict[str, Any], libvirt_available: str, test_home: Path, tiny_image: Any) -> str:
-    """The private sshd's URI, once libvirt answers through it (skip otherwise, with libvirt's reason)."""
-    from vmlab.backends.libvirt_backend import LibvirtBackend
-    from vmlab.errors import VmlabError
+    """The private sshd's URI, once `virsh -c URI version` answers through it (libvirt's own client)."""
+    from tests.conftest import probe_command, unavailable
 
     uri = str(private_sshd["uri"])
-    try:
-        LibvirtBackend(uri=uri).close()
-    except VmlabError as e:
-        pytest.skip(f"libvirt over ssh does not answer: {e.one_line()}")
+    why = probe_command(["virsh", "-c", uri, "version"], timeout=60)
+    if why is not None:
+        unavailable(f"libvirt over ssh ({uri})", why)
     return uri

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 from tests.helpers import measured
+from tests.unit.check.builders import make_lab
 
 from vmlab.check.grader import compare, evaluate_check, grade_report, make_grade, resolve
 from vmlab.errors import LabError
 from vmlab.report.model import CheckResult, Experiment, Measurement, Report
 from vmlab.report.stats import summarize
-
-from .conftest import make_lab
 
 
 def stage(samples: list[float]) -> Measurement:
@@ -32,12 +31,14 @@ def report(make_report: Callable[..., Report]) -> Report:
             "fast": measured([1.0, 2.0, 3.0]),
             "slow": measured([10.0, 20.0, 30.0]),
             "startup": {"vm": Experiment(unit="s", stages={"a": stage([1.0]), "b": stage([2.0])})},
-            "jit": Experiment(unit="n", values={"java.lang.String::hashCode": 7}, series={"rss": [4.0, 9.0, 5.0]}),
+            "jit": Experiment(
+                unit="n", values={"java.lang.String::hashCode": 7}, series={"rss": [4.0, 9.0, 5.0]}
+            ),
         }
     )
 
 
-CASES = [
+CASES: list[tuple[dict[str, Any], str]] = [
     (dict(kind="exact", path="hello.counts.IO", value=2), "pass"),
     (dict(kind="exact", path="hello.counts.IO", value=3), "fail"),
     (dict(kind="exact", path="hello.values.ok", value=True), "pass"),
@@ -177,7 +178,10 @@ def test_each_expands_with_member_ids_and_tasks(make_report: Callable[..., Repor
         ]
     )
     r = make_report(
-        {"a": Experiment(unit="s", values={"outcome": "A=1"}), "c": Experiment(unit="s", values={"outcome": "A=2"})}
+        {
+            "a": Experiment(unit="s", values={"outcome": "A=1"}),
+            "c": Experiment(unit="s", values={"outcome": "A=2"}),
+        }
     )
     results, _ = grade_report(r, lab)
     got = [(x.id, x.task, x.outcome, x.description) for x in results[:2]]
@@ -189,7 +193,9 @@ def test_each_over_a_report_group(make_report: Callable[..., Report]) -> None:
     lab = make_lab(
         [{"id": "io", "task": "t1", "kind": "range", "each": "a", "path": "a.{member}.counts.IO", "lo": 1}]
     )
-    r = make_report({"a": {"x.y": Experiment(unit="n", counts={"IO": 1}), "z": Experiment(unit="n", counts={"IO": 0})}})
+    r = make_report(
+        {"a": {"x.y": Experiment(unit="n", counts={"IO": 1}), "z": Experiment(unit="n", counts={"IO": 0})}}
+    )
     results, _ = grade_report(r, lab)
     # a member with a dot needs no quoting: it is put into a segment after parsing
     assert [(x.id, x.outcome) for x in results[:2]] == [("io[x.y]", "pass"), ("io[z]", "fail")]
@@ -213,7 +219,9 @@ def test_task_filter(report: Report) -> None:
 # ---- the grade -----------------------------------------------------------------------------------------
 
 
-def res(cid: str, outcome: str, *, required: bool = True, timing: bool = False, points: float = 1.0) -> CheckResult:
+def res(
+    cid: str, outcome: str, *, required: bool = True, timing: bool = False, points: float = 1.0
+) -> CheckResult:
     return CheckResult(
         id=cid,
         kind="exact",

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers import measured
+from tests.unit.check.builders import make_lab
 
 from vmlab.check.grader import grade_report
 from vmlab.check.integrity import integrity_result
 from vmlab.report.model import Artifact, Experiment, Measurement, Report, StepRecord, Summary
 from vmlab.report.stats import summarize
-
-from .conftest import make_lab
 
 RUNS = [{"path": "a.counts.runs", "expr": "len(a.samples)"}]
 
@@ -39,7 +38,9 @@ def test_edited_median_fails_naming_the_path(make_report: Callable[..., Report])
 
 
 def test_edited_stage_and_group_member(make_report: Callable[..., Report]) -> None:
-    bad = Measurement(unit="s", samples=[1.0, 2.0], summary=Summary(n=2, median=1.5, min=1.0, max=9.0, iqr=1.0))
+    bad = Measurement(
+        unit="s", samples=[1.0, 2.0], summary=Summary(n=2, median=1.5, min=1.0, max=9.0, iqr=1.0)
+    )
     r = make_report(
         {
             "startup": {"vm": Experiment(unit="s", stages={"boot": bad})},
@@ -93,4 +94,7 @@ def test_artifact_outside_the_report_folder(make_report: Callable[..., Report], 
     r = make_report({})
     art = Artifact(name="x", step="a", path="../x", size=0, sha256="0" * 64)
     r = r.model_copy(update={"artifacts": [art]})
-    assert integrity_result(r, make_lab([]), tmp_path).message == "artifact ../x is not inside the report's folder"
+    assert (
+        integrity_result(r, make_lab([]), tmp_path).message
+        == "artifact ../x is not inside the report's folder"
+    )

@@ -34,7 +34,11 @@ task = "t1"
 @pytest.mark.parametrize(
     ("check", "key", "problem"),
     [
-        ('kind = "regex"\npath = "a.text"\npattern = "(unclosed"', "pattern", "not a valid regular expression"),
+        (
+            'kind = "regex"\npath = "a.text"\npattern = "(unclosed"',
+            "pattern",
+            "not a valid regular expression",
+        ),
         ('kind = "expr"\nexpr = "a.b-c > 1"', "<top>", "quote such a path in backticks"),
         ('kind = "expr"\nexpr = "__import__(\'os\') == 1"', "<top>", "__import__() (known:"),
         ('kind = "expr"\nexpr = "len(a.samples)"', "<top>", "is not a condition"),

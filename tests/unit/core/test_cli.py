@@ -34,8 +34,9 @@ def test_run_then_check_passes(warmup_report: Path, tmp_path: Path) -> None:
     # true-runs expects 20 starts, the fixture ran 5: exactly that check fails
     assert result.exit_code == 1
     out = json.loads(result.stdout)
-    failed = [c["id"] for c in out["checks"] if not c["passed"]]
+    failed = [c["id"] for c in out["checks"] if c["outcome"] != "pass"]
     assert failed == ["true-runs"]
+    assert out["grade"]["exit_code"] == 1 and out["grade"]["passed"] is False
     suite = ET.parse(junit).getroot().find("testsuite")
     assert (
         suite is not None and suite.get("failures") == "1" and suite.get("tests") == str(len(out["checks"]))
@@ -47,9 +48,66 @@ def test_default_run_passes_every_check(tmp_path: Path, vmlab_home: Path) -> Non
     assert runner.invoke(app, ["lab", "run", "warmup", "-o", str(path)]).exit_code == 0
     result = runner.invoke(app, ["check", str(path), "--json"])
     checks = json.loads(result.stdout)["checks"]
-    assert len(checks) == 6 and failed_verdicts(checks) == []
+    # the six checks of lab.toml plus the integrity check every report gets
+    assert len(checks) == 7 and failed_verdicts(checks) == []
     assert {c["id"] for c in checks if c["timing"]} == {"true-fast", "python-slower", "order"}
-    assert result.exit_code == (0 if all(c["passed"] for c in checks) else 1)
+    assert result.exit_code == (0 if all(c["outcome"] == "pass" for c in checks) else 1)
+    # timing checks aside, the verdict does not depend on this machine's speed
+    advisory = runner.invoke(app, ["check", str(path), "--timing", "advisory"])
+    assert advisory.exit_code == 0, advisory.output
+
+
+# What someone writes by hand to pass the warm-up without running it: plausible numbers, one sample each.
+HAND_WRITTEN = """{"schema_version": 1, "vmlab_version": "0.1.0", "lab": "warmup", "run_id": "x",
+ "created_at": "2026-11-01T10:00:00Z",
+ "host": {"hostname": "h", "kernel": "6.1", "os": "Debian", "arch": "x86_64", "cpu_model": "c",
+          "cpu_count": 2, "memory_bytes": 1, "python": "3.11", "hw_virt": false},
+ "experiments": {
+  "true": {"unit": "s", "samples": [0.001],
+           "summary": {"n": 1, "median": 0.001, "min": 0.001, "max": 0.001}, "counts": {"runs": 20}},
+  "python": {"unit": "s", "samples": [0.02],
+             "summary": {"n": 1, "median": 0.02, "min": 0.02, "max": 0.02}, "counts": {"runs": 20}},
+  "uname": {"unit": "s", "samples": [0.001],
+            "summary": {"n": 1, "median": 0.001, "min": 0.001, "max": 0.001}, "counts": {"runs": 3},
+            "text": "Linux\\n"}}}
+"""
+
+
+def test_hand_written_report_fails_integrity(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text(HAND_WRITTEN)
+    result = runner.invoke(app, ["check", str(path), "--json"])
+    assert result.exit_code == 1, result.output
+    integrity = next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "integrity")
+    # 20 runs claimed, 1 sample kept: the runs count is re-derived from the samples and disagrees
+    assert integrity["outcome"] == "fail" and "true.counts.runs" in integrity["message"]
+
+
+def test_edited_median_fails(warmup_report: Path) -> None:
+    data = json.loads(warmup_report.read_text())
+    data["experiments"]["python"]["summary"]["median"] = 99.0
+    warmup_report.write_text(json.dumps(data))
+    result = runner.invoke(app, ["check", str(warmup_report), "--json"])
+    assert result.exit_code == 1
+    integrity = next(c for c in json.loads(result.stdout)["checks"] if c["id"] == "integrity")
+    assert "summary does not match samples" in integrity["message"] and "python" in integrity["message"]
+
+
+def test_v1_report_from_the_first_release_still_grades() -> None:
+    """A report written by vmlab 0.1.0 (schema 1), committed as it was: upgraded on load, graded."""
+    v1 = Path(__file__).parents[2] / "data" / "reports" / "warmup-v1.json"
+    assert json.loads(v1.read_text())["schema_version"] == 1
+    result = runner.invoke(app, ["check", str(v1), "--json", "--timing", "advisory"])
+    assert result.exit_code == 0, result.output
+    assert all(c["outcome"] == "pass" for c in json.loads(result.stdout)["checks"] if not c["timing"])
+
+
+def test_report_from_a_newer_vmlab_is_refused_clearly(warmup_report: Path) -> None:
+    data = json.loads(warmup_report.read_text())
+    data["schema_version"] = 9
+    warmup_report.write_text(json.dumps(data))
+    result = runner.invoke(app, ["check", str(warmup_report)])
+    assert result.exit_code == 2 and "newer than this vmlab reads" in result.stderr
 
 
 def test_hand_edited_report_fails_with_the_row_shown(warmup_report: Path) -> None:

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.errors import LabError
+from vmlab.errors import LabError, UsageError
 from vmlab.labs.model import parse_lab
-from vmlab.labs.runner import lab_names, load_lab, resolve_runner, steps_for
+from vmlab.labs.catalog import lab_names, load_lab, resolve
+from vmlab.labs.pipeline import params_model, select_steps
 
 GOOD = """
 [lab]
@@ -38,7 +39,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_good_lab_parses(tmp_path: Path) -> None:
     lab = parse_lab(write(tmp_path, GOOD))
-    assert lab.lab.name == "x" and steps_for(lab, None) == ["a"] and steps_for(lab, "t1") == ["a"]
+    assert lab.lab.name == "x"
+    assert select_steps(lab, None, None) == (["a"], ["t1"])
+    assert select_steps(lab, ["t1"], None) == (["a"], ["t1"])
 
 
 def test_bad_toml_names_file(tmp_path: Path) -> None:
@@ -65,6 +68,28 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
             "should match pattern",
         ),
         (lambda s: s + "\n[extra]\nx = 1\n", "extra", "Extra inputs are not permitted"),
+        (
+            lambda s: s.replace("params = { argv", 'requires = ["a b"]\nparams = { argv'),
+            "experiments.a.requires[0]",
+            "should match pattern",
+        ),
+        (
+            lambda s: s.replace("params = { argv", 'inputs = ["engine"]\nparams = { argv'),
+            "<top>",
+            "input 'engine', which is not declared",
+        ),
+        (
+            lambda s: s.replace(
+                'title = "X"\n', 'title = "X"\n\n[inputs.e]\nkind = "file"\ndefault = "../x"\n', 1
+            ),
+            "inputs.e",
+            "must be a path inside the lab folder",
+        ),
+        (
+            lambda s: s.replace('title = "X"\n', 'title = "X"\ntools = ["gcc; rm"]\n', 1),
+            "lab.tools[0]",
+            "should match pattern",
+        ),
     ],
 )
 def test_malformed_lab_names_key_and_problem(tmp_path: Path, mutate, key: str, problem: str) -> None:  # type: ignore[no-untyped-def]
@@ -77,8 +102,8 @@ def test_malformed_lab_names_key_and_problem(tmp_path: Path, mutate, key: str, p
 
 def test_unknown_task(tmp_path: Path) -> None:
     lab = parse_lab(write(tmp_path, GOOD))
-    with pytest.raises(LabError, match="no task 't7'"):
-        steps_for(lab, "t7")
+    with pytest.raises(UsageError, match="no task 't7'"):
+        select_steps(lab, ["t7"], None)
 
 
 def test_unknown_lab_lists_known() -> None:
@@ -86,17 +111,30 @@ def test_unknown_lab_lists_known() -> None:
         load_lab("nope")
 
 
-def test_every_shipped_lab_parses_and_its_runners_import() -> None:
+def test_every_shipped_lab_parses_and_its_runners_declare_typed_params() -> None:
     names = lab_names()
-    assert "warmup" in names
+    assert {"warmup", "system-vm", "kvm-api", "isa-emulation"} <= set(names)
     for name in names:
         lab = load_lab(name)
-        for step in lab.experiments.values():
-            assert callable(resolve_runner(step.runner))
+        for step_id, step in lab.experiments.items():
+            fn = resolve(step.runner)
+            model = params_model(fn, step.runner)
+            model.model_validate(step.params)  # lab.toml's own params are valid for the runner
+        for spec in (lab.lab.views.table, lab.lab.views.plots, lab.lab.cli):
+            if spec is not None:
+                assert callable(resolve(spec)), (name, spec)
+        for input_name, decl in lab.inputs.items():
+            if decl.default is not None:
+                assert (Path("labs") / name / decl.default).exists(), (name, input_name)
 
 
 def test_unknown_runner_is_a_lab_error() -> None:
     with pytest.raises(LabError, match="cannot import"):
-        resolve_runner("vmlab.nowhere:run")
+        resolve("vmlab.nowhere:run")
     with pytest.raises(LabError, match="has no function"):
-        resolve_runner("vmlab.experiments.process:nothing")
+        resolve("vmlab.experiments.process:nothing")
+
+
+def test_a_runner_without_a_params_model_is_refused() -> None:
+    with pytest.raises(UsageError, match="annotated with a StepParams model"):
+        params_model(lambda params, ctx: {}, "x:y")

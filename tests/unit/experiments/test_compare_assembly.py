@@ -17,8 +17,8 @@ from vmlab.experiments.compare import (
     _startup_experiment,
 )
 from vmlab.report.model import Experiment, Report
-from vmlab.report.plots import write_plots
-from vmlab.report.summary import compare_table
+from vmlab.systemvm.plots import write_plots
+from vmlab.systemvm.views import compare_table
 
 
 def ladder(*stages: tuple[str, float]) -> dict[str, float]:
@@ -135,12 +135,26 @@ def test_table_and_plots_from_a_report(tmp_path: Path, make_report: Callable[...
 def test_lab_step_turns_toml_params_into_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """labs/system-vm passes lab.toml params (lists for tuples) and --set overrides to run_compare."""
     from vmlab.experiments import compare
-    from vmlab.labs.runner import RunContext
+    from vmlab.labs.pipeline import _validate_params
+    from vmlab.labs.step import StepContext
 
     seen: list[CompareOptions] = []
     monkeypatch.setattr(compare, "run_compare", lambda opts, run_id, lab, progress: seen.append(opts) or {})
-    ctx = RunContext(run_id="r1", run_dir=tmp_path, lab="system-vm", step_id="compare")
-    compare.lab_step({"runs": 2, "only": ["startup"], "touch_mib": 8}, ctx)
+    ctx = StepContext(
+        run_id="r1",
+        lab="system-vm",
+        step_id="compare",
+        scratch=tmp_path,
+        artifacts_dir=tmp_path,
+        report_dir=tmp_path,
+    )
+    params = _validate_params(
+        "compare", compare.CompareParams, {"runs": 2, "only": ["startup"], "touch_mib": 8}
+    )
+    compare.lab_step(params, ctx)  # type: ignore[arg-type]
     assert seen[0].runs == 2 and seen[0].only == ("startup",) and seen[0].touch_mib == 8
-    with pytest.raises(UsageError, match=r"unknown parameter.*rnus"):
-        compare.lab_step({"rnus": 3}, ctx)
+    with pytest.raises(UsageError, match=r"rnus is not a parameter.*valid keys of compare: runs"):
+        try:
+            _validate_params("compare", compare.CompareParams, {"rnus": 3})
+        except UsageError as e:
+            raise UsageError(e.one_line()) from None

@@ -94,7 +94,7 @@ def test_bench_writes_report_and_plot(tmp_path: Path, vmlab_home: Path) -> None:
             "1,3",
             "--engines",
             "switch,bt-staged",
-            "--repeats",
+            "--runs",
             "2",
             "-o",
             str(report),
@@ -128,7 +128,7 @@ def test_endless_program_stops_at_max_seconds(tmp_path: Path) -> None:
     # SETL inside the loop body: L is reset from a growing A on every pass, so BACK7 keeps jumping
     prog = tmp_path / "endless.bin"
     prog.write_bytes(bytes([2, 2, 2, 2, 2, 4, 5, 0]))
-    r = runner.invoke(app, ["isa", "run", str(prog), "--a", "1", "--max-seconds", "1"])
+    r = runner.invoke(app, ["isa", "run", str(prog), "--a", "1", "--timeout", "1"])
     assert r.exit_code == 2
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no HALT within 1 s" in lines[0]

@@ -1,0 +1,72 @@
+"""The tool-build recipe's pure parts, on real excerpts of Valgrind 3.19.0's top Makefile.am and
+configure.ac (tests/unit/procvm/data/)."""
+
+from pathlib import Path
+
+import pytest
+
+from vmlab.errors import UsageError
+from vmlab.procvm.toolbuild import check_tool_dir, register_tool, source_version, tool_key
+from vmlab.procvm.workloads import lab_dir
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "Makefile.am").write_text((DATA / "valgrind-3.19.0-Makefile.am.head").read_text())
+    conf = (DATA / "valgrind-3.19.0-configure.ac.head").read_text()
+    conf += (DATA / "valgrind-3.19.0-configure.ac.part").read_text()
+    (tmp_path / "configure.ac").write_text(conf)
+    return tmp_path
+
+
+def test_register_keeps_only_the_needed_tools_and_adds_the_makefiles(tree: Path) -> None:
+    register_tool(tree)
+    am = (tree / "Makefile.am").read_text()
+    assert "TOOLS = none lackey observer\n" in am and "EXP_TOOLS =\n" in am
+    assert "memcheck \\" not in am and "$(TOOLS)" in am  # SUBDIRS still expands the list
+    conf = (tree / "configure.ac").read_text().splitlines()
+    i = conf.index("   observer/Makefile")
+    assert conf[i + 1] == "   observer/tests/Makefile" and conf[i + 2] == "   none/Makefile"
+    assert "\n".join(conf).count("observer/Makefile") == 1
+
+
+def test_source_version_reads_the_m4_parts(tree: Path) -> None:
+    assert source_version(tree) == "3.19.0"
+
+
+def test_not_a_source_tree(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a Valgrind source tree"):
+        source_version(tmp_path)
+
+
+def test_key_follows_the_tool_files(tmp_path: Path) -> None:
+    tool = tmp_path / "t"
+    (tool / "tests").mkdir(parents=True)
+    (tool / "ob_main.c").write_text("int x;\n")
+    k1 = tool_key("3.19.0", tool)
+    assert tool_key("3.19.0", tool) == k1
+    assert tool_key("3.20.0", tool) != k1
+    (tool / "ob_main.c").write_text("int y;\n")
+    assert tool_key("3.19.0", tool) != k1
+
+
+def test_the_shipped_observer_is_a_valid_tool_dir() -> None:
+    check_tool_dir(lab_dir() / "observer")
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        ({}, "has no Makefile.am"),
+        ({"Makefile.am": "noinst_PROGRAMS = foo\n"}, "does not build observer-"),
+        ({"Makefile.am": "noinst_PROGRAMS = observer-@VGCONF_ARCH_PRI@-@VGCONF_OS@\n"}, "has no .c file"),
+    ],
+)
+def test_bad_tool_dirs_say_why(tmp_path: Path, files: dict[str, str], fragment: str) -> None:
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(UsageError, match=fragment) as e:
+        check_tool_dir(tmp_path)
+    assert "\n" not in e.value.one_line()
