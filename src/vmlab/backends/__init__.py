@@ -23,7 +23,7 @@ KINDS = ("vm", "container")
 
 
 def get_backend(kind: str, **opts: Any) -> Backend:
-    """The backend for `kind`; opts: uri= for vm (default $VMLAB_LIBVIRT_URI or qemu:///system)."""
+    """The backend for `kind`; opts: uri= for vm (default: backends/uri.py's choice)."""
     if kind == "vm":
         from vmlab.backends.libvirt_backend import LibvirtBackend
 

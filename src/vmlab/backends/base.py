@@ -123,6 +123,7 @@ class Record:
     uptime_s: float | None = None
     image: str = ""
     home: str = ""  # the VMLAB_HOME that created it: `down --all` stays within one home
+    uri: str = ""  # VMs: the libvirt URI it lives on (verbs reopen that URI, whatever the default)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,6 +140,7 @@ class Record:
             "image": self.image,
             "created_at": self.created_at,
             "home": self.home,
+            "uri": self.uri,
         }
 
 

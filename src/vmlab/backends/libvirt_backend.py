@@ -33,6 +33,7 @@ from vmlab.backends.domain_xml import DomainModel, parse_metadata
 from vmlab.backends.ports import free_port, port_lock
 from vmlab.backends.remote import RemoteHost, ssh_target
 from vmlab.backends.signals import deferred_interrupts
+from vmlab.backends.uri import SYSTEM, default_uri
 from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError, VmlabError
 from vmlab.guest.console import ConsoleLog
 from vmlab.guest.ssh import Dial, SshSession, port_open, read_banner, tcp_dial
@@ -40,7 +41,6 @@ from vmlab.guest.wait import wait_for
 from vmlab.images.model import ImageInfo
 
 log = logging.getLogger("vmlab")
-DEFAULT_URI = "qemu:///system"
 SSH_HOST = "127.0.0.1"
 
 
@@ -60,10 +60,6 @@ class GuestNotReady(_WithConsole, ReadyTimeout):
 
 class GuestFailed(_WithConsole):
     """The guest stopped or panicked before it was ready."""
-
-
-def default_uri() -> str:
-    return os.environ.get("VMLAB_LIBVIRT_URI") or DEFAULT_URI
 
 
 def translate(e: Exception, what: str) -> BackendError:
@@ -88,7 +84,7 @@ class LibvirtBackend:
         target = ssh_target(self.uri)  # first: a bad keyfile= is the user's error, not libvirt's
         # an ssh-transport URI: guest port, console log and boot files are on that host (remote.py)
         self.remote: RemoteHost | None = RemoteHost(target) if target else None
-        if self.uri == "qemu:///system" and not Path("/var/run/libvirt/libvirt-sock").exists():
+        if self.uri == SYSTEM and not Path("/var/run/libvirt/libvirt-sock").exists():
             raise NotAvailable(
                 f"libvirt at {self.uri} does not answer (libvirtd is not running)",
                 hint="make setup (starts libvirtd), or pass --connect URI",
@@ -165,6 +161,7 @@ class LibvirtBackend:
             "lab": spec.lab,
             "owner": _owner(),
             "home": str(vmlab_home()),
+            "uri": self.uri,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "image": image.name,
             "image_digest": image.digest,
@@ -311,7 +308,8 @@ class LibvirtBackend:
             uptime_s=uptime,
             image=f"{meta.get('image', '')}:{meta.get('image_digest', '')[:12]}",
             home=meta.get("home", ""),
-            extra=meta,
+            uri=self.uri,  # where it was found: the recorded `uri` may name another alias of this daemon
+            extra={**meta, "uuid": _uuid(dom)},
         )
 
 
@@ -352,6 +350,15 @@ def _owner() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+
+
+def _uuid(dom: Any) -> str:
+    import libvirt
+
+    try:
+        return str(dom.UUIDString())
+    except libvirt.libvirtError:
+        return ""
 
 
 def _metadata(dom: Any) -> dict[str, str] | None:

@@ -26,6 +26,7 @@ Progress = Callable[[str], None]
 
 
 def open_backend(kind: str, uri: str | None = None) -> Backend:
+    """The backend of `kind`; `uri` (VMs only) defaults to the chosen libvirt URI (backends/uri.py)."""
     return get_backend(kind, uri=uri) if kind == "vm" else get_backend(kind)
 
 
@@ -36,11 +37,19 @@ class Listing:
 
 
 def list_all(uri: str | None = None, kinds: tuple[str, ...] = KINDS) -> Listing:
-    """Every vmlab resource of every reachable backend; unreachable ones are reported, not fatal."""
+    """Every vmlab resource of every reachable backend; unreachable ones are reported, not fatal.
+
+    With no `uri`, VMs are looked for on every local libvirt URI that opens (the default one first,
+    then qemu:///system and qemu:///session): a guest started on either must never escape `ls` or
+    `down --all`. A given `uri` (`-c`) is the only one looked at.
+    """
     listing = Listing()
     for kind in kinds:
+        if kind == "vm":
+            _list_vms(uri, listing)
+            continue
         try:
-            backend = open_backend(kind, uri)
+            backend = open_backend(kind)
         except NotAvailable as e:
             listing.unavailable[kind] = e.one_line()
             continue
@@ -50,6 +59,36 @@ def list_all(uri: str | None = None, kinds: tuple[str, ...] = KINDS) -> Listing:
             backend.close()
     listing.records.sort(key=lambda r: (r.created_at, r.name))
     return listing
+
+
+def _list_vms(uri: str | None, listing: Listing) -> None:
+    """VMs of `uri`, or of every local URI that opens; the default URI's failure alone is reported.
+
+    As root, qemu:///session is served by the system daemon, so a domain may show on both URIs: it is
+    listed once (by UUID), under the first URI that showed it.
+    """
+    from vmlab.backends.uri import default_uri, local_uris
+
+    first = uri or default_uri()
+    uris = [uri] if uri else local_uris(first)
+    seen: set[str] = set()
+    for u in uris:
+        try:
+            backend = open_backend("vm", u)
+        except NotAvailable as e:
+            if u == first:
+                listing.unavailable["vm"] = e.one_line()
+            continue
+        try:
+            for rec in backend.list_owned():
+                key = str(rec.extra.get("uuid") or rec.resource)
+                if key not in seen:
+                    seen.add(key)
+                    listing.records.append(rec)
+        finally:
+            backend.close()
+    if "vm" in listing.unavailable and seen:
+        del listing.unavailable["vm"]  # another URI answered: its guests are listed, nothing is hidden
 
 
 @contextmanager
@@ -62,7 +101,7 @@ def attached(name: str, uri: str | None = None) -> Iterator[Instance]:
         extra = f" ({'; '.join(listing.unavailable.values())})" if listing.unavailable else ""
         raise UsageError(f"no instance named {name!r}{extra}", hint="vmlab ls")
     record = matches[0]
-    backend = open_backend(record.kind, uri)
+    backend = open_backend(record.kind, record.uri or uri)
     try:
         inst = backend.attach(record)
         try:
@@ -148,12 +187,12 @@ def down(
         or (names and r.name in names)
         or (run_id and r.run_id == run_id)
     ]
-    by_kind: dict[str, list[Record]] = {}
-    for rec in chosen:
-        by_kind.setdefault(rec.kind, []).append(rec)
+    by_backend: dict[tuple[str, str], list[Record]] = {}
+    for rec in chosen:  # each VM on the URI it was found on
+        by_backend.setdefault((rec.kind, rec.uri or uri or ""), []).append(rec)
     done: list[Record] = []
-    for kind, records in by_kind.items():
-        backend = open_backend(kind, uri)
+    for (kind, rec_uri), records in by_backend.items():
+        backend = open_backend(kind, rec_uri or None)
         try:
             for rec in records:
                 with deferred_interrupts():

@@ -54,11 +54,11 @@ def decide(env: Mapping[str, str], euid: int, opener: Opener = try_open) -> UriC
         if env.get(var):
             return UriChoice(env[var], f"${var} is set", var)
     if euid == 0:
-        return UriChoice(SYSTEM, "root uses the system daemon (libvirt's default for root)", "default")
+        return UriChoice(SYSTEM, "libvirt's default for root", "default")
     session_err = opener(SESSION)
     if session_err is None:
         return UriChoice(
-            SESSION, "not root: libvirt's default for a normal user (QEMU runs as you)", "default"
+            SESSION, "not root: libvirt's default for a normal user; QEMU runs as you", "default"
         )
     system_err = opener(SYSTEM)
     if system_err is None:

@@ -13,7 +13,13 @@ from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_print
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 ConnectOpt = Annotated[
     str | None,
-    typer.Option("--connect", "-c", help="libvirt URI (default $VMLAB_LIBVIRT_URI or qemu:///system)."),
+    typer.Option(
+        "--connect",
+        "-c",
+        help="libvirt URI (default: $VMLAB_LIBVIRT_URI, $LIBVIRT_DEFAULT_URI, then qemu:///system for "
+        "root, qemu:///session otherwise; `vmlab doctor` says which). Without it, ls and down look at "
+        "every local URI.",
+    ),
 ]
 
 
@@ -156,7 +162,6 @@ def ssh(name: Annotated[str, typer.Argument(help="Instance name.")], connect: Co
     import os
     import shutil
 
-    from vmlab.backends.libvirt_backend import default_uri
     from vmlab.backends.lifecycle import list_all
     from vmlab.backends.remote import openssh_proxy_command, ssh_target
     from vmlab.errors import NotAvailable, UsageError
@@ -191,7 +196,7 @@ def ssh(name: Annotated[str, typer.Argument(help="Instance name.")], connect: Co
                 "-o",
                 f"KnownHostsCommand=/bin/echo [127.0.0.1]:{port} {host_key}",
             ]
-            target = ssh_target(connect or default_uri())
+            target = ssh_target(rec.uri or connect or "")
             if target is not None:  # the forward listens on the libvirt host's loopback: hop through it
                 argv += ["-o", f"ProxyCommand={openssh_proxy_command(target)}"]
             argv.append("root@127.0.0.1")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from vmlab.backends.base import ExecResult, Instance, InstanceSpec
-from vmlab.errors import BackendError, UsageError
+from vmlab.errors import BackendError, NotAvailable, UsageError
 from vmlab.experiments import counters
 from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
@@ -244,9 +244,14 @@ def _memory_experiment(kind: str, mem: dict[str, Any], backend: str, accel: str 
 
 
 def _traps(inst: Instance, opts: CompareOptions) -> dict[str, Any]:
-    if inst.kind == "container":
-        return _container_traps(inst, opts)
-    return _vm_traps(inst, opts)
+    """The traps of one kind; a counter this user may not read is recorded as skipped, with the reason
+    and the fix, and the run goes on (a normal user may not ptrace root's processes or read debugfs)."""
+    try:
+        if inst.kind == "container":
+            return _container_traps(inst, opts)
+        return _vm_traps(inst, opts)
+    except NotAvailable as e:
+        return {"provider": None, "counts": {}, "headline": "", "skipped": e.message, "fix": e.hint or ""}
 
 
 def _run_phase(inst: Instance, command: str | None, idle_s: float) -> ExecResult | None:
@@ -285,9 +290,14 @@ def _vm_counter_reader(inst: Instance) -> tuple[Callable[[], dict[str, int]], st
                 counters.LIBVIRT_VM_PROVIDER,
                 "exits",
             )
-        raise BackendError(
-            f"{inst.name} runs under KVM but no exit counter is readable",
-            hint="mount -t debugfs none /sys/kernel/debug",
+        import os
+
+        root = os.geteuid() == 0
+        raise NotAvailable(
+            f"{inst.name} runs under KVM but no exit counter is readable"
+            + ("" if root else " (debugfs is readable by root only)"),
+            hint="mount -t debugfs none /sys/kernel/debug"
+            + ("" if root else ", then run the traps experiment as root"),
         )
     monitor = getattr(inst, "monitor", None)
     if not callable(monitor):
@@ -296,21 +306,27 @@ def _vm_counter_reader(inst: Instance) -> tuple[Callable[[], dict[str, int]], st
 
 
 def _container_traps(inst: Instance, opts: CompareOptions) -> dict[str, Any]:
-    from vmlab.experiments.syscalls import count_exec_syscalls, count_idle_syscalls
+    from vmlab.experiments.syscalls import IdleNotMeasured, count_exec_syscalls, count_idle_syscalls, plan
 
+    how = plan(inst.resource)
     counts: dict[str, int] = {"before:total": 0}
+    notes = [f"system calls counted {'from the host' if how.where == 'host' else 'inside'}: {how.reason}"]
     pid = inst.pid()
-    idle = count_idle_syscalls(pid, opts.idle_s) if pid is not None else {"total": 0}
+    try:
+        idle = count_idle_syscalls(pid or 0, opts.idle_s, how.where, inst.resource) if pid else {"total": 0}
+    except IdleNotMeasured as e:
+        idle = {}
+        notes.append(f"idle phase not measured: {e.message} (fix: {e.hint})")
     counts.update({f"idle:{k}": v for k, v in idle.items()})
     total = idle.get("total", 0)
     for phase, cmd in (("io", opts.workloads.io("container")), ("cpu", opts.workloads.cpu())):
-        result = count_exec_syscalls(inst.resource, cmd)
+        result = count_exec_syscalls(inst.resource, cmd, where=how.where)
         if result.rc != 0:
             raise BackendError(f"{phase} workload in {inst.name} exited {result.rc}")
         counts.update({f"{phase}:{k}": v for k, v in result.counts.items()})
         total += result.counts.get("total", 0)
     counts["after:total"] = total
-    return {"provider": counters.STRACE_PROVIDER, "counts": counts, "headline": "total"}
+    return {"provider": how.provider, "counts": counts, "headline": "total", "notes": notes}
 
 
 def _headline_counts(counts: dict[str, int], headline: str) -> dict[str, int]:
@@ -407,11 +423,17 @@ def run_compare(
                 )
             if kind == "container":
                 notes.append("a container has no VM exits: its workload traps straight into the host kernel")
+            notes.extend(trp.get("notes", []))
+            values: dict[str, float | int | str | bool | None] = {"headline_counter": trp["headline"]}
+            if "skipped" in trp:  # not measurable as this user: say why and how, keep every other result
+                values.update({"skipped": True, "skipped_reason": trp["skipped"], "fix": trp["fix"]})
+                notes.append(f"skipped: {trp['skipped']} (fix: {trp['fix']})")
+                progress(f"{kind}: traps skipped: {trp['skipped']} (fix: {trp['fix']})")
             traps[kind] = Experiment(
                 unit="count",
                 provider=trp["provider"],
                 counts={**trp["counts"], **_headline_counts(trp["counts"], trp["headline"])},
-                values={"headline_counter": trp["headline"]},
+                values=values,
                 provenance=Provenance(
                     backend=backend, accel=accel, counter_source=trp["provider"], notes=notes
                 ),

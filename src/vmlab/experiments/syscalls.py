@@ -1,20 +1,36 @@
 """Count the system calls a command makes inside a running container (its "traps").
 
-A container's process traps straight into the host kernel, so its traps are system calls. The command
-is started with `docker exec` but held on `read` until strace has attached to it: no call is missed
-and none of runc's own set-up calls are counted. The shell's one `read` is the only extra call.
+A container's process traps straight into the host kernel, so its traps are system calls. Two ways to
+count them, chosen by `plan()`:
+
+- from the host (root): the command is started with `docker exec` but held on `read` until strace has
+  attached to it, so no call is missed and none of runc's own set-up calls are counted; the shell's
+  one `read` is the only extra call.
+- from inside (everyone else): a user in the docker group may not ptrace the container's root-owned
+  processes from the host ("ptrace(PTRACE_SEIZE): Operation not permitted"), but strace in the
+  container image (the tiny image ships it in rootfs.tar) may trace its own children with no extra
+  capability: `docker exec C /usr/bin/strace -f -c /bin/sh -c CMD`. The count then also holds the
+  shell's own start (an execve and a few calls of static busybox). Idle counting attaches to the
+  container's init from inside, which hosts with Yama ptrace_scope >= 1 refuse without
+  CAP_SYS_PTRACE: then that phase is reported as not measured, with the reason.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from vmlab.errors import BackendError, NotAvailable
-from vmlab.experiments.counters import parse_strace_summary
+from vmlab.experiments.counters import STRACE_PROVIDER, parse_strace_summary
+
+IN_CONTAINER_STRACE = "/usr/bin/strace"
+INSIDE_PROVIDER = "strace -c -f inside the container (docker exec, the workload as its child)"
+Where = Literal["host", "container"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +40,19 @@ class SyscallCount:
     duration_s: float
 
 
+@dataclass(frozen=True)
+class TracePlan:
+    """Where strace runs, the provider name for the report, and why this way."""
+
+    where: Where
+    provider: str
+    reason: str
+
+
+class IdleNotMeasured(NotAvailable):
+    """The idle phase could not be traced (attaching to the container's init was refused)."""
+
+
 def _strace() -> str:
     path = shutil.which("strace")
     if path is None:
@@ -31,8 +60,136 @@ def _strace() -> str:
     return path
 
 
-def count_exec_syscalls(container_id: str, command: str, timeout_s: float = 120.0) -> SyscallCount:
+def plan(container_id: str, euid: int | None = None) -> TracePlan:
+    """Root traces from the host; anyone else from inside, when the image carries strace."""
+    if (os.geteuid() if euid is None else euid) == 0:
+        _strace()
+        return TracePlan("host", STRACE_PROVIDER, "root may ptrace the container's processes")
+    why = "not root: the container's processes are root-owned, so the host may not ptrace them"
+    res = _docker_exec(container_id, ["/bin/sh", "-c", f"test -x {IN_CONTAINER_STRACE}"], timeout_s=30)
+    if res[0] != 0:
+        raise NotAvailable(
+            f"counting system calls as a normal user needs strace inside the container image ({why})",
+            hint="vmlab image build tiny (its container image carries strace), or run vmlab as root",
+        )
+    return TracePlan("container", INSIDE_PROVIDER, why + "; strace runs inside the container instead")
+
+
+def count_exec_syscalls(
+    container_id: str, command: str, timeout_s: float = 120.0, where: Where = "host"
+) -> SyscallCount:
     """Run `sh -c command` in the container under `strace -c -f`; per-syscall call counts."""
+    if where == "container":
+        return _count_exec_inside(container_id, command, timeout_s)
+    return _count_exec_from_host(container_id, command, timeout_s)
+
+
+def count_idle_syscalls(
+    pid: int, seconds: float, where: Where = "host", container_id: str = ""
+) -> dict[str, int]:
+    """System calls a container's init makes while the container idles (strace -c for `seconds`)."""
+    if where == "container":
+        return _count_idle_inside(container_id, seconds)
+    strace = _strace()
+    tracer = subprocess.Popen(
+        [strace, "-c", "-f", "-q", "-p", str(pid)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        time.sleep(seconds)
+        tracer.send_signal(signal.SIGINT)
+        _, err = tracer.communicate(timeout=10)
+    finally:
+        if tracer.poll() is None:
+            tracer.kill()
+            tracer.wait()
+    return _summary_or_zero(err)
+
+
+def _summary_or_zero(err: str) -> dict[str, int]:
+    if "% time" not in err:
+        return {"total": 0}  # strace prints no table when nothing was called
+    return parse_strace_summary(err)
+
+
+# ---- from inside --------------------------------------------------------------------------------
+
+
+def _docker_exec(container_id: str, argv: list[str], timeout_s: float) -> tuple[int, str, str]:
+    """(rc, stdout, stderr) of a docker exec through the API; stderr apart (strace writes its table there)."""
+    import docker
+    from docker.errors import DockerException
+
+    client = docker.from_env(timeout=max(30, int(timeout_s) + 10))
+    try:
+        api: Any = client.api
+        exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+        out, err = api.exec_start(exec_id, demux=True)
+        rc = api.exec_inspect(exec_id).get("ExitCode")
+    except DockerException as e:
+        raise BackendError(
+            f"docker exec in {container_id[:12]} failed: {str(e).splitlines()[0][:200]}"
+        ) from e
+    finally:
+        client.close()
+    return (
+        int(rc if rc is not None else -1),
+        (out or b"").decode("utf-8", "replace"),
+        (err or b"").decode("utf-8", "replace"),
+    )
+
+
+def _count_exec_inside(container_id: str, command: str, timeout_s: float) -> SyscallCount:
+    t0 = time.monotonic()
+    # strace's exit code is the workload's; its table goes to stderr after the workload's own output
+    rc, _out, err = _docker_exec(
+        container_id,
+        [
+            "timeout",
+            "-s",
+            "INT",
+            str(int(timeout_s)),
+            IN_CONTAINER_STRACE,
+            "-f",
+            "-c",
+            "-q",
+            "/bin/sh",
+            "-c",
+            command,
+        ],
+        timeout_s,
+    )
+    duration = time.monotonic() - t0
+    if "% time" not in err:
+        tail = " | ".join(err.strip().splitlines()[-2:])
+        raise BackendError(
+            f"strace inside container {container_id[:12]} printed no summary (exit {rc}): {tail}"
+        )
+    return SyscallCount(parse_strace_summary(err), rc, duration)
+
+
+def _count_idle_inside(container_id: str, seconds: float) -> dict[str, int]:
+    secs = max(1, round(seconds))
+    rc, _out, err = _docker_exec(
+        container_id,
+        ["timeout", "-s", "INT", str(secs), IN_CONTAINER_STRACE, "-c", "-f", "-p", "1"],
+        secs + 30,
+    )
+    if "Operation not permitted" in err or "attached" not in err:
+        tail = " | ".join(err.strip().splitlines()[-1:])
+        raise IdleNotMeasured(
+            f"attaching to the container's init from inside was refused: {tail or f'exit {rc}'}",
+            hint="run vmlab as root (the host traces the init), or allow ptrace: kernel.yama.ptrace_scope=0",
+        )
+    return _summary_or_zero(err)
+
+
+# ---- from the host ------------------------------------------------------------------------------
+
+
+def _count_exec_from_host(container_id: str, command: str, timeout_s: float) -> SyscallCount:
     import docker
 
     strace = _strace()
@@ -72,28 +229,6 @@ def count_exec_syscalls(container_id: str, command: str, timeout_s: float = 120.
         client.close()
 
 
-def count_idle_syscalls(pid: int, seconds: float) -> dict[str, int]:
-    """System calls a container's init makes while the container idles (strace -c for `seconds`)."""
-    strace = _strace()
-    tracer = subprocess.Popen(
-        [strace, "-c", "-f", "-q", "-p", str(pid)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        time.sleep(seconds)
-        tracer.send_signal(signal.SIGINT)
-        _, err = tracer.communicate(timeout=10)
-    finally:
-        if tracer.poll() is None:
-            tracer.kill()
-            tracer.wait()
-    if "% time" not in err:
-        return {"total": 0}  # strace prints no table when nothing was called
-    return parse_strace_summary(err)
-
-
 def _wait_exec_pid(api: object, exec_id: str, timeout_s: float = 10.0) -> int:
     deadline = time.monotonic() + timeout_s
     delay = 0.005
@@ -111,8 +246,10 @@ def _wait_attached(pid: int, tracer: subprocess.Popen[str], timeout_s: float = 1
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if tracer.poll() is not None:
-            raise BackendError(
-                f"strace could not attach to pid {pid}: {tracer.stderr.read() if tracer.stderr else ''}"
+            err = (tracer.stderr.read() if tracer.stderr else "").strip().splitlines()[-1:] or [""]
+            raise NotAvailable(
+                f"strace could not attach to pid {pid}: {err[0][:160]}",
+                hint="run vmlab as root, or as a normal user with strace in the container image",
             )
         try:
             with open(f"/proc/{pid}/status") as f:

@@ -1,7 +1,8 @@
 """`vmlab doctor`: probe every capability the labs use and say how to fix what is missing.
 
 Probes never raise: each returns a Row. The core works when libvirt and Docker answer, or when the raw
-KVM API does (the kvm-api lab needs nothing else).
+KVM API does (the kvm-api lab needs nothing else). For a normal user it also says which groups are
+missing, which libvirt URI is used and why, and which measurements will be recorded as skipped.
 """
 
 from __future__ import annotations
@@ -44,20 +45,87 @@ class Diagnosis:
         }
 
 
+CORE_PACKAGES = ("typer", "rich", "pydantic", "psutil", "paramiko")
+# The `vm` extra: only the labs that start guests or containers import these, so a machine without
+# libvirt's headers (macOS, WSL) still runs the pure-Python labs (isa-emulation, warmup).
+VM_PACKAGES = ("docker", "libvirt-python")
+VM_EXTRA_FIX = (
+    "pip install -e '.[vm]' (libvirt-python builds against libvirt's headers: "
+    "apt-get install libvirt-dev pkg-config), or make setup"
+)
+
+
 def _probe_python() -> Row:
     from importlib import metadata
 
     pkgs: dict[str, str | None] = {}
-    for name in ("typer", "rich", "pydantic", "psutil", "paramiko", "docker", "libvirt-python"):
+    for name in (*CORE_PACKAGES, *VM_PACKAGES):
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pkgs[name] = None
-    missing = [k for k, v in pkgs.items() if v is None]
+    missing_core = [k for k in CORE_PACKAGES if pkgs[k] is None]
+    missing_vm = [k for k in VM_PACKAGES if pkgs[k] is None]
     detail = f"Python {platform.python_version()}, vmlab {__version__}"
-    if missing:
-        return Row("python", "fail", f"{detail}; missing: {', '.join(missing)}", "make setup", pkgs)
+    if missing_core:
+        return Row("python", "fail", f"{detail}; missing: {', '.join(missing_core)}", "make setup", pkgs)
+    if missing_vm:
+        return Row(
+            "python",
+            "warn",
+            f"{detail}; without {', '.join(missing_vm)} only the labs without guests or containers run "
+            "(isa-emulation, warmup)",
+            VM_EXTRA_FIX,
+            pkgs,
+        )
     return Row("python", "ok", detail, data=pkgs)
+
+
+LAB_GROUPS = {
+    "kvm": "/dev/kvm (hardware-accelerated guests, the kvm-api lab)",
+    "libvirt": "libvirt's system daemon",
+    "docker": "the Docker daemon's socket",
+}
+
+
+def _probe_groups(euid: int | None = None, user: str | None = None, current: set[int] | None = None) -> Row:
+    """A normal user needs groups kvm, libvirt and docker; a new membership applies after a new login."""
+    import grp
+    import pwd
+
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        return Row("groups", "ok", "root: no group membership needed", data={"root": True})
+    user = user or pwd.getpwuid(euid).pw_name
+    current = set(os.getgroups()) if current is None else current
+    primary = pwd.getpwnam(user).pw_gid
+    have, relogin, missing, absent = [], [], [], []
+    for name in LAB_GROUPS:
+        try:
+            g = grp.getgrnam(name)
+        except KeyError:
+            absent.append(name)
+            continue
+        if g.gr_gid in current:
+            have.append(name)
+        elif user in g.gr_mem or g.gr_gid == primary:
+            relogin.append(name)
+        else:
+            missing.append(name)
+    data = {"user": user, "member": have, "needs_new_login": relogin, "missing": missing, "absent": absent}
+    parts = [f"{user} in {', '.join(have) or 'none of the lab groups'}"]
+    fixes = []
+    if relogin:
+        parts.append(f"added to {', '.join(relogin)} but this login predates it")
+        fixes.append("log out and in again (or `newgrp GROUP` in this shell)")
+    if missing:
+        parts.append("not in " + "; ".join(f"{g} ({LAB_GROUPS[g]})" for g in missing))
+        fixes.append(f"sudo usermod -aG {','.join(missing)} {user} (make setup does it), then log in again")
+    if absent:
+        parts.append(f"no group {', '.join(absent)} on this host (its package is not installed)")
+        fixes.append("make setup")
+    status: Status = "ok" if not (relogin or missing) else "warn"
+    return Row("groups", status, "; ".join(parts), "; ".join(fixes), data)
 
 
 def _probe_kvm() -> Row:
@@ -94,24 +162,38 @@ def _probe_hw_guest() -> Row:
     )
 
 
-LIBVIRT_URI = os.environ.get("VMLAB_LIBVIRT_URI", "qemu:///system")
-
-
-def _probe_libvirt(uri: str = LIBVIRT_URI) -> Row:
+def _probe_libvirt(uri: str | None = None) -> Row:
+    """The URI vmlab will use (and why), and whether it answers; the system URI missing is no failure
+    for a normal user whose session URI serves."""
     try:
         import libvirt
     except ImportError:
-        return Row("libvirt", "fail", "libvirt-python is not installed", "make setup")
+        return Row("libvirt", "fail", "libvirt-python is not installed", VM_EXTRA_FIX)
+    from vmlab.backends.uri import SESSION, SYSTEM, choose
+
+    if uri is None:
+        choice = choose()
+        uri, why = choice.uri, choice.reason
+    else:
+        why = "given"
+    base = {"uri": uri, "uri_reason": why}
     sock = Path("/var/run/libvirt/libvirt-sock")
-    if uri == "qemu:///system" and not sock.exists():
+    if uri == SYSTEM and not sock.exists():
         return Row(
-            "libvirt", "fail", f"{uri}: libvirtd is not running (no {sock})", "make setup (starts libvirtd)"
+            "libvirt",
+            "fail",
+            f"{uri} ({why}): libvirtd is not running (no {sock})",
+            "make setup (starts libvirtd)",
+            base,
         )
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     try:
         conn = libvirt.open(uri)
     except libvirt.libvirtError as e:
-        return Row("libvirt", "fail", f"{uri}: {e.get_error_message()}", "make setup (starts libvirtd)")
+        fix = "make setup (starts libvirtd)"
+        if uri == SESSION:
+            fix = "make setup (installs libvirt-daemon-system; the session daemon starts on first use)"
+        return Row("libvirt", "fail", f"{uri} ({why}): {e.get_error_message()}", fix, base)
     try:
         lib_v, hv_v = conn.getLibVersion(), conn.getVersion()
         caps = ET.fromstring(conn.getCapabilities())
@@ -122,10 +204,9 @@ def _probe_libvirt(uri: str = LIBVIRT_URI) -> Row:
     def fmt(v: int) -> str:
         return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
 
-    data = {"uri": uri, "libvirt": fmt(lib_v), "qemu": fmt(hv_v), "domain_types": types}
-    return Row(
-        "libvirt", "ok", f"{uri}: libvirt {fmt(lib_v)}, QEMU {fmt(hv_v)}, domain types {types}", data=data
-    )
+    data = {**base, "libvirt": fmt(lib_v), "qemu": fmt(hv_v), "domain_types": types}
+    detail = f"{uri} ({why}): libvirt {fmt(lib_v)}, QEMU {fmt(hv_v)}, domain types {types}"
+    return Row("libvirt", "ok", detail, data=data)
 
 
 def _probe_docker() -> Row:
@@ -133,19 +214,18 @@ def _probe_docker() -> Row:
         import docker
         from docker.errors import DockerException
     except ImportError:
-        return Row("docker", "fail", "the docker SDK is not installed", "make setup")
+        return Row("docker", "fail", "the docker SDK is not installed", VM_EXTRA_FIX)
     try:
         client = docker.from_env(timeout=5)
         info = client.info()
         version = client.version()
         client.close()
     except DockerException as e:
-        return Row(
-            "docker",
-            "fail",
-            f"daemon not reachable: {str(e).splitlines()[0][:120]}",
-            "make setup (starts dockerd)",
-        )
+        first = str(e).splitlines()[0][:120]
+        fix = "make setup (starts dockerd)"
+        if "Permission denied" in str(e):
+            fix = "add yourself to group docker (make setup does it), then log in again"
+        return Row("docker", "fail", f"daemon not reachable: {first}", fix)
     data = {
         "server": version.get("Version"),
         "api": version.get("ApiVersion"),
@@ -182,6 +262,37 @@ def _probe_kvm_counters() -> Row:
     return Row("kvm-counters", "ok" if ok else "warn", ", ".join(parts), fix, data)
 
 
+def _probe_privileges(euid: int | None = None) -> Row:
+    """What a normal user's runs record as skipped (never abort on), each with its fix."""
+    if (os.geteuid() if euid is None else euid) == 0:
+        return Row("privileges", "ok", "root: every measurement is available", data={"skipped": []})
+    skipped = {
+        "container syscalls": "counted by strace inside the container (the host may not ptrace "
+        "root's processes); the idle phase only where ptrace_scope allows",
+        "KVM exit counters": "debugfs (/sys/kernel/debug/kvm) is root-only: traps of a KVM guest are skipped",
+        "perf tracepoints": "kvm:* tracepoints need root (or kernel.perf_event_paranoid=-1)",
+        "KSM settings": "/sys/kernel/mm/ksm is writable by root only: KSM experiments are skipped",
+    }
+    detail = "not root: " + "; ".join(f"{k}: {v}" for k, v in skipped.items())
+    fix = (
+        "nothing needed for the labs; for these numbers run on a host where you are root "
+        "(sudo mount -t debugfs none /sys/kernel/debug gives root the KVM counters)"
+    )
+    return Row("privileges", "warn", detail, fix, {"skipped": list(skipped)})
+
+
+def _probe_build_tools() -> Row:
+    """Image builds run as you: the tools may sit in /usr/sbin, off a normal user's PATH."""
+    from vmlab.paths import system_tool
+
+    tools = {t: system_tool(t) for t in ("apt-get", "dpkg-deb", "depmod", "ldd")}
+    missing = [t for t, p in tools.items() if p is None]
+    detail = ", ".join(f"{t}: {p or 'missing'}" for t, p in tools.items())
+    if missing:
+        return Row("image-build", "warn", detail, "make setup (apt-get install kmod)", tools)
+    return Row("image-build", "ok", detail, data=tools)
+
+
 def _probe_tool(name: str, argv: list[str], fix: str, pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> Row:
     version = tool_version(argv, pattern)
     if shutil.which(argv[0]) is None:
@@ -191,11 +302,14 @@ def _probe_tool(name: str, argv: list[str], fix: str, pattern: str = r"(\d+\.\d+
 
 PROBES: list[Callable[[], Row]] = [
     _probe_python,
+    _probe_groups,
     _probe_kvm,
     _probe_hw_guest,
     _probe_libvirt,
     _probe_docker,
+    _probe_privileges,
     _probe_kvm_counters,
+    _probe_build_tools,
     lambda: _probe_tool("valgrind", ["valgrind", "--version"], "apt-get install valgrind"),
     lambda: _probe_tool(
         "java", ["java", "-version"], "apt-get install openjdk-17-jdk-headless", r'version "([^"]+)"'
@@ -210,7 +324,7 @@ PROBES: list[Callable[[], Row]] = [
 def diagnose() -> Diagnosis:
     rows = [probe() for probe in PROBES]
     by = {r.name: r.status for r in rows}
-    core = by["python"] == "ok" and (
+    core = by["python"] != "fail" and (
         (by["libvirt"] == "ok" and by["docker"] == "ok") or by["kvm-api"] == "ok"
     )
     return Diagnosis(rows, core)

@@ -131,9 +131,13 @@ def _validate_params(step_id: str, model: type[StepParams], values: dict[str, An
         first = e.errors()[0]
         key = ".".join(str(p) for p in first["loc"]) or "<params>"
         keys = ", ".join(model.model_fields) or "none"
-        problem = "is not a parameter" if first["type"] == "extra_forbidden" else first["msg"].lower()
+        if first["type"] == "extra_forbidden":
+            raise UsageError(
+                f"step {step_id!r}: {key} is not a parameter", hint=f"valid keys of {step_id}: {keys}"
+            ) from None
         raise UsageError(
-            f"step {step_id!r}: {key} {problem}", hint=f"valid keys of {step_id}: {keys}"
+            f"step {step_id!r}: {key}: {first['msg'].lower()}",
+            hint=f"give {step_id}.{key} a valid value (lab.toml or --set)",
         ) from None
 
 
