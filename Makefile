@@ -5,20 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup host venv images demo test lint typecheck unit bench schema clean
+.PHONY: setup host test-host venv images demo test lint typecheck unit bench schema clean
 
 setup: host venv images
 
+# Run as yourself: the script uses sudo only for packages, daemons, /dev/kvm and groups.
 host:
 	@bash scripts/setup-host.sh
 
+# What only the suite needs on top (openssh-server for the remote-URI test).
+test-host:
+	@VMLAB_SETUP_TEST=1 bash scripts/setup-host.sh
+
 venv: $(STAMP)
 
+# The `vm` extra (libvirt-python, docker) is what the guest and container labs import.
 $(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "[setup] error: vmlab needs Python >= 3.11 (found $$($(PY) -V 2>&1)); set PY=python3.11" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@echo "[setup] installing vmlab into $(VENV)" >&2
 	@$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(BIN)/pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(BIN)/pip install -q -e '.[dev,vm]' 2>&1 | grep -v '^WARNING: Location' || true
 	@$(BIN)/python -c 'import vmlab, libvirt, docker' || { echo "[setup] error: the venv install failed" >&2; exit 1; }
 	@touch $(STAMP)
 
@@ -38,7 +46,7 @@ typecheck: venv
 
 # The suite also builds and boots the micro image (a minimal kernel compiled once, ~3 min on 2 cores,
 # then cached): its tests would otherwise skip on every fresh CI machine.
-test: setup lint typecheck
+test: setup test-host lint typecheck
 	VMLAB_BUILD_MICRO=1 $(BIN)/pytest -q -p no:cacheprovider
 
 # Boot benchmarks: medians of cold starts per image and lever, appended with the host to runs/perf/.

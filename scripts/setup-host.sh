@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# Idempotent host set-up for vmlab: Debian packages, /dev/kvm permissions, daemons.
-# A second run changes nothing and takes seconds. Works as root or through sudo; uses systemd where
+# Idempotent host set-up for vmlab: Debian packages, /dev/kvm permissions, group membership, daemons.
+# A second run changes nothing and takes seconds. Run it as yourself: it uses sudo only for what needs
+# root (packages, daemons, /dev/kvm, groups); the venv and VMLAB_HOME stay yours. Uses systemd where
 # the host has it, and starts the daemons by hand where it does not (containers, CI runners).
+# VMLAB_SETUP_TEST=1 (make test) also installs what only the test suite uses.
 set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"  # usermod, dockerd, libvirtd: off a user's PATH
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LOGDIR=/var/log/vmlab
 WAIT_S=${VMLAB_DAEMON_WAIT:-60}
+ME=${SUDO_USER:-$(id -un)}  # the student, also under `sudo make ...`
 
+# What the kit uses at run time (and to build its images); nothing only the tests need.
 PACKAGES=(
   docker.io
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-utils
   busybox-static dropbear-bin cpio kmod xz-utils zstd
-  strace linux-perf openssh-client openssh-server
+  strace linux-perf openssh-client
   build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
   python3-venv
   valgrind gcc qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the process-VM lab
@@ -22,12 +27,26 @@ PACKAGES=(
   openjdk-17-jdk-headless jasmin-sable                                # the HLL-VM lab
 )
 
+# Only for `make test`: sshd serves the remote-URI test (qemu+ssh:// to this host).
+TEST_PACKAGES=(openssh-server)
+
 say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
+if [ "${VMLAB_SETUP_TEST:-}" = 1 ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# An existing Docker (docker-ce from docker.com: `docker` and `dockerd` present, docker.io absent) is
+# kept: installing docker.io would conflict with it.
+if ! installed docker.io && command -v docker >/dev/null && command -v dockerd >/dev/null; then
+  say "Docker found ($(command -v dockerd)) without docker.io: using it"
+  PACKAGES=("${PACKAGES[@]/docker.io/}")
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+  if [ -n "$p" ] && ! installed "$p"; then
     missing+=("$p")
   fi
 done
@@ -96,4 +115,31 @@ if ! libvirt_ok >/dev/null 2>&1; then
   wait_for libvirtd libvirt_ok
 else
   say "libvirtd answers"
+fi
+
+# A normal user drives /dev/kvm, libvirt and Docker through these groups. A new membership applies
+# to the next login only, so say so and stop: the rest of `make demo` would fail on the Docker socket.
+if [ "$ME" != root ]; then
+  added=()
+  for g in kvm libvirt docker; do
+    getent group "$g" >/dev/null || continue
+    if ! id -nG "$ME" | tr ' ' '\n' | grep -qx "$g"; then
+      $SUDO usermod -aG "$g" "$ME"
+      added+=("$g")
+    fi
+  done
+  if [ "${#added[@]}" -gt 0 ]; then
+    say "added $ME to group(s) ${added[*]}"
+  fi
+  stale=()
+  if [ -z "${SUDO_USER:-}" ]; then  # this shell's groups (under sudo they are root's: nothing to say)
+    for g in kvm libvirt docker; do
+      getent group "$g" >/dev/null || continue
+      id -nG | tr ' ' '\n' | grep -qx "$g" || stale+=("$g")
+    done
+  fi
+  if [ "${#stale[@]}" -gt 0 ]; then
+    say "log out and back in so that group(s) ${stale[*]} apply to your shell, then run make again"
+    exit 3
+  fi
 fi

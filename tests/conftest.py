@@ -17,6 +17,8 @@ from typing import NoReturn
 
 import pytest
 
+from vmlab.report.model import ExperimentEntry, HostInfo, Report
+
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -39,8 +41,6 @@ def probe_command(argv: list[str], timeout: float = 30.0) -> str | None:
         return None
     lines = (p.stderr or p.stdout).strip().splitlines()
     return lines[-1] if lines else f"{' '.join(argv)} exited with {p.returncode}"
-
-from vmlab.report.model import ExperimentEntry, HostInfo, Report
 
 
 @pytest.fixture

@@ -445,6 +445,18 @@ def run_compare(
     return result
 
 
+ExperimentName = Literal["startup", "memory", "traps"]
+KindName = Literal["container", "vm"]
+
+
+def _every_experiment() -> list[ExperimentName]:
+    return ["startup", "memory", "traps"]
+
+
+def _every_kind() -> list[KindName]:
+    return ["container", "vm"]
+
+
 class CompareParams(StepParams):
     """The compare step's parameters (CompareOptions, as lab.toml and --set give them)."""
 
@@ -452,8 +464,8 @@ class CompareParams(StepParams):
     image: str = "tiny"
     accel: Literal["auto", "kvm", "tcg"] = "auto"
     memory_mib: int | None = Field(None, ge=16)
-    only: list[Literal["startup", "memory", "traps"]] = Field(default_factory=lambda: list(EXPERIMENTS))
-    kinds: list[Literal["container", "vm"]] = Field(default_factory=lambda: list(KINDS))
+    only: list[ExperimentName] = Field(default_factory=_every_experiment)
+    kinds: list[KindName] = Field(default_factory=_every_kind)
     touch_mib: int = Field(32, ge=1)
     idle_s: float = Field(2.0, ge=0)
     ready_timeout_s: float = Field(120.0, gt=0)

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from vmlab.errors import UsageError
 from vmlab.hllvm.jvm import AssembleFailed, Workloads, compile_workloads, lab_dir
@@ -38,10 +38,21 @@ def _attach_logs(ctx: StepContext, measured: Measured) -> None:
         ctx.attach_text(name, text)
 
 
-class JitModesParams(StepParams):
+class _WarmedUp(StepParams):
+    """Repeats of which the first `warmup` are dropped: at least one must remain."""
+
     iters: int = Field(1_000_000, ge=1000, le=100_000_000)
     repeats: int = Field(12, ge=2, le=200)
     warmup: int = Field(4, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _one_left(self) -> _WarmedUp:
+        if self.warmup >= self.repeats:
+            raise ValueError(f"warmup ({self.warmup}) must be below repeats ({self.repeats})")
+        return self
+
+
+class JitModesParams(_WarmedUp):
     modes: list[Mode] = Field(default_factory=_all_modes, min_length=1)
 
 
@@ -49,8 +60,6 @@ def jit_modes(params: JitModesParams, ctx: StepContext) -> dict[str, ExperimentE
     """Step `jit-modes`: ns per iteration of HotLoop with -Xint, C1 only, C2 only and tiered."""
     from vmlab.hllvm import measure
 
-    if params.warmup >= params.repeats:
-        raise UsageError(f"warmup ({params.warmup}) must be below repeats ({params.repeats})")
     m = measure.jit_modes(
         _workloads(ctx),
         iters=params.iters,
@@ -77,18 +86,15 @@ def jit_events(params: JitEventsParams, ctx: StepContext) -> dict[str, Experimen
     return {"jit-events": m.experiments["events"], "jit-thresholds": m.experiments["thresholds"]}
 
 
-class InlineCachesParams(StepParams):
+class InlineCachesParams(_WarmedUp):
     iters: int = Field(2_000_000, ge=1000, le=100_000_000)
     repeats: int = Field(10, ge=2, le=200)
-    warmup: int = Field(4, ge=0, le=100)
 
 
 def inline_caches(params: InlineCachesParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `inline-caches`: ns per call at a mono-, bi- and megamorphic call site, and PrintInlining."""
     from vmlab.hllvm import measure
 
-    if params.warmup >= params.repeats:
-        raise UsageError(f"warmup ({params.warmup}) must be below repeats ({params.repeats})")
     m = measure.inline_caches(
         _workloads(ctx),
         iters=params.iters,

@@ -64,7 +64,7 @@ class LabMeta(_Strict):
     title: str
     description: str = ""
     tools: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]] = Field(default_factory=list)
-    views: LabViews = Field(default_factory=LabViews)
+    views: LabViews = Field(default_factory=lambda: LabViews(table=None, plots=None))
     cli: str | None = Field(None, pattern=_SPEC)
 
 
@@ -102,6 +102,45 @@ class Step(_Strict):
     timeout_s: float | None = Field(None, gt=0)
 
 
+class Rerun(_Strict):
+    """How tutors re-run a student's submitted code on hidden inputs (`vmlab grade --rerun`).
+
+    `hook` ("module:function") derives the hidden inputs from the tutor's secret and the student id, runs
+    the recorded `inputs` in a container with these limits and returns check results against an oracle.
+    Timings are compared as ratios within `tolerance` (a factor) and reported, never scored to zero.
+    """
+
+    hook: str = Field(pattern=_SPEC)
+    inputs: list[str] = Field(default_factory=list)
+    timeout_s: float = Field(120.0, gt=0)
+    cpus: float = Field(1.0, gt=0)
+    memory_mb: int = Field(512, ge=64)
+    tolerance: float = Field(3.0, ge=1.0)
+    kvm: bool = False
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class Bound(_Strict):
+    """A physical limit on measured values: a hand-in outside it is flagged, never silently graded.
+
+    `path` names a measurement (every sample and the summary are tested) or a single number;
+    `each` expands `{member}` as in checks.
+    """
+
+    path: str
+    each: list[str] = Field(default_factory=list)
+    lo: float | None = None
+    hi: float | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> Bound:
+        if self.lo is None and self.hi is None:
+            raise ValueError(f"bound on {self.path!r} needs lo, hi or both")
+        return self
+
+
 class Lab(_Strict):
     lab: LabMeta
     inputs: dict[str, Input] = Field(default_factory=dict)
@@ -109,6 +148,8 @@ class Lab(_Strict):
     experiments: dict[str, Step] = Field(default_factory=dict)
     checks: list[Check] = Field(default_factory=list)
     derived: list[Derivation] = Field(default_factory=list)
+    rerun: Rerun | None = None
+    bounds: list[Bound] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Lab:
@@ -120,6 +161,9 @@ class Lab(_Strict):
             for name in step.inputs:
                 if name not in self.inputs:
                     raise ValueError(f"step {step_id!r} reads input {name!r}, which is not declared")
+        for name in self.rerun.inputs if self.rerun else []:
+            if name not in self.inputs:
+                raise ValueError(f"[rerun] re-runs input {name!r}, which is not declared")
         task_ids = {t.id for t in self.tasks}
         seen: set[str] = set()
         for check in self.checks:

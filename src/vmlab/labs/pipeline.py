@@ -16,21 +16,19 @@ import datetime as dt
 import inspect
 import logging
 import shutil
-import signal
 import subprocess
-import threading
 import time
 import typing
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from vmlab import __version__
+from vmlab.alarm import time_limit
 from vmlab.errors import BackendError, UsageError, VmlabError
 from vmlab.labs.catalog import lab_path, lab_sha256, load_lab, resolve
 from vmlab.labs.model import Lab
@@ -102,10 +100,10 @@ def params_model(fn: Callable[..., Any], spec: str) -> type[StepParams]:
 
 def select_steps(lab: Lab, tasks: list[str] | None, steps: list[str] | None) -> tuple[list[str], list[str]]:
     task_ids = [t.id for t in lab.tasks]
-    for t in tasks or []:
-        if t not in task_ids:
+    for wanted in tasks or []:
+        if wanted not in task_ids:
             raise UsageError(
-                f"lab {lab.lab.name!r} has no task {t!r}", hint=f"choose from {', '.join(task_ids)}"
+                f"lab {lab.lab.name!r} has no task {wanted!r}", hint=f"choose from {', '.join(task_ids)}"
             )
     for s in steps or []:
         if s not in lab.experiments:
@@ -114,9 +112,9 @@ def select_steps(lab: Lab, tasks: list[str] | None, steps: list[str] | None) -> 
             )
     chosen_tasks = list(tasks) if tasks else ([] if steps else task_ids)
     ordered: list[str] = []
-    for t in lab.tasks:
-        if t.id in chosen_tasks:
-            ordered += [e for e in t.experiments if e not in ordered]
+    for task in lab.tasks:
+        if task.id in chosen_tasks:
+            ordered += [e for e in task.experiments if e not in ordered]
     if steps:
         ordered += [s for s in steps if s not in ordered]
     elif not tasks:
@@ -272,26 +270,15 @@ def _scrub(value: Any, home: str) -> Any:
 # ---- running --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def step_timeout(seconds: float | None, step_id: str) -> Iterator[None]:
-    """SIGALRM-based, so the step's own cleanup (context managers) runs when it fires."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(_signum: int, _frame: FrameType | None) -> None:
-        raise StepTimeout(
+def step_timeout(seconds: float | None, step_id: str) -> AbstractContextManager[None]:
+    """The step's own cleanup (context managers) runs when the limit fires."""
+    return time_limit(
+        seconds,
+        lambda: StepTimeout(
             f"step {step_id!r} ran longer than its timeout of {seconds:g} s",
             hint=f"raise timeout_s of [experiments.{step_id}] in lab.toml",
-        )
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        ),
+    )
 
 
 def _default_output(run_id: str) -> Path:
@@ -437,7 +424,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
 def _scrub_entries(produced: dict[str, ExperimentEntry], home: str) -> dict[str, ExperimentEntry]:
     from pydantic import TypeAdapter
 
-    adapter: TypeAdapter[ExperimentEntry] = TypeAdapter(ExperimentEntry)  # type: ignore[arg-type]
+    adapter: TypeAdapter[ExperimentEntry] = TypeAdapter(ExperimentEntry)
     out: dict[str, ExperimentEntry] = {}
     for key, entry in produced.items():
         raw = adapter.dump_python(entry, mode="json")

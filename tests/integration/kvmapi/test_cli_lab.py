@@ -106,7 +106,9 @@ def test_own_task_with_the_untouched_skeleton_fails_the_exit_budget(
     assert checks["own-exits"]["outcome"] == "fail" and checks["own-exits"]["measured"] == 25
 
 
-def test_own_task_with_a_hidden_line(kvm_device: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_own_task_with_a_hidden_line(
+    kvm_device: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The line comes from the VMM, so another line (a tutor's re-run) needs no change to the program."""
     monkeypatch.setenv("VMLAB_HOME", str(tmp_path / "home"))
     report = tmp_path / "r.json"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from typer.testing import CliRunner
@@ -27,7 +28,7 @@ LABS = lab_names()
 runner = CliRunner()
 
 
-def _report(lab: str, status: str) -> Report:
+def _report(lab: str, status: Literal["ok", "skipped"]) -> Report:
     """A report for `lab` whose every step has `status` and which holds no experiment."""
     spec = load_lab(lab)
     return Report(
@@ -45,9 +46,9 @@ def _report(lab: str, status: str) -> Report:
             memory_bytes=1,
             python="3.11",
             hw_virt=False,
-        ),  # fmt: skip
+        ),
         run=RunInfo(lab_sha256="", tasks=[t.id for t in spec.tasks]),
-        steps={s: StepRecord(status=status, message="requirement unmet") for s in spec.experiments},  # type: ignore[arg-type]
+        steps={s: StepRecord(status=status, message="requirement unmet") for s in spec.experiments},
     )
 
 

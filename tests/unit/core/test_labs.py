@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from vmlab.errors import LabError, UsageError
-from vmlab.labs.model import parse_lab
 from vmlab.labs.catalog import lab_names, load_lab, resolve
+from vmlab.labs.model import parse_lab
 from vmlab.labs.pipeline import params_model, select_steps
 
 GOOD = """
@@ -116,7 +116,7 @@ def test_every_shipped_lab_parses_and_its_runners_declare_typed_params() -> None
     assert {"warmup", "system-vm", "kvm-api", "isa-emulation"} <= set(names)
     for name in names:
         lab = load_lab(name)
-        for step_id, step in lab.experiments.items():
+        for step in lab.experiments.values():
             fn = resolve(step.runner)
             model = params_model(fn, step.runner)
             model.model_validate(step.params)  # lab.toml's own params are valid for the runner
