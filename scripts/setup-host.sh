@@ -59,6 +59,14 @@ else
   say "Debian packages: all present"
 fi
 
+# The process-VM lab builds a Valgrind tool from Debian's source package of the installed version.
+SOURCES=/etc/apt/sources.list.d/debian.sources
+if [ -f "$SOURCES" ] && grep -q '^Types: deb$' "$SOURCES"; then
+  say "enabling deb-src in $SOURCES (the process-VM lab builds Valgrind from its source package)"
+  $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' "$SOURCES"
+  $SUDO apt-get update -q >/dev/null
+fi
+
 # libvirt runs QEMU as libvirt-qemu (group kvm): /dev/kvm must be group-accessible.
 if [ -e /dev/kvm ]; then
   if [ "$(stat -c '%G %a' /dev/kvm)" != "kvm 660" ]; then

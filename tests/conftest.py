@@ -85,7 +85,9 @@ def make_report() -> Callable[..., Report]:
 @pytest.fixture(scope="session")
 def libvirt_available() -> str:
     """The URI the suite uses, once `virsh -c URI version` answers (libvirt's own client, not vmlab)."""
-    uri = os.environ.get("VMLAB_LIBVIRT_URI") or "qemu:///system"
+    from vmlab.backends.uri import default_uri
+
+    uri = default_uri()
     why = probe_command(["virsh", "-c", uri, "version"])
     if why is not None:
         unavailable(f"libvirt at {uri}", why)

@@ -37,3 +37,20 @@ def show(
         return
     for renderable in render_report(report):
         out.print(renderable)
+
+
+@app.command("html")
+def html(
+    source: Annotated[Path, typer.Argument(help="A report.json, or the OUT/ folder `vmlab grade` wrote.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Site folder.")] = Path("site"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the site's paths as JSON.")] = False,
+) -> None:
+    """Write a static site (no server): a class page and one page per report, with plots and verdicts."""
+    from vmlab.grade.site import build_site
+
+    with errors_to_exit():
+        index = build_site(source, output)
+    if json_out:
+        emit_json({"index": str(index), "site": str(output)})
+    else:
+        out.print(f"site written to {index}", highlight=False)

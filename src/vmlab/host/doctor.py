@@ -206,7 +206,28 @@ def _probe_libvirt(uri: str | None = None) -> Row:
 
     data = {**base, "libvirt": fmt(lib_v), "qemu": fmt(hv_v), "domain_types": types}
     detail = f"{uri} ({why}): libvirt {fmt(lib_v)}, QEMU {fmt(hv_v)}, domain types {types}"
+    if uri == SESSION and os.geteuid() != 0:
+        sock = session_monitor_socket()
+        if len(str(sock)) > UNIX_PATH_MAX:
+            return Row(
+                "libvirt",
+                "warn",
+                f"{detail}; but guests cannot start: their monitor socket {sock} is longer than "
+                f"{UNIX_PATH_MAX} bytes",
+                "use a user whose home directory path is shorter",
+                data,
+            )
     return Row("libvirt", "ok", detail, data=data)
+
+
+UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
+
+
+def session_monitor_socket() -> Path:
+    """Where libvirt's session daemon puts a vmlab guest's QEMU monitor socket (the longest case:
+    a domain id of 3 digits and the 20 characters of the name libvirt keeps)."""
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "libvirt" / "qemu" / "lib" / "domain-999-vmlab-20261126-15261" / "monitor.sock"
 
 
 def _probe_docker() -> Row:

@@ -11,9 +11,10 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from vmlab.errors import UsageError
-from vmlab.isa.engines import Engine, as_result, get_engine
+from vmlab.isa.registry import Engine, as_result, bind_params, get_engine
 from vmlab.isa.gen import SCENARIOS, Scenario, scenario_program
 from vmlab.isa.machine import Program, Result
 from vmlab.report.model import Experiment, Measurement, Provenance
@@ -122,12 +123,13 @@ def run_matrix(
     scenarios: Sequence[int],
     repeats: int | Mapping[int, int] = 1,
     progress: Callable[[str], None] | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Experiment]]:
-    """Every engine on every scenario: {engine: {"S1": experiment, ...}}."""
+    """Every engine on every scenario: {engine: {"S1": experiment, ...}}; `params` per engine name."""
     programs = {n: scenario_program(n) for n in scenarios}
     out: dict[str, dict[str, Experiment]] = {}
     for name in engines:
-        engine = get_engine(name)
+        engine = bind_params(get_engine(name), dict((params or {}).get(name, {})), f"engine {name!r}")
         group: dict[str, Experiment] = {}
         for n in scenarios:
             reps = repeats if isinstance(repeats, int) else repeats.get(n, 1)

@@ -100,7 +100,7 @@ def run(
     from vmlab.errors import UsageError
     from vmlab.isa.bench import time_engine
     from vmlab.isa.deadline import deadline
-    from vmlab.isa.engines import get_engine, load_engine_file
+    from vmlab.isa.registry import get_engine, load_engine_file
     from vmlab.isa.gen import SCENARIOS, scenario_program
     from vmlab.isa.machine import load_program
 
@@ -166,7 +166,7 @@ def bench(
 ) -> None:
     """Time every engine on the scenarios: the isa-emulation lab's engine steps, one report."""
     from vmlab.isa.bench import plot_ns_per_instruction, speedups
-    from vmlab.isa.engines import parse_engines
+    from vmlab.isa.registry import parse_engines
     from vmlab.labs.catalog import load_lab
     from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
 

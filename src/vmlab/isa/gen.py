@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from vmlab.errors import UsageError
 from vmlab.isa.machine import BACK7, HALT, SETL, Program
 
 MIN_SIZE = 8
+# Bumped whenever generate() could give other bytes for the same parameters; recorded in p.json.
+GENERATOR_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -136,3 +139,26 @@ def scenario_program(number: int) -> Program:
     s = scenario(number)
     prog = generate(s.size, s.seed, s.probs)
     return Program(code=prog.code, a=prog.a, l=prog.l, name=s.name)
+
+
+def write_program(program: Program, path: Path, *, seed: int, size: int, probs: Sequence[int]) -> Path:
+    """Write the bytes to `path` and what made them (and the initial A, L) to its sidecar p.json."""
+    import hashlib
+    import json
+
+    from vmlab.isa.machine import sidecar
+
+    path.write_bytes(program.code)
+    side = sidecar(path)
+    info = {
+        "generator": "vmlab.isa.gen",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "size": size,
+        "probs": list(probs),
+        "a": program.a,
+        "l": program.l,
+        "sha256": hashlib.sha256(program.code).hexdigest(),
+    }
+    side.write_text(json.dumps(info, indent=2) + "\n")
+    return side

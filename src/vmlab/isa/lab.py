@@ -1,39 +1,58 @@
 """Step runners of labs/isa-emulation.
 
-Report layout: one experiment group per engine, keyed by scenario: `switch.S4` is the switch engine on
-scenario 4, with `values.outcome` ("A=138 instructions=21516018", what the exact checks compare),
-`counts` (A, L, instructions, blocks_translated, chainings, ...), the wall-time samples and, for
+Report layout: one experiment group per step, keyed by scenario: `switch.S4` is the switch engine on
+scenario 4, `t3.S4` the student's task-3 engine on it, with `values.outcome` ("A=138
+instructions=21516018", what the exact checks compare), `counts` (A, L, instructions and whatever the
+engine reports: blocks_translated, chainings, superblocks, ...), the wall-time samples and, for
 translators, `stages.translate` / `stages.execute`.
 
-The `candidate` step runs the engine under test in a child process with a timeout: the student's file
-given as `vmlab lab run isa-emulation --input engine=FILE`, otherwise vmlab's reference interpreter,
-so the lab passes out of the box and the same checks grade a student's engine when one is given.
+A task step (`t1` .. `t6`) runs the student's file for that task, given as
+`vmlab lab run isa-emulation --input t3=my_super.py`, in a child process with a timeout. Without it,
+vmlab's reference engine for the task stands in (so the lab passes out of the box) and the report says
+so in `values.engine` ("builtin:super" rather than "student:my_super.py").
 """
+
+# ruff: noqa: E741  (l is the homework's register L)
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from vmlab.errors import UsageError
 from vmlab.isa.bench import Run, failed_experiment, run_matrix, to_experiment
-from vmlab.isa.engines import ENGINES
-from vmlab.isa.gen import SCENARIOS
+from vmlab.isa.gen import SCENARIOS, Scenario
 from vmlab.isa.machine import Result
+from vmlab.isa.registry import ENGINES
 from vmlab.labs.step import StepContext, StepParams
-from vmlab.report.model import ExperimentEntry
+from vmlab.report.model import Experiment, ExperimentEntry
+
+ParamValue = int | float | bool | str
+
+# The reference engine that stands in for a task when the student gives no file for it.
+TASK_REFERENCE = {
+    "t1": "switch",
+    "t2": "predecoded",
+    "t3": "super",
+    "t4": "bt-block",
+    "t5": "bt-chain",
+    "t6": "bt-superblock",
+}
 
 
 class EngineParams(StepParams):
-    """`repeats` is one count for every scenario or a table like {S4 = 3} (the others run once)."""
+    """`repeats` is one count for every scenario or a table like {S4 = 3} (the others run once);
+    `engine_params` are the engine's keyword parameters (hot, unroll, threshold, ...)."""
 
     engine: str | None = None
     scenarios: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
     repeats: int | dict[str, int] = 1
+    engine_params: dict[str, ParamValue] = Field(default_factory=dict)
 
     @field_validator("scenarios")
     @classmethod
@@ -64,6 +83,15 @@ class EngineParams(StepParams):
         return table
 
 
+class TaskParams(EngineParams):
+    """A task's engine in a child process: `timeout` per scenario, `diagnose` seconds to bisect for
+    the first diverging instruction when an outcome is wrong (0: off)."""
+
+    task: str = Field(pattern=r"^t[1-6]$")
+    timeout: float = Field(120.0, gt=0)
+    diagnose: float = Field(20.0, ge=0)
+
+
 class CandidateParams(EngineParams):
     timeout: float = Field(120.0, gt=0)
 
@@ -80,60 +108,101 @@ def engine(params: EngineParams, ctx: StepContext) -> dict[str, ExperimentEntry]
         if reason is not None:
             ctx.progress(f"x86 skipped: {reason}")
             return {}
-    matrix = run_matrix([name], params.scenarios, params.repeat_table(), progress=ctx.progress)
-    return dict(matrix.items())
+    matrix = run_matrix(
+        [name],
+        params.scenarios,
+        params.repeat_table(),
+        progress=ctx.progress,
+        params={name: dict(params.engine_params)},
+    )
+    return {ctx.step_id: dict(matrix[name])}
+
+
+def task(params: TaskParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
+    """The student's engine for one task (input `t<n>`), else vmlab's reference engine for it."""
+    path = ctx.inputs.get(params.task)
+    if path is not None:
+        who, label = ["--engine-file", str(path)], f"student:{path.name}"
+    else:
+        ref = TASK_REFERENCE[params.task]
+        who, label = ["--engine", ref], f"builtin:{ref}"
+        ctx.progress(f"{ctx.step_id}: no --input {params.task}=FILE, vmlab's {ref} engine stands in")
+    return {ctx.step_id: _child_runs(who, label, params, params.timeout, params.diagnose, ctx)}
 
 
 def candidate(params: CandidateParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """The engine under test (the student's `engine` input, else the reference interpreter).
-
-    Runs the recorded copy of the student's file, one child process per scenario.
-    """
+    """Any engine file (input `engine`), else the reference interpreter: kept for older lab.tomls."""
     path = ctx.inputs.get("engine")
-    timeout = params.timeout
-    repeats = params.repeat_table()
     who = ["--engine-file", str(path)] if path else ["--engine", "reference"]
     label = f"student:{path.name}" if path else "builtin:reference"
-    group: dict[str, Any] = {}
+    return {ctx.step_id: _child_runs(who, label, params, params.timeout, 0.0, ctx)}
+
+
+def _child_runs(
+    who: list[str], label: str, params: EngineParams, timeout: float, diagnose: float, ctx: StepContext
+) -> dict[str, Experiment]:
+    """One child process per scenario (python -m vmlab.isa.worker), its JSON line turned into data."""
+    repeats = params.repeat_table()
+    extra = [f"--param={k}={json.dumps(v)}" for k, v in params.engine_params.items()]
+    group: dict[str, Experiment] = {}
     for n in params.scenarios:
         s = SCENARIOS[n]
-        ctx.progress(f"candidate ({label}) on S{n}")
-        argv = [
-            sys.executable,
-            "-m",
-            "vmlab.isa.worker",
-            *who,
-            "--scenario",
-            str(n),
-            "--repeats",
-            str(repeats[n]),
-        ]
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            group[s.name] = failed_experiment(label, f"no HALT within {timeout:g} s (an endless loop?)", s)
-            continue
-        try:
-            data = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            group[s.name] = failed_experiment(label, f"worker exited {proc.returncode}: {tail[:200]}", s)
-            continue
-        if "error" in data:
-            group[s.name] = failed_experiment(label, str(data["error"]), s)
-            continue
-        stats = {
-            k: int(v)
-            for k, v in (data.get("stats") or {}).items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
+        ctx.progress(f"{ctx.step_id} ({label}) on S{n}")
+        argv = [sys.executable, "-m", "vmlab.isa.worker", *who, "--scenario", str(n)]
+        argv += ["--repeats", str(repeats[n]), *extra]
+        if diagnose > 0:
+            argv += ["--diagnose", str(diagnose)]
+        group[s.name] = run_child(argv, label, s, timeout + diagnose)
+    return group
+
+
+def run_child(argv: list[str], label: str, s: Scenario | None, timeout: float) -> Experiment:
+    """Run the worker; whatever goes wrong (a raise, an endless loop, garbage) becomes one line."""
+    data = call_worker(argv, timeout)
+    if "error" in data:
+        return failed_experiment(label, str(data["error"]), s)
+    stats = {
+        k: int(v)
+        for k, v in (data.get("stats") or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    result = Result(a=int(data["a"]), l=int(data["l"]), executed=int(data["executed"]), stats=stats)
+    run = Run(
+        engine=label,
+        program=s.name if s else "",
+        samples=[float(x) for x in data["samples"]],
+        result=result,
+        translate_samples=[float(x) for x in data.get("translate_samples", [])],
+    )
+    exp = to_experiment(run, s, provider="candidate")
+    if data.get("divergence") and not exp.values.get("matches_oracle"):
+        # the exact oracle check prints `outcome` when it fails: let it name where the engine went wrong
+        exp.values["outcome"] = f"{exp.values['outcome']}; {data['divergence']}"
+        exp.values["divergence"] = str(data["divergence"])
+    if data.get("params"):
+        exp.values["engine_params"] = json.dumps(data["params"], sort_keys=True)
+    return exp
+
+
+def call_worker(argv: list[str], timeout: float) -> dict[str, Any]:
+    """The worker's JSON line, or {"error": one line, "error_kind": ...} when there is none."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {
+            "error": f"no result within {timeout:g} s (an endless loop in the engine or the program?)",
+            "error_kind": "timeout",
         }
-        result = Result(a=int(data["a"]), l=int(data["l"]), executed=int(data["executed"]), stats=stats)
-        run = Run(
-            engine=label,
-            program=s.name,
-            samples=[float(x) for x in data["samples"]],
-            result=result,
-            translate_samples=[float(x) for x in data.get("translate_samples", [])],
-        )
-        group[s.name] = to_experiment(run, s, provider="candidate")
-    return {ctx.step_id: group}
+    lines = proc.stdout.strip().splitlines()
+    try:
+        data = json.loads(lines[-1])
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (ValueError, IndexError):
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"worker exited {proc.returncode}: {tail[:200]}", "error_kind": "engine"}
+    return data
+
+
+def worker_argv(engine_file: Path) -> list[str]:
+    return [sys.executable, "-m", "vmlab.isa.worker", "--engine-file", str(engine_file)]

@@ -80,8 +80,17 @@ def validate_code(code: bytes, source: str = "program") -> None:
         )
 
 
-def load_program(path: Path, a: int = 0, l: int = 0) -> Program:
-    """Read a program file (raw opcode bytes) and validate it."""
+def sidecar(path: Path) -> Path:
+    """Where a program file's description lives: p.bin → p.json (written by `vmlab isa gen -o`)."""
+    return path.with_suffix(".json")
+
+
+def load_program(path: Path, a: int | None = None, l: int | None = None) -> Program:
+    """Read a program file (raw opcode bytes) and validate it.
+
+    Initial A and L come from the arguments when given, else from the file's sidecar (p.json beside
+    p.bin, see `sidecar`), else 0: a generated program runs from the state the generator drew.
+    """
     try:
         code = path.read_bytes()
     except FileNotFoundError:
@@ -91,4 +100,30 @@ def load_program(path: Path, a: int = 0, l: int = 0) -> Program:
     except OSError as e:
         raise UsageError(f"cannot read program file {path}: {e.strerror}") from None
     validate_code(code, str(path))
+    if a is None or l is None:
+        info = read_sidecar(path, code)
+        a = a if a is not None else int(info.get("a", 0))
+        l = l if l is not None else int(info.get("l", 0))
     return Program(code=code, a=a, l=l, name=path.name)
+
+
+def read_sidecar(path: Path, code: bytes) -> dict[str, object]:
+    """The sidecar's fields, {} when there is none; one that describes other bytes is refused."""
+    import hashlib
+    import json
+
+    side = sidecar(path)
+    if not side.is_file():
+        return {}
+    try:
+        info = json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{side}: not a program description ({e})", hint=f"delete {side} or regenerate") from None
+    if not isinstance(info, dict):
+        raise UsageError(f"{side}: not a program description", hint=f"delete {side} or regenerate")
+    if info.get("sha256") not in (None, hashlib.sha256(code).hexdigest()):
+        raise UsageError(
+            f"{side} describes another program than {path.name} (sha256 differs)",
+            hint=f"regenerate both with 'vmlab isa gen -o {path}', or delete {side} and give --a/--l",
+        )
+    return info

@@ -8,6 +8,9 @@ instruction budget so property tests can discard programs that would run for too
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 from vmlab.isa.machine import BACK7, CLRA, DECA, HALT, INC3A, SETL, Program, Result, back_target, to_int32
 
 
@@ -40,4 +43,82 @@ def run_reference(program: Program, max_instructions: int | None = None) -> Resu
                 continue
         else:
             raise ValueError(f"byte {op} at {ip} is not an opcode")
+        ip += 1
+
+
+@dataclass
+class BlockTrace:
+    """The dynamic basic blocks of a run, read off the reference interpreter.
+
+    A dynamic block runs from an entry IP (0, or wherever execution continues after a BACK7) to the
+    first BACK7 or HALT. `entries[ip]` counts how often a block was entered at `ip`; `exits[(ip,
+    taken)]` how often the block entered at `ip` left through its taken (True) or fall-through (False)
+    BACK7 exit. The structural counts the translation tasks are graded on follow from these alone,
+    without any translator: that is what makes them an independent oracle.
+    """
+
+    code: bytes
+    entries: Counter[int] = field(default_factory=Counter)
+    exits: Counter[tuple[int, bool]] = field(default_factory=Counter)
+
+    def blocks(self, threshold: int = 0) -> int:
+        """Blocks a translator translates when it interprets each block's first `threshold` entries."""
+        return sum(1 for c in self.entries.values() if c > threshold)
+
+    def chainings(self) -> int:
+        """Exit slots patched by a chaining translator: every distinct (block, exit) taken at least once."""
+        return len(self.exits)
+
+    def simple_loop(self, head: int) -> bool:
+        """The block entered at `head` ends at a BACK7 that jumps back to `head` itself."""
+        i = head
+        while self.code[i] not in (BACK7, HALT):
+            i += 1
+        return self.code[i] == BACK7 and back_target(i) == head
+
+    def superblocks(self, hot: int) -> int:
+        """Loops turned into superblocks when a taken exit used `hot` times forms one at its target.
+
+        The target of the taken exit of the block at `src` is the one its BACK7 jumps to; a superblock
+        is only formed for a simple loop, once per head, however many exits reach it.
+        """
+        heads: set[int] = set()
+        for (src, taken), count in self.exits.items():
+            if taken and count >= hot:
+                i = src
+                while self.code[i] not in (BACK7, HALT):
+                    i += 1
+                target = back_target(i)
+                if self.simple_loop(target):
+                    heads.add(target)
+        return len(heads)
+
+
+def trace_blocks(program: Program) -> BlockTrace:
+    """Run the reference semantics and record every dynamic block entry and exit (see BlockTrace)."""
+    code = program.code
+    trace = BlockTrace(code=code)
+    entries, exits = trace.entries, trace.exits
+    ip, a, l, start = 0, to_int32(program.a), to_int32(program.l), 0
+    entries[0] += 1
+    while True:
+        op = code[ip]
+        if op == HALT:
+            return trace
+        if op == CLRA:
+            a = 0
+        elif op == INC3A:
+            a = to_int32(a + 3)
+        elif op == DECA:
+            a = to_int32(a - 1)
+        elif op == SETL:
+            l = a
+        elif op == BACK7:
+            l = to_int32(l - 1)
+            taken = l > 0
+            exits[(start, taken)] += 1
+            ip = back_target(ip) if taken else ip + 1
+            start = ip
+            entries[ip] += 1
+            continue
         ip += 1

@@ -108,6 +108,7 @@ class Rerun(_Strict):
     `hook` ("module:function") derives the hidden inputs from the tutor's secret and the student id, runs
     the recorded `inputs` in a container with these limits and returns check results against an oracle.
     Timings are compared as ratios within `tolerance` (a factor) and reported, never scored to zero.
+    `task` is the task whose claims the re-run tests (a report passing it whose code then fails is flagged).
     """
 
     hook: str = Field(pattern=_SPEC)
@@ -117,6 +118,7 @@ class Rerun(_Strict):
     memory_mb: int = Field(512, ge=64)
     tolerance: float = Field(3.0, ge=1.0)
     kvm: bool = False
+    task: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
 
@@ -164,6 +166,8 @@ class Lab(_Strict):
         for name in self.rerun.inputs if self.rerun else []:
             if name not in self.inputs:
                 raise ValueError(f"[rerun] re-runs input {name!r}, which is not declared")
+        if self.rerun and self.rerun.task is not None and self.rerun.task not in {t.id for t in self.tasks}:
+            raise ValueError(f"[rerun] names task {self.rerun.task!r}, which is not declared")
         task_ids = {t.id for t in self.tasks}
         seen: set[str] = set()
         for check in self.checks:

@@ -303,12 +303,12 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         raise UsageError(f"-o {req.output}: is a folder; give a file name such as {path / 'report.json'}")
     artifacts = path.parent / ARTIFACTS
     path.parent.mkdir(parents=True, exist_ok=True)
-    _prepare_artifacts(artifacts)
     scratch = run_dir(rid)
     lab_dir = lab_path(req.lab).parent
 
-    inputs: dict[str, InputRecord] = {}
-    input_paths: dict[str, Path] = {}
+    # Inputs are staged before the artifacts folder is emptied: a student may re-run from a hand-in,
+    # giving a file that lies in the very artifacts/ this run replaces.
+    staged: dict[str, tuple[Path, str]] = {}
     for name, decl in lab.inputs.items():
         given = req.inputs.get(name)
         src, source = (given, "student") if given is not None else (None, "default")
@@ -316,7 +316,19 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
             src = lab_dir / decl.default
         if src is None:
             continue
-        inputs[name], input_paths[name] = record_input(name, decl.kind, src, source, artifacts)
+        stage = scratch / "inputs" / name / src.name
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        if decl.kind == "file":
+            shutil.copyfile(src, stage)
+        else:
+            shutil.copytree(src, stage, dirs_exist_ok=True)
+        staged[name] = (stage, source)
+    _prepare_artifacts(artifacts)
+    inputs: dict[str, InputRecord] = {}
+    input_paths: dict[str, Path] = {}
+    for name, (stage, source) in staged.items():
+        kind = lab.inputs[name].kind
+        inputs[name], input_paths[name] = record_input(name, kind, stage, source, artifacts)
 
     commit, dirty = vmlab_commit()
     home = str(Path.home())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vmlab.isa.engines import get_engine
-from vmlab.isa.fold import Expr, fold
+from vmlab.isa.engines.fold import Expr, fold
 from vmlab.isa.machine import BACK7, CLRA, DECA, HALT, INC3A, SETL
-from vmlab.isa.translate import block_end, leaders_of, unchained_source
+from vmlab.isa.engines.translate import block_end, leaders_of, unchained_source
 
 
 def test_fold_merges_increments_and_drops_dead_clra() -> None:

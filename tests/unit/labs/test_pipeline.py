@@ -305,3 +305,23 @@ def test_sigint_leaves_a_valid_partial_report(demo_lab: Path) -> None:
     assert report.run.status == "interrupted"
     assert report.steps["quick"].status == "ok" and "quick" in report.experiments
     assert report.steps["slow"].status == "interrupted"
+
+
+def test_rerun_from_a_hand_in_reads_the_input_kept_in_its_artifacts(demo_lab: Path) -> None:
+    words = demo_lab / "mine.txt"
+    words.write_text("w1 w2 w3 w4 w5\n")
+    out = demo_lab / "hand-in" / "report.json"
+    first = run_lab(RunRequest(lab="demo", tasks=["t1"], inputs={"words": words}, output=out))
+    kept = out.parent / first.report.inputs["words"].artifact
+    again = run_lab(RunRequest(lab="demo", tasks=["t1"], inputs={"words": kept}, output=out))
+    assert again.report.experiments["count"].counts["words"] == 5  # type: ignore[union-attr]
+    assert again.report.inputs["words"].sha256 == first.report.inputs["words"].sha256
+
+
+def test_an_artifacts_folder_vmlab_did_not_write_is_never_wiped(demo_lab: Path) -> None:
+    theirs = demo_lab / "mine" / "artifacts"
+    theirs.mkdir(parents=True)
+    (theirs / "thesis.tex").write_text("precious\n")
+    with pytest.raises(UsageError, match="was not written by vmlab"):
+        run_lab(RunRequest(lab="demo", tasks=["t1"], output=demo_lab / "mine" / "report.json"))
+    assert (theirs / "thesis.tex").read_text() == "precious\n"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from vmlab.isa.fold import fold
+from vmlab.isa.engines.fold import fold
 from vmlab.isa.machine import BACK7, HALT
 
 Factory = Callable[[int, int], Callable[..., Any]]

@@ -10,7 +10,7 @@ drops dead CLRAs and SETLs (fold.py).
 from __future__ import annotations
 
 from vmlab.isa.machine import Result
-from vmlab.isa.translate import Block, TranslationStats, translate_unchained
+from vmlab.isa.engines.translate import Block, TranslationStats, translate_unchained
 
 
 def run(code: bytes, a: int, l: int) -> Result:

@@ -12,7 +12,7 @@ stack, so a two-line trampoline stands in for the direct jump a native translato
 from __future__ import annotations
 
 from vmlab.isa.machine import Result
-from vmlab.isa.translate import ChainingTranslator
+from vmlab.isa.engines.translate import ChainingTranslator
 
 
 def run(code: bytes, a: int, l: int) -> Result:

@@ -10,7 +10,7 @@ runs out, and its back edge chained to itself. One trampoline step then runs `un
 from __future__ import annotations
 
 from vmlab.isa.machine import Result
-from vmlab.isa.translate import ChainingTranslator
+from vmlab.isa.engines.translate import ChainingTranslator
 
 
 def run(code: bytes, a: int, l: int, *, hot: int = 4, unroll: int = 2) -> Result:

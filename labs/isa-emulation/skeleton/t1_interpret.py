@@ -1,12 +1,11 @@
-"""Your engine for the ISA-emulation lab. Grade it with
+"""Task 1: a decode-and-dispatch interpreter. Your engine for `--input t1=FILE`.
 
-    vmlab isa run --scenario 3 --engine-module engine.py          # one scenario, compared with the oracle
-    vmlab lab run isa-emulation --engine-module engine.py -o r.json && vmlab check r.json
+    vmlab isa run --scenario 3 --engine-module t1_interpret.py      # one scenario against the oracle
+    vmlab lab run isa-emulation --task t1-interpret --input t1=t1_interpret.py -o r.json
+    vmlab check r.json
 
-The interface is the one every built-in engine has: run(code, a, l) gets the program's bytes and the
-initial A and L, and returns (final A, final L, executed instructions with HALT counted). Start with a
-decode-and-dispatch loop (task 1); later swap the body for a handler table, predecoded handlers,
-superinstructions or a block translator (tasks 2-6) — the checks stay the same.
+run(code, a, l) gets the program's bytes and the initial A and L and returns (final A, final L,
+executed instructions with HALT counted).
 
 The machine: IP indexes `code` and starts at 0. Opcodes: 0 HALT (stop), 1 CLRA (A=0), 2 INC3A (A+=3),
 3 DECA (A-=1), 4 SETL (L=A), 5 BACK7 (L-=1; if L>0 jump back by 7 instructions, i.e. to the first of

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmlab.isa.fold import Effect, fold
+from vmlab.isa.engines.fold import Effect, fold
 from vmlab.isa.machine import BACK7, HALT, back_target
 
 # An unchained block: (a, l, n) -> (next_ip or -1, a, l, n).

@@ -1,0 +1,266 @@
+"""`vmlab grade`: grade a whole class of hand-ins; `grade merge` joins shards; `grade sign` and
+`grade keygen` for runners that sign the reports they produce.
+
+`vmlab grade HAND_INS... -o OUT/` is short for `vmlab grade class ...`. Exit codes: 0 the class was
+graded (students' verdicts are in OUT/, not in the exit code), 2 bad input, 3 with --fail-on-flags when
+some hand-in is flagged or invalid, 4 when Docker failed during --rerun.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from vmlab.cli.output import emit_json, err, errors_to_exit, fail, out, progress_printer
+
+if TYPE_CHECKING:
+    from vmlab.grade.model import ClassResult
+
+
+class _DefaultClass(TyperGroup):
+    """`vmlab grade ARGS` runs `vmlab grade class ARGS` unless ARGS starts with a subcommand."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: this Typer's own click Context
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["class", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultClass,
+    help="Grade a class of hand-ins (reports with their artifacts/) for CI and course platforms.",
+    no_args_is_help=True,
+)
+
+OutOpt = Annotated[
+    Path, typer.Option("--output", "-o", help="Folder for class.json, class.csv, junit.xml, gradescope/.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the class summary as JSON.")]
+CompareOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--compare-to", help="An earlier class.json: show each student's score change (regrade preview)."
+    ),
+]
+
+
+@app.command("class")
+def grade_class_cmd(
+    hand_ins: Annotated[
+        list[Path], typer.Argument(help="Report files, or folders of hand-ins (one per student).")
+    ],
+    output: OutOpt,
+    lab: Annotated[
+        str | None,
+        typer.Option("--lab", help="The lab to grade against (default: the one all reports name)."),
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Grade slice i of N (i/N), for CI matrices.")
+    ] = None,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="Re-run submitted code on hidden inputs (needs Docker).")
+    ] = False,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", help="The tutor's secret (mode 0600) the hidden inputs come from."),
+    ] = None,
+    require_signature: Annotated[
+        bool, typer.Option("--require-signature", help="Flag every report not signed with --key-file.")
+    ] = False,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="The runners' signing key (mode 0600).")
+    ] = None,
+    timing: Annotated[
+        str, typer.Option("--timing", help="graded or advisory (timing checks shown, not counted).")
+    ] = "graded",
+    compare_to: CompareOpt = None,
+    fail_on_flags: Annotated[
+        bool, typer.Option("--fail-on-flags", help="Exit 3 when some hand-in is flagged or invalid.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Grade every hand-in: verdicts, flags, CSV, JUnit and Gradescope files in OUT/."""
+    from vmlab.grade.classgrade import GradeRequest, grade_class, parse_shard
+    from vmlab.grade.model import ClassOptions
+    from vmlab.grade.sign import read_key
+
+    if timing not in ("graded", "advisory"):
+        raise fail(f"--timing {timing!r}: use graded or advisory")
+    if rerun and secret_file is None:
+        raise fail("--rerun needs --secret-file KEY (fix: vmlab grade keygen KEY, kept on the runner only)")
+    if require_signature and key_file is None:
+        raise fail("--require-signature needs --key-file KEY (the key the runners sign with)")
+    with errors_to_exit():
+        req = GradeRequest(
+            hand_ins=hand_ins,
+            lab=lab,
+            options=ClassOptions(timing=timing, rerun=rerun, require_signature=require_signature),  # type: ignore[arg-type]
+            shard=parse_shard(shard) if shard else None,
+            signature_key=read_key(key_file) if key_file else None,
+            rerun_secret=read_key(secret_file) if secret_file else None,
+        )
+        result = grade_class(req, progress=progress_printer("grade: "))
+    _finish(result, output, compare_to, json_out, fail_on_flags)
+
+
+@app.command("merge")
+def merge_cmd(
+    shards: Annotated[list[Path], typer.Argument(help="Each shard's OUT/ folder or its class.json.")],
+    output: OutOpt,
+    compare_to: CompareOpt = None,
+    fail_on_flags: Annotated[
+        bool, typer.Option("--fail-on-flags", help="Exit 3 when some hand-in is flagged or invalid.")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Join the shards of one class; class-wide flags (copies across shards) are computed again."""
+    from vmlab.grade.classgrade import merge
+    from vmlab.grade.outputs import read_class
+
+    with errors_to_exit():
+        result = merge([read_class(p) for p in shards])
+    _finish(result, output, compare_to, json_out, fail_on_flags)
+
+
+@app.command("sign")
+def sign_cmd(
+    reports: Annotated[list[Path], typer.Argument(help="Reports this runner produced itself.")],
+    key_file: Annotated[Path, typer.Option("--key-file", help="The runner's signing key (mode 0600).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Sign reports with HMAC-SHA256 (see docs/grading.md for what a signature proves)."""
+    from vmlab.grade.sign import read_key, sign_file
+
+    with errors_to_exit():
+        key = read_key(key_file)
+        done = {str(p): sign_file(p, key)["key_id"] for p in reports}
+    if json_out:
+        emit_json({"signed": [{"report": p, "key_id": k} for p, k in done.items()]})
+    else:
+        for p, k in done.items():
+            out.print(f"signed {p} (key {k})", highlight=False)
+
+
+@app.command("keygen")
+def keygen_cmd(path: Annotated[Path, typer.Argument(help="Where to write the new key (mode 0600).")]) -> None:
+    """Write a new random key for --secret-file or --key-file; never overwrites a file."""
+    from vmlab.grade.sign import key_id, read_key, write_key
+
+    try:
+        write_key(path)
+    except FileExistsError:
+        raise fail(f"{path} exists; a key is never overwritten (fix: choose another path)") from None
+    with errors_to_exit():
+        err.print(
+            f"wrote {path} (key {key_id(read_key(path))}); keep it on the runner, never in a repository"
+        )
+
+
+def _finish(
+    result: ClassResult, output: Path, compare_to: Path | None, json_out: bool, fail_on_flags: bool
+) -> None:
+    from vmlab.grade.outputs import compare, read_class, write_all
+
+    with errors_to_exit():
+        paths = write_all(result, output)
+        regrade = compare(read_class(compare_to), result) if compare_to else None
+    counts = {k: sum(1 for s in result.students if s.status == k) for k in ("graded", "flagged", "invalid")}
+    if json_out:
+        payload: dict[str, Any] = {
+            "lab": result.lab,
+            "shard": result.shard,
+            "seconds": result.seconds,
+            "counts": counts,
+            "outputs": {k: str(v) for k, v in paths.items()},
+            "students": [
+                {
+                    "student": s.student,
+                    "status": s.status,
+                    "score": s.score,
+                    "max_score": s.max_score,
+                    "flags": [f.code for f in s.flags],
+                }
+                for s in result.students
+            ],
+        }
+        if regrade is not None:
+            payload["regrade"] = regrade
+        emit_json(payload)
+    else:
+        _print_table(result)
+        if regrade is not None:
+            _print_regrade(regrade)
+    err.print(
+        f"[dim]{result.lab}: {len(result.students)} hand-ins ({counts['graded']} graded, {counts['flagged']} "
+        f"flagged, {counts['invalid']} invalid) in {result.seconds or 0:.2f} s; written to {output}/[/]",
+        highlight=False,
+    )
+    if fail_on_flags and (counts["flagged"] or counts["invalid"]):
+        raise typer.Exit(3)
+
+
+def _pct(score: float | None, max_score: float | None) -> str:
+    return "-" if score is None or not max_score else f"{100 * score / max_score:.0f}%"
+
+
+def _print_table(result: ClassResult) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{result.lab}: class verdicts", title_justify="left", expand=False)
+    t.add_column("student", overflow="fold", max_width=20)
+    t.add_column("status")
+    t.add_column("score", justify="right")
+    t.add_column("%", justify="right")
+    t.add_column("flags", overflow="fold", max_width=30)
+    style = {"graded": "green", "flagged": "yellow", "invalid": "red"}
+    for s in result.students:
+        score = "-" if s.score is None else f"{s.score:g}/{s.max_score or 0:g}"
+        t.add_row(
+            s.student,
+            f"[{style[s.status]}]{s.status}[/]",
+            score,
+            _pct(s.score, s.max_score),
+            ", ".join(sorted({f.code for f in s.flags})) or "",
+        )
+    out.print(t)
+
+
+def _print_regrade(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title="regrade preview (nothing is published)", title_justify="left")
+    for col, just in (
+        ("student", "left"),
+        ("before", "right"),
+        ("after", "right"),
+        ("change", "right"),
+        ("status", "left"),
+    ):
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in rows:
+        delta = r["delta_percent"]
+        shown = (
+            "-"
+            if delta is None
+            else (f"[green]+{delta:.1f}[/]" if delta > 0 else f"[red]{delta:.1f}[/]" if delta < 0 else "0")
+        )
+        status = (
+            r["old_status"]
+            if r["old_status"] == r["new_status"]
+            else f"{r['old_status']} -> {r['new_status']}"
+        )
+        t.add_row(
+            r["student"],
+            _pct(r["old_score"], r["old_max"]),
+            _pct(r["new_score"], r["new_max"]),
+            shown,
+            status,
+        )
+    out.print(t)
+
+
+def register(app_: typer.Typer) -> None:
+    app_.add_typer(app, name="grade")

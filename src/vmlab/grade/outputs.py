@@ -1,0 +1,230 @@
+"""Everything `vmlab grade` writes, from the class result alone:
+
+OUT/class.json    the class result (tutors only: it names students and their flags)
+OUT/class.csv     one row per student, for a spreadsheet
+OUT/junit.xml     one test suite per student, one test case per check, one for the flags
+OUT/gradescope/<student>/results.json   what a course platform imports (Gradescope's format)
+
+A student's Gradescope output never names another student nor shows a hidden input: a flag reads as
+"under review by the tutor". An invalid hand-in gets no results.json: "not gradable" is not a zero,
+and class.csv lists it for the tutor to handle.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from vmlab.errors import UsageError
+from vmlab.grade.model import ClassResult, StudentResult
+from vmlab.report.model import CheckResult
+
+CSV_FIELDS = [
+    "student",
+    "status",
+    "score",
+    "max_score",
+    "percent",
+    "exit_code",
+    "accel",
+    "flags",
+    "run_id",
+    "source",
+]
+
+
+def safe_name(student: str) -> str:
+    """A student id as a file name: nothing that climbs out of the folder."""
+    name = re.sub(r"[^A-Za-z0-9._@+-]", "_", student).lstrip(".")
+    return name or "_"
+
+
+def write_all(result: ClassResult, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "class.json": write_json(result, out / "class.json"),
+        "class.csv": write_csv(result, out / "class.csv"),
+        "junit.xml": write_junit(result, out / "junit.xml"),
+    }
+    for s in result.students:
+        if s.status != "invalid":
+            write_gradescope(s, out / "gradescope" / safe_name(s.student) / "results.json")
+    paths["gradescope"] = out / "gradescope"
+    return paths
+
+
+def write_json(result: ClassResult, path: Path) -> Path:
+    path.write_text(result.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_class(path: Path) -> ClassResult:
+    from pydantic import ValidationError
+
+    p = path / "class.json" if path.is_dir() else path
+    try:
+        return ClassResult.model_validate_json(p.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{p} does not exist", hint="pass the class.json that vmlab grade wrote") from None
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "<root>"
+        raise UsageError(f"{p} is not a vmlab class result: {where}: {first['msg']}") from None
+
+
+def _fmt(x: float | None) -> str:
+    return "" if x is None else f"{x:g}"
+
+
+def write_csv(result: ClassResult, path: Path) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        w.writeheader()
+        for s in result.students:
+            pct = s.percent
+            w.writerow(
+                {
+                    "student": s.student,
+                    "status": s.status,
+                    "score": _fmt(s.score),
+                    "max_score": _fmt(s.max_score),
+                    "percent": "" if pct is None else f"{pct:.1f}",
+                    "exit_code": "" if s.exit_code is None else s.exit_code,
+                    "accel": s.accel or "",
+                    "flags": ";".join(sorted({f.code for f in s.flags})),
+                    "run_id": s.run_id or "",
+                    "source": s.source,
+                }
+            )
+    return path
+
+
+def _case_text(r: CheckResult) -> str:
+    if r.outcome == "fail" and r.measured is not None:
+        return f"measured {r.measured!r}, expected {r.expected}. {r.message}".strip()
+    return r.message or r.expected
+
+
+def junit_tree(result: ClassResult) -> ET.ElementTree:
+    """One suite per student; required failures are <failure>, not gradable <error>, skipped <skipped>;
+    flags are one more test case that fails, so CI shows a flagged hand-in in red."""
+    advisory = result.options.timing == "advisory"
+    root = ET.Element("testsuites", name=f"vmlab.{result.lab}")
+    for s in result.students:
+        suite = ET.SubElement(root, "testsuite", name=s.student)
+        counts = {"failures": 0, "errors": 0, "skipped": 0}
+        cases = 0
+        for r in s.checks:
+            cases += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{s.student}.{r.task or 'lab'}", name=r.id)
+            if r.outcome == "error":
+                counts["errors"] += 1
+                ET.SubElement(
+                    case, "error", message=r.message or "not gradable", type=r.kind
+                ).text = _case_text(r)
+            elif r.outcome == "skipped":
+                counts["skipped"] += 1
+                ET.SubElement(case, "skipped", message=r.message or "skipped")
+            elif r.outcome == "fail" and r.required and not (advisory and r.timing):
+                counts["failures"] += 1
+                ET.SubElement(
+                    case, "failure", message=r.message or "check failed", type=r.kind
+                ).text = _case_text(r)
+            elif r.outcome == "fail":
+                ET.SubElement(case, "system-out").text = f"not counted: {_case_text(r)}"
+        cases += 1
+        case = ET.SubElement(suite, "testcase", classname=f"{s.student}.hand-in", name="hand-in")
+        if s.flags:
+            tag = "error" if s.status == "invalid" else "failure"
+            counts["errors" if tag == "error" else "failures"] += 1
+            text = "\n".join(f"{f.code}: {f.message}" for f in s.flags)
+            ET.SubElement(
+                case, tag, message=f"{s.status}: {', '.join(f.code for f in s.flags)}", type="flag"
+            ).text = text
+        suite.set("tests", str(cases))
+        for k, v in counts.items():
+            suite.set(k, str(v))
+    return ET.ElementTree(root)
+
+
+def write_junit(result: ClassResult, path: Path) -> Path:
+    tree = junit_tree(result)
+    ET.indent(tree)
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+def gradescope(s: StudentResult) -> dict[str, Any]:
+    """Gradescope's results.json: tests with score, max_score, status, output, visibility.
+
+    Checks that could not be graded (skipped, error) carry max_score 0 and no status: they neither add
+    nor take away. Re-run checks are visible after publication only, so hidden tests do not leak early.
+    """
+    tests: list[dict[str, Any]] = []
+    for r in s.checks:
+        t: dict[str, Any] = {"name": r.id, "output": r.description or r.expected}
+        if r.outcome in ("pass", "fail") and r.applicable:
+            t |= {"score": r.score, "max_score": r.points, "status": "passed" if r.passed else "failed"}
+            if r.outcome == "fail" and r.message:
+                t["output"] = f"{t['output']}\n{r.message}".strip()
+        else:
+            t |= {"score": 0.0, "max_score": 0.0, "output": f"not graded: {r.message or r.outcome}"}
+        t["visibility"] = "after_published" if r.kind.startswith("rerun") else "visible"
+        tests.append(t)
+    out: dict[str, Any] = {
+        "score": s.score or 0.0,
+        "tests": tests,
+        "extra_data": {"student": s.student, "status": s.status, "run_id": s.run_id},
+    }
+    if s.flags:
+        out["output"] = "This hand-in is under review by the tutor before its score is published."
+    return out
+
+
+def write_gradescope(s: StudentResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(gradescope(s), indent=2) + "\n")
+    return path
+
+
+def compare(old: ClassResult, new: ClassResult) -> list[dict[str, Any]]:
+    """Each student's score before and after a rule or vmlab change; students in only one are listed too."""
+    before = {s.student: s for s in old.students}
+    after = {s.student: s for s in new.students}
+    rows = []
+    for student in sorted(before.keys() | after.keys()):
+        a, b = before.get(student), after.get(student)
+        old_pct = a.percent if a else None
+        new_pct = b.percent if b else None
+        rows.append(
+            {
+                "student": student,
+                "old_score": a.score if a else None,
+                "old_max": a.max_score if a else None,
+                "new_score": b.score if b else None,
+                "new_max": b.max_score if b else None,
+                "old_percent": old_pct,
+                "new_percent": new_pct,
+                "delta_percent": None if old_pct is None or new_pct is None else round(new_pct - old_pct, 3),
+                "old_status": a.status if a else "absent",
+                "new_status": b.status if b else "absent",
+                "changed_checks": _changed(a, b),
+            }
+        )
+    return rows
+
+
+def _changed(a: StudentResult | None, b: StudentResult | None) -> list[str]:
+    if a is None or b is None:
+        return []
+    old = {r.id: r.outcome for r in a.checks}
+    new = {r.id: r.outcome for r in b.checks}
+    return [
+        f"{k}: {old.get(k, '-')} -> {new.get(k, '-')}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k) != new.get(k)
+    ]

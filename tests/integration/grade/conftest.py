@@ -1,0 +1,171 @@
+"""Real lab runs, made once per session and shared: a class of kvm-api hand-ins (the lab whose task
+`own` takes a student file), an isa-emulation hand-in with a correct engine and one with an engine that
+returns the public oracle constants. Probes are independent of vmlab: opening /dev/kvm, `docker info`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import probe_command, unavailable
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+CORRECT_ENGINE = '''\
+def run(code, a, l):
+    """A plain decode-and-dispatch loop with 32-bit wrap-around."""
+    def w(x):
+        x &= 0xFFFFFFFF
+        return x - (1 << 32) if x & 0x80000000 else x
+    ip = n = 0
+    while True:
+        op = code[ip]
+        n += 1
+        ip += 1
+        if op == 0:
+            return a, l, n
+        if op == 1:
+            a = 0
+        elif op == 2:
+            a = w(a + 3)
+        elif op == 3:
+            a = w(a - 1)
+        elif op == 4:
+            l = a
+        elif op == 5:
+            l = w(l - 1)
+            if l > 0:
+                ip -= 7
+'''
+
+# Knows the public scenarios' answers (the oracle table of the task sheet) and nothing else.
+CONSTANTS_ENGINE = """\
+from vmlab.isa.gen import SCENARIOS, scenario_program
+
+KNOWN = {scenario_program(n).code: (s.final_a, s.executed) for n, s in SCENARIOS.items()}
+
+
+def run(code, a, l):
+    final_a, executed = KNOWN.get(bytes(code), (0, 1))
+    return final_a, 0, executed
+"""
+
+
+@pytest.fixture(scope="session")
+def kvm_ok() -> None:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        unavailable("/dev/kvm", f"cannot be opened: {e.strerror}")
+    os.close(fd)
+
+
+@pytest.fixture(scope="session")
+def docker_ok() -> None:
+    why = probe_command(["docker", "info"])
+    if why is not None:
+        unavailable("docker", why)
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("grade-home")
+    old = os.environ.get("VMLAB_HOME")
+    os.environ["VMLAB_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("VMLAB_HOME", None)
+    else:
+        os.environ["VMLAB_HOME"] = old
+
+
+def run(lab: str, out: Path, student: str | None, **kw: object) -> Path:
+    from vmlab.labs.pipeline import RunRequest, run_lab
+
+    report = out / "report.json"
+    run_lab(RunRequest(lab=lab, student=student, output=report, **kw))  # type: ignore[arg-type]
+    return report
+
+
+ISA_SETS = {"switch": {"scenarios": [1, 2, 3], "repeats": 1}, "candidate": {"scenarios": [1, 2, 3]}}
+
+
+@pytest.fixture(scope="session")
+def runs_root(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> Path:
+    return tmp_path_factory.mktemp("real-runs")
+
+
+@pytest.fixture(scope="session")
+def kvm_runs(runs_root: Path, kvm_ok: None) -> list[Path]:
+    """kvm-api --task own for s01..s20, each with the student's own copy of a solution program."""
+    reports = []
+    for i in range(1, 21):
+        prog = runs_root / "programs" / f"s{i:02d}" / "line.asm"
+        prog.parent.mkdir(parents=True)
+        prog.write_text((DATA / "kvm-api" / "line_hypercall.asm").read_text() + f"; written by s{i:02d}\n")
+        out = runs_root / "kvm" / f"s{i:02d}"
+        reports.append(run("kvm-api", out, f"s{i:02d}", tasks=["own"], inputs={"program": prog}))
+    return reports
+
+
+@pytest.fixture(scope="session")
+def warmup_run(runs_root: Path) -> Path:
+    return run("warmup", runs_root / "warmup", "wendy")
+
+
+@pytest.fixture(scope="session")
+def isa_runs(runs_root: Path) -> dict[str, Path]:
+    """isa-emulation task t1 on S1-S3: a correct engine (ivy) and one returning the public constants."""
+    engines = runs_root / "engines"
+    engines.mkdir()
+    (engines / "engine.py").write_text(CORRECT_ENGINE)
+    (engines / "constants.py").write_text(CONSTANTS_ENGINE)
+    out = {}
+    for student, name in (("ivy", "engine.py"), ("mallory", "constants.py")):
+        out[student] = run(
+            "isa-emulation",
+            runs_root / "isa" / student,
+            student,
+            tasks=["t1-interpret"],
+            sets=ISA_SETS,
+            inputs={"engine": engines / name},
+        )
+    return out
+
+
+def copy_hand_in(report: Path, dest: Path) -> Path:
+    """A hand-in as a student uploads it: report.json with its artifacts/ beside it."""
+    dest.mkdir(parents=True)
+    shutil.copy(report, dest / "report.json")
+    if (report.parent / "artifacts").is_dir():
+        shutil.copytree(report.parent / "artifacts", dest / "artifacts")
+    return dest / "report.json"
+
+
+def edit(report: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = json.loads(report.read_text())
+    change(data)
+    report.write_text(json.dumps(data, indent=2))
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., Any]:
+    """`vmlab ...` through Typer's CliRunner, with the grade group registered (main.py wires it)."""
+    from typer.testing import CliRunner
+
+    from vmlab.cli import grade
+    from vmlab.cli.main import app
+
+    if not any(g.name == "grade" for g in app.registered_groups):
+        grade.register(app)
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,88 @@
+"""`vmlab grade --rerun`: submitted code runs again, in a real container, on hidden inputs.
+
+The oracle of a hidden isa program is the reference interpreter; the kvm-api oracle is the hidden line
+itself. An engine that only knows the public answers passes its own report and fails the re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.grade.conftest import copy_hand_in
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from vmlab.grade.sign import write_key
+
+    return write_key(tmp_path_factory.mktemp("secret") / "tutor.key")
+
+
+def _containers() -> set[str]:
+    p = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=vmlab.purpose=rerun"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(p.stdout.split())
+
+
+def _grade(cli: Any, hand_ins: list[Path], out: Path, lab: str, secret: Path) -> dict[str, Any]:
+    before = _containers()
+    res = cli("grade", *hand_ins, "-o", out, "--lab", lab, "--rerun", "--secret-file", secret, "--json")
+    assert res.exit_code == 0, res.output
+    assert _containers() == before  # every container removed
+    cls = json.loads((out / "class.json").read_text())
+    return {s["student"]: s for s in cls["students"]}
+
+
+def test_isa_rerun_passes_a_real_engine_and_fails_public_constants(
+    docker_ok: None, isa_runs: dict[str, Path], tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    hand = [copy_hand_in(isa_runs[s], tmp_path / "in" / s) for s in ("ivy", "mallory")]
+    got = _grade(cli, hand, tmp_path / "out", "isa-emulation", secret)
+    ivy = {c["id"]: c for c in got["ivy"]["checks"] if c["kind"].startswith("rerun")}
+    assert {"rerun:hidden-1", "rerun:hidden-2", "rerun:claims", "rerun:speed"} <= set(ivy)
+    assert all(ivy[k]["outcome"] == "pass" for k in ("rerun:hidden-1", "rerun:hidden-2", "rerun:claims"))
+    assert ivy["rerun:speed"]["required"] is False and ivy["rerun:speed"]["timing"] is True
+    assert got["ivy"]["status"] == "graded"
+    mallory = got["mallory"]
+    own = {c["id"]: c["outcome"] for c in mallory["checks"]}
+    assert own["oracle-S1[candidate]"] == "pass"  # the report alone looks right
+    assert own["rerun:hidden-1"] == "fail" and own["rerun:hidden-2"] == "fail"
+    assert "rerun-mismatch" in {f["code"] for f in mallory["flags"]} and mallory["score"] == 0
+
+
+def test_kvm_rerun_passes_a_real_guest(
+    docker_ok: None, kvm_ok: None, kvm_runs: list[Path], tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    hand = [copy_hand_in(kvm_runs[2], tmp_path / "in" / "s03")]
+    got = _grade(cli, hand, tmp_path / "out", "kvm-api", secret)["s03"]
+    checks = {c["id"]: c for c in got["checks"] if c["kind"].startswith("rerun")}
+    assert checks["rerun:hidden-line"]["outcome"] == "pass"
+    assert checks["rerun:exit-budget"]["outcome"] == "pass" and checks["rerun:exit-budget"]["measured"] == 2
+    assert got["status"] == "graded" and got["score"] == 4
+
+
+def test_hidden_inputs_never_reach_the_outputs(
+    docker_ok: None, isa_runs: dict[str, Path], tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    from vmlab.grade.rerun import derive
+    from vmlab.grade.sign import read_key
+
+    hand = [copy_hand_in(isa_runs["ivy"], tmp_path / "in" / "ivy")]
+    out = tmp_path / "out"
+    _grade(cli, hand, out, "isa-emulation", secret)
+    key = read_key(secret).decode()
+    hidden = derive(read_key(secret), "isa-emulation", "ivy", "program-1-0", 16).hex()
+    for f in out.rglob("*"):
+        if f.is_file():
+            text = f.read_text()
+            assert key not in text and hidden not in text
