@@ -13,7 +13,8 @@ setup: host venv images
 host:
 	@bash scripts/setup-host.sh
 
-# What only the suite needs on top (openssh-server for the remote-URI test).
+# What only the suite needs on top: openssh-server (the remote-URI test), chromium (the class site),
+# vagrant and vagrant-libvirt (`vagrant validate` of the students' Vagrantfile).
 test-host:
 	@VMLAB_SETUP_TEST=1 bash scripts/setup-host.sh
 

@@ -2,7 +2,7 @@
 in the test VMLAB_HOME), and factories always destroy what they create, dumping the console on failure.
 
 The test home defaults to /var/tmp/vmlab-test (VMLAB_TEST_HOME overrides): not under pytest's 0700
-tmp dirs, because libvirt's QEMU user must read the kernel and write the console log (DESIGN.md).
+tmp dirs, because libvirt's QEMU user must read the kernel and write the console log (docs/host-facts.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ levers exposed: firmware and extra kernel arguments, so each lever is measured a
     .venv/bin/python -m tests.perf.bootbench --image tiny --runs 5 --firmware seabios --label baseline
     .venv/bin/python -m tests.perf.bootbench --image micro --runs 5 --json >> boot.jsonl
 
-Figures are recorded, never asserted (DESIGN.md: TCG timing varies with the host's load).
+Figures are recorded, never asserted (docs/host-facts.md: TCG timing varies with the host's load).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def _hardware_kvm() -> str | None:
         return f"/dev/kvm cannot be opened ({e.strerror})"
     os.close(fd)
     if not hw_virt():
-        return "no vmx/svm in /proc/cpuinfo: /dev/kvm here cannot boot a standard kernel (DESIGN.md)"
+        return "no vmx/svm in /proc/cpuinfo: /dev/kvm here cannot boot a standard kernel (docs/host-facts.md)"
     return None
 
 

@@ -1,6 +1,6 @@
 """libvirt domain XML from a typed model, built with ElementTree (never string pasting).
 
-Facts from DESIGN.md: direct kernel boot of the PVH vmlinux; serial to a file; QEMU user networking
+Facts from docs/host-facts.md: direct kernel boot of the PVH vmlinux; serial to a file; QEMU user networking
 via <qemu:commandline> (libvirt 9.0 here rejects passt) with SSH forwarded on 127.0.0.1 only; the NIC
 pinned to pcie.0 addr 0x10 on q35 so it does not clash with libvirt's root port; no host-passthrough
 CPU (it aborts QEMU under kvm_pvm).

@@ -29,7 +29,7 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON o
             table.add_row(r.name, STYLE[r.status], r.detail, r.fix)
         out.print(table)
         out.print("core: " + ("[green]ready[/]" if diag.core_ok else "[red]not ready[/] (see FAIL rows)"))
-    raise typer.Exit(0 if diag.core_ok else 1)
+    raise typer.Exit(0 if diag.core_ok else 3)  # 3: a capability the core needs is missing
 
 
 def register(app: typer.Typer) -> None:

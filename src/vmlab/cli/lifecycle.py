@@ -205,7 +205,7 @@ def ssh(name: Annotated[str, typer.Argument(help="Instance name.")], connect: Co
 
 def console(
     name: Annotated[str, typer.Argument(help="Instance name.")],
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end.")] = 40,
+    lines: Annotated[int, typer.Option("--lines", help="How many lines from the end.")] = 40,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new lines (Ctrl-C stops).")
     ] = False,

@@ -64,12 +64,13 @@ def _register() -> None:
     import importlib
     import sys
 
-    from vmlab.cli import check, doctor, image, labs, lifecycle, report
+    from vmlab.cli import check, doctor, grade, image, labs, lifecycle, report
     from vmlab.labs.catalog import cli_registrars
 
     doctor.register(app)
     labs.register(app)
     check.register(app)
+    grade.register(app)
     app.add_typer(report.app, name="report")
     app.add_typer(image.app, name="image")
     lifecycle.register(app)

@@ -214,6 +214,10 @@ def ensure_image(client: Any, progress: Any = None) -> str:
         client.images.get(tag)
     except (APIError, ImageNotFound) as e:
         raise BackendError(f"docker import of the re-run image failed: {e}") from e
+    for old in client.images.list(name=REPO):  # an image per vmlab version would pile up otherwise
+        if tag not in old.tags:
+            with contextlib.suppress(APIError):
+                client.images.remove(old.id, force=True)
     return tag
 
 

@@ -46,7 +46,7 @@ def full_guest_accel(requested: str = "auto") -> tuple[str, str]:
     """The accelerator a full-system guest gets, and why (the report records both).
 
     On this lab's CI hosts /dev/kvm is served by a paravirtual module without vmx/svm: a standard
-    kernel does not boot there (DESIGN.md), so `auto` must choose TCG even though /dev/kvm opens.
+    kernel does not boot there (docs/host-facts.md), so `auto` must choose TCG even though /dev/kvm opens.
     """
     kvm_dev = Path("/dev/kvm").exists()
     if requested == "tcg":

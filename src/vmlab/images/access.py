@@ -1,7 +1,7 @@
 """Who may read what an image holds.
 
 libvirt's QEMU (qemu:///system) runs as user libvirt-qemu and must read kernels and initramfs images,
-so the cache cannot be root-only (DESIGN.md). But the initramfs and the container rootfs carry the
+so the cache cannot be root-only (docs/host-facts.md). But the initramfs and the container rootfs carry the
 guest's SSH host key: world-readable, any local user could impersonate the pinned guest. So secrets
 go to root:<QEMU's group> 0640 when we are root, and stay 0600 for a normal user (qemu:///session
 runs QEMU as that user). A kernel holds no secret and stays 0644.

@@ -48,7 +48,7 @@ def _digest(inputs: dict[str, object]) -> str:
 
 
 def _readable_dir(path: Path) -> None:
-    """0755 all the way: libvirt's QEMU user must traverse into the cache (DESIGN.md)."""
+    """0755 all the way: libvirt's QEMU user must traverse into the cache (docs/host-facts.md)."""
     path.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(PermissionError):
         os.chmod(path, 0o755)

@@ -1,6 +1,6 @@
 """Turn a Debian kernel package into what a fast TCG boot wants.
 
-The bzImage decompresses itself, which costs ~3 s under TCG (DESIGN.md); the Debian kernel has
+The bzImage decompresses itself, which costs ~3 s under TCG (docs/host-facts.md); the Debian kernel has
 CONFIG_PVH=y, so we decompress it once here and boot the ELF vmlinux directly.
 """
 

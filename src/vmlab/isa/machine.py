@@ -118,7 +118,9 @@ def read_sidecar(path: Path, code: bytes) -> dict[str, object]:
     try:
         info = json.loads(side.read_text())
     except (OSError, ValueError) as e:
-        raise UsageError(f"{side}: not a program description ({e})", hint=f"delete {side} or regenerate") from None
+        raise UsageError(
+            f"{side}: not a program description ({e})", hint=f"delete {side} or regenerate"
+        ) from None
     if not isinstance(info, dict):
         raise UsageError(f"{side}: not a program description", hint=f"delete {side} or regenerate")
     if info.get("sha256") not in (None, hashlib.sha256(code).hexdigest()):

@@ -184,6 +184,18 @@ class RunInfo(_Strict):
     finished_at: dt.datetime | None = None
 
 
+class Signature(_Strict):
+    """HMAC-SHA256 of the report's canonical JSON (signature, checks, grade left out), made by a runner.
+
+    It proves the report left that runner unchanged; it says nothing about a run on a student's machine.
+    """
+
+    alg: Literal["hmac-sha256"]
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    value: str = Field(pattern=r"^[0-9a-f]{64}$")
+    signed_at: dt.datetime | None = None
+
+
 class Report(_Strict):
     """The envelope is strict; experiment payloads stay open to what each lab measures."""
 
@@ -201,6 +213,7 @@ class Report(_Strict):
     experiments: dict[str, ExperimentEntry] = Field(default_factory=dict)
     checks: list[CheckResult] | None = None
     grade: Grade | None = None
+    signature: Signature | None = None
 
 
 def report_json_schema() -> dict[str, Any]:

@@ -145,15 +145,21 @@ def solution(task: str, *, wrong: bool = False) -> str:
         for old, new in T2_HANDLERS.items():
             src = _sub(src, old, new)
         return _sub(
-            src, '    raise NotImplementedError("task 2: predecode")', T2_PREDECODE.format(back=7 if wrong else 6)
+            src,
+            '    raise NotImplementedError("task 2: predecode")',
+            T2_PREDECODE.format(back=7 if wrong else 6),
         )
     if task == "t3":
         src = _sub(src, '    raise NotImplementedError("task 3: select")', T3_SELECT)
         return _sub(
-            src, '    raise NotImplementedError("task 3: fused")', T3_FUSED.format(shift=" - 1" if wrong else "")
+            src,
+            '    raise NotImplementedError("task 3: fused")',
+            T3_FUSED.format(shift=" - 1" if wrong else ""),
         )
     if task == "t4":
-        return _sub(src, '    raise NotImplementedError("task 4: translate")', T4.format(fall=" - 1" if wrong else ""))
+        return _sub(
+            src, '    raise NotImplementedError("task 4: translate")', T4.format(fall=" - 1" if wrong else "")
+        )
     if task == "t5":
         old = '            raise NotImplementedError("task 5: chain this exit to the block at `target`")'
         return _sub(src, old, T5.format(patch="pass" if wrong else "slots[name] = fn"))

@@ -103,7 +103,7 @@ def test_done_when_scenario(
     )  # OpenSSH with the pinned key, no tty: runs stdin
     assert ssh.returncode == 0 and tiny_image.manifest.kernel_release in ssh.stdout, ssh.stderr
 
-    r = runner.invoke(app, ["console", "lg1", "-n", "5"])
+    r = runner.invoke(app, ["console", "lg1", "--lines", "5"])
     assert r.exit_code == 0 and "VMLAB_READY" in r.stdout
 
     r = runner.invoke(app, ["down", "--run", run, "--json"])

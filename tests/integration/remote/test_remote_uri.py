@@ -30,7 +30,7 @@ def test_cli_up_exec_console_down_over_ssh(ssh_uri: str) -> None:
         assert "console=ttyS0" in ran.stdout
         failed = runner.invoke(app, ["exec", "rem1", "-c", ssh_uri, "--", "sh", "-c", "exit 7"])
         assert failed.exit_code == 7
-        con = runner.invoke(app, ["console", "rem1", "-c", ssh_uri, "-n", "500"])
+        con = runner.invoke(app, ["console", "rem1", "-c", ssh_uri, "--lines", "500"])
         assert con.exit_code == 0, con.output
         assert "VMLAB_READY uptime=" in con.stdout
         listed = json.loads(runner.invoke(app, ["ls", "-c", ssh_uri, "--json"]).stdout)
