@@ -67,9 +67,10 @@ Factory = Callable[..., Any]
 
 
 def _factory(kind: str, request: pytest.FixtureRequest) -> Iterator[Factory]:
-    from vmlab.backends import get_backend
+    """`kind` is a kind (its default runtime) or a runtime name."""
+    from vmlab.backends import RUNTIMES, get_backend, open_runtime
 
-    backend = get_backend(kind)
+    backend = open_runtime(kind) if kind in RUNTIMES else get_backend(kind)
     made: list[Any] = []
     run_id = new_run_id()
 
@@ -144,3 +145,68 @@ def shared_container(docker_available: None, tiny_image: Any) -> Iterator[Any]:
     finally:
         inst.destroy()
         backend.close()
+
+
+RUNTIME_PARAMS = [
+    pytest.param("docker", marks=pytest.mark.docker, id="docker"),
+    pytest.param("docker-runsc", marks=pytest.mark.docker, id="docker-runsc"),
+    pytest.param("libvirt", marks=[pytest.mark.libvirt, pytest.mark.slow], id="libvirt"),
+]
+
+
+def require_runtime(name: str) -> None:
+    """Skip (fail under CI) unless the runtime's own tools say it can run: the docker CLI, the docker
+    CLI listing runsc among its runtimes, virsh on the suite's URI."""
+    from tests.conftest import probe_command
+
+    from vmlab.backends.uri import default_uri
+
+    if name == "libvirt":
+        uri = default_uri()
+        why = probe_command(["virsh", "-c", uri, "version"])
+        if why is not None:
+            unavailable(f"libvirt at {uri}", why)
+        return
+    why = probe_command(["docker", "version", "--format", "{{.Server.Version}}"])
+    if why is not None:
+        unavailable("the Docker daemon", why)
+    if name == "docker-runsc":
+        why = probe_command(["sh", "-c", "docker info --format '{{json .Runtimes}}' | grep -q runsc"])
+        if why is not None:
+            unavailable("gVisor (runsc) as a Docker runtime", "docker info lists no runsc runtime")
+
+
+def unavailable(what: str, why: str) -> None:
+    from tests.conftest import unavailable as _unavailable
+
+    _unavailable(what, why)
+
+
+@pytest.fixture(scope="module", params=RUNTIME_PARAMS)
+def runtime_instance(request: pytest.FixtureRequest, test_home: Path, tiny_image: Any) -> Iterator[Any]:
+    """One ready instance per runtime of the registry, for a module of read-only tests; destroyed after."""
+    from vmlab.backends import open_runtime
+
+    name = str(request.param)
+    require_runtime(name)
+    failed_before = request.session.testsfailed
+    backend = open_runtime(name)
+    inst = backend.create(InstanceSpec(name=f"rt-{name.split('-')[-1]}", run_id=new_run_id(), lab="tests"))
+    try:
+        inst.start()
+        inst.wait_ready()
+        yield inst
+    finally:
+        if request.session.testsfailed > failed_before:
+            print(
+                f"\n--- console of {inst.resource} ---\n" + "\n".join(inst.console_tail(60)), file=sys.stderr
+            )
+        inst.destroy()
+        backend.close()
+
+
+@pytest.fixture(params=RUNTIME_PARAMS)
+def runtime_factory(request: pytest.FixtureRequest, test_home: Path, tiny_image: Any) -> Iterator[Factory]:
+    """make(name, **InstanceSpec fields) on each runtime in turn; everything destroyed after the test."""
+    require_runtime(str(request.param))
+    yield from _factory(str(request.param), request)

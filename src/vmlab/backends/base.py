@@ -1,4 +1,5 @@
-"""One protocol for guests and containers, so experiments never care which one they measure.
+"""One protocol for every runtime (guests, containers, sandboxes), so experiments never care which one
+they measure.
 
 A Backend creates Instances from an InstanceSpec and finds what vmlab created earlier (by libvirt
 metadata or Docker labels, never by local state). An Instance is a context manager whose destroy() is
@@ -8,17 +9,19 @@ idempotent; start() and wait_ready() fill `ladder` with time.monotonic() stamps 
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
-from vmlab.errors import BackendError, UsageError
+from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
+from vmlab.backends.context import Accel as Accel  # re-exported: older imports take it from here
+from vmlab.errors import UsageError
+from vmlab.guest.result import ExecResult as ExecResult
+from vmlab.guest.result import as_argv as as_argv
 
-Kind = Literal["vm", "container"]
-Accel = Literal["auto", "kvm", "tcg"]
+Kind = Literal["native", "container", "sandbox", "vm"]
 
 VM_STAGES = (
     "create_called",
@@ -66,6 +69,9 @@ class InstanceSpec:
     firmware: str | None = None  # VMs: "seabios" or "qboot"; None: the image's choice
     # containers: TCP ports published on 127.0.0.1 only (none: network_mode=none, no network at all)
     publish_ports: tuple[int, ...] = ()
+    # "host": the name is unique among everything vmlab runs here (`vmlab up`, addressed by name later);
+    # "run": unique within its run only (compare's instances: two runs side by side must not collide)
+    name_scope: Literal["host", "run"] = "host"
 
     def __post_init__(self) -> None:
         validate_name(self.name)
@@ -77,36 +83,6 @@ class InstanceSpec:
             raise UsageError(f"the ready timeout must be positive, not {self.ready_timeout_s}")
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    """One command run anywhere (SSH or docker exec), in one shape."""
-
-    argv: tuple[str, ...]
-    rc: int
-    stdout: str
-    stderr: str
-    duration_s: float
-
-    @property
-    def ok(self) -> bool:
-        return self.rc == 0
-
-    def check(self) -> Self:
-        if not self.ok:
-            tail = (self.stderr or self.stdout).strip().splitlines()[-1:] or [""]
-            raise BackendError(f"command {shlex.join(self.argv)!r} exited {self.rc}: {tail[0][:200]}")
-        return self
-
-
-def as_argv(cmd: str | Sequence[str]) -> tuple[str, ...]:
-    """A shell string runs under /bin/sh -c; a list runs as is."""
-    if isinstance(cmd, str):
-        return ("/bin/sh", "-c", cmd)
-    if not cmd:
-        raise UsageError("empty command", hint="vmlab exec NAME -- uname -r")
-    return tuple(cmd)
-
-
 @dataclass
 class Record:
     """What `ls` and `down` know about a resource, read back from libvirt metadata or Docker labels."""
@@ -116,6 +92,7 @@ class Record:
     run_id: str
     resource: str
     state: str
+    runtime: str = ""
     lab: str = ""
     accel: str = ""
     address: str = ""
@@ -130,6 +107,7 @@ class Record:
         return {
             "name": self.name,
             "kind": self.kind,
+            "runtime": self.runtime,
             "state": self.state,
             "accel": self.accel,
             "address": self.address,
@@ -147,15 +125,22 @@ class Record:
 class Instance(Protocol):
     name: str
     kind: Kind
+    runtime: str
     accel: str
     accel_reason: str
     ladder: dict[str, float]
     resource: str
+    io_sink: str  # where an I/O workload writes: a guest's serial device, a container's /dev/null
+
+    @property
+    def address(self) -> str: ...  # how to reach it from this host ("" when only exec reaches it)
 
     def start(self) -> None: ...
     def wait_ready(self, timeout_s: float | None = None) -> None: ...
     def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult: ...
-    def stats(self) -> dict[str, Any]: ...
+    def memory(self) -> MemorySample: ...
+    def trap_counter(self) -> TrapCounter: ...
+    def guest_uptime(self) -> float | None: ...
     def pid(self) -> int | None: ...
     def destroy(self) -> None: ...
     def close(self) -> None: ...
@@ -169,18 +154,21 @@ class Instance(Protocol):
 @runtime_checkable
 class Backend(Protocol):
     kind: Kind
+    runtime: str
 
     def create(self, spec: InstanceSpec) -> Instance: ...
     def list_owned(self) -> list[Record]: ...
     def attach(self, record: Record) -> Instance: ...
     def destroy_record(self, record: Record) -> None: ...
+    def cleanup_created(self) -> None: ...
     def close(self) -> None: ...
 
 
-def ensure_name_free(backend: Backend, name: str) -> None:
-    """Names are unique per kind across everything vmlab owns (found by metadata/labels, not state)."""
+def ensure_name_free(backend: Backend, name: str, run_id: str | None = None) -> None:
+    """Names are unique per runtime across everything vmlab owns (found by metadata/labels, not
+    state); with `run_id`, only within that run (the resource name carries the run id)."""
     for rec in backend.list_owned():
-        if rec.name == name:
+        if rec.name == name and (run_id is None or rec.run_id == run_id):
             raise UsageError(
                 f"an instance named {name!r} exists already ({rec.kind} {rec.resource})",
                 hint=f"vmlab down {name}, or choose another name",
@@ -188,11 +176,18 @@ def ensure_name_free(backend: Backend, name: str) -> None:
 
 
 class InstanceBase:
-    """Shared mechanics: the ladder, context-manager teardown, idempotent destroy."""
+    """Shared mechanics: the ladder, context-manager teardown, idempotent destroy, and "this runtime
+    does not offer that" for every capability a subclass does not override."""
 
     kind: Kind
+    runtime: str = ""
     accel: str = ""
     accel_reason: str = ""
+    io_sink: str = "/dev/null"
+
+    @property
+    def address(self) -> str:
+        return ""
 
     def __init__(self, name: str, resource: str) -> None:
         self.name = name
@@ -209,6 +204,16 @@ class InstanceBase:
         """Seconds since create_called, per stage (what reports show)."""
         t0 = self.ladder.get("create_called", 0.0)
         return {k: round(v - t0, 4) for k, v in self.ladder.items()}
+
+    def memory(self) -> MemorySample:
+        raise CapabilityMissing(f"runtime {self.runtime} offers no memory sample")
+
+    def trap_counter(self) -> TrapCounter:
+        raise CapabilityMissing(f"runtime {self.runtime} offers no trap counter")
+
+    def guest_uptime(self) -> float | None:
+        """The guest kernel's own uptime at its ready marker; None where there is no guest kernel."""
+        return None
 
     def close(self) -> None:
         """Release client-side handles (SSH sessions) without destroying the resource."""

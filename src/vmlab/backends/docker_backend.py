@@ -1,7 +1,10 @@
-"""Containers under Docker, from the same rootfs as the tiny guest (`docker import`, never pulled).
+"""The `docker` runtime: containers under Docker with runc, from the same rootfs as the tiny guest
+(`docker import`, never pulled). `runsc_backend` reuses it with gVisor as Docker's OCI runtime.
 
-Labels vmlab.* on every container are the only state `ls`/`down` need. Docker errors are translated
-in `translate()` alone.
+Labels vmlab.* on every container are the only state `ls`/`down` need (vmlab.runtime tells the
+runtimes apart). Docker errors, including the connection errors `requests` raises when dockerd is
+gone, are translated in `translate()` alone. Containers are created with AutoRemove: if dockerd dies
+mid-run, it removes them itself when it comes back, so nothing is left.
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import docker.errors
+import requests
+
 from vmlab.backends.base import (
+    CONTAINER_STAGES,
     ExecResult,
     InstanceBase,
     InstanceSpec,
@@ -23,21 +30,42 @@ from vmlab.backends.base import (
     ensure_name_free,
     resource_name,
 )
+from vmlab.backends.capabilities import CapabilityMissing, MemorySample, ProcessMemory, TrapCounter
+from vmlab.backends.context import RunContext
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, UsageError
 from vmlab.guest.wait import wait_for
 
 LABEL_FILTER = "vmlab.owner"
+RUNTIME = "docker"
+# what the Docker SDK raises: its own errors, and requests' (an OSError) when the socket is gone
+DOCKER_ERRORS: tuple[type[Exception], ...] = (docker.errors.DockerException, requests.RequestException)
+
+
+class DaemonGone(BackendError):
+    """dockerd stopped answering in the middle of an operation."""
 
 
 def translate(e: Exception, what: str) -> BackendError:
-    """The one place Docker errors become vmlab errors."""
+    """The one place Docker errors become vmlab errors (one line, the daemon named when it is gone)."""
+    if isinstance(e, requests.RequestException) or "Connection refused" in str(e):
+        return DaemonGone(
+            f"{what}: dockerd does not answer (it stopped or was killed)",
+            hint="start dockerd again (make setup); its containers are removed when it is back",
+        )
     explanation = getattr(e, "explanation", None) or str(e)
     return BackendError(f"{what}: {str(explanation).splitlines()[0][:200]}")
 
 
+def open_runtime(ctx: RunContext) -> DockerBackend:
+    return DockerBackend()
+
+
 class DockerBackend:
     kind: Kind = "container"
+    runtime = RUNTIME
+    oci_runtime: str | None = None  # Docker's --runtime; None: the daemon's default (runc)
+    accel_label = "none (namespaces)"
 
     def __init__(self, client: Any = None) -> None:
         from vmlab.images.docker_image import docker_client
@@ -45,10 +73,14 @@ class DockerBackend:
         self.client = client or docker_client()
         self._created: list[DockerInstance] = []
 
+    def _instance(self, container: Any, name: str, t0: float, ready_timeout_s: float) -> DockerInstance:
+        return DockerInstance(self, container, name, t0, ready_timeout_s)
+
+    def _owns(self, labels: dict[str, str]) -> bool:
+        return labels.get("vmlab.runtime", RUNTIME) == self.runtime
+
     def create(self, spec: InstanceSpec) -> DockerInstance:
         t0 = time.monotonic()
-        from docker.errors import DockerException
-
         from vmlab.images import get_image
         from vmlab.images.docker_image import ensure_docker_image
 
@@ -56,14 +88,19 @@ class DockerBackend:
         memory = spec.memory_mib
         if memory is not None and memory < 6:
             raise UsageError(f"--memory {memory} MiB is below Docker's minimum of 6 MiB", hint="--memory 64")
-        ensure_name_free(self, spec.name)
-        ensure_docker_image(image, self.client)
+        ensure_name_free(self, spec.name, spec.run_id if spec.name_scope == "run" else None)
+        try:
+            ensure_docker_image(image, self.client)
+        except DOCKER_ERRORS as e:
+            raise translate(e, f"importing image {image.docker_tag}") from e
         rname = resource_name(spec.run_id, spec.name)
         from vmlab.paths import vmlab_home
 
         labels = {
             "vmlab.owner": os.environ.get("USER", str(os.getuid())),
             "vmlab.name": spec.name,
+            "vmlab.kind": self.kind,
+            "vmlab.runtime": self.runtime,
             "vmlab.home": str(vmlab_home()),
             "vmlab.run_id": spec.run_id,
             "vmlab.lab": spec.lab,
@@ -76,7 +113,10 @@ class DockerBackend:
             "labels": labels,
             "detach": True,
             "nano_cpus": int(spec.vcpus * 1e9),
+            "auto_remove": True,
         }
+        if self.oci_runtime:
+            kwargs["runtime"] = self.oci_runtime
         if memory is not None:
             kwargs["mem_limit"] = f"{memory}m"
         if spec.publish_ports:
@@ -86,30 +126,26 @@ class DockerBackend:
         with deferred_interrupts():
             try:
                 container = self.client.containers.create(image.docker_tag, **kwargs)
-            except DockerException as e:
+            except DOCKER_ERRORS as e:
                 raise translate(e, f"creating container {rname} failed") from e
-            inst = DockerInstance(self, container, spec.name, t0, spec.ready_timeout_s)
+            inst = self._instance(container, spec.name, t0, spec.ready_timeout_s)
             self._created.append(inst)
         inst.mark("created")
         return inst
 
     def list_owned(self) -> list[Record]:
-        from docker.errors import DockerException
-
         try:
             containers = self.client.containers.list(all=True, filters={"label": LABEL_FILTER})
-        except DockerException as e:
+        except DOCKER_ERRORS as e:
             raise translate(e, "listing containers failed") from e
-        return [_record(c) for c in containers]
+        return [_record(c, self) for c in containers if self._owns(c.labels or {})]
 
     def attach(self, record: Record) -> DockerInstance:
-        from docker.errors import DockerException
-
         try:
             container = self.client.containers.get(record.resource)
-        except DockerException as e:
+        except DOCKER_ERRORS as e:
             raise translate(e, f"container {record.resource} not found") from e
-        inst = DockerInstance(self, container, record.name, time.monotonic(), 60.0)
+        inst = self._instance(container, record.name, time.monotonic(), 60.0)
         inst.ladder.clear()
         return inst
 
@@ -118,7 +154,8 @@ class DockerBackend:
 
     def cleanup_created(self) -> None:
         for inst in reversed(self._created):
-            inst.destroy()
+            with contextlib.suppress(DaemonGone):  # AutoRemove: dockerd removes it when it is back
+                inst.destroy()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing must not mask the real error
@@ -126,19 +163,17 @@ class DockerBackend:
 
 
 def _remove(client: Any, resource: str) -> None:
-    from docker.errors import DockerException, NotFound
-
     try:
         client.api.remove_container(resource, force=True, v=True)
-    except NotFound:
+    except docker.errors.NotFound:
         pass
-    except DockerException as e:
+    except DOCKER_ERRORS as e:
         if "is already in progress" in str(e):
             return
         raise translate(e, f"removing container {resource} failed") from e
 
 
-def _record(c: Any) -> Record:
+def _record(c: Any, backend: DockerBackend) -> Record:
     labels = c.labels or {}
     attrs = c.attrs or {}
     state = attrs.get("State", {}) if isinstance(attrs.get("State"), dict) else {}
@@ -160,25 +195,28 @@ def _record(c: Any) -> Record:
     address = ", ".join(published)
     return Record(
         name=labels.get("vmlab.name", ""),
-        kind="container",
+        kind=backend.kind,
+        runtime=backend.runtime,
         run_id=labels.get("vmlab.run_id", ""),
         resource=c.name,
         state=status,
         lab=labels.get("vmlab.lab", ""),
-        accel="none (namespaces)",
+        accel=backend.accel_label,
         address=address or "(network none)",
         created_at=labels.get("vmlab.created_at", ""),
         uptime_s=uptime,
         image=f"{labels.get('vmlab.image', '')}:{labels.get('vmlab.image_digest', '')[:12]}",
         home=labels.get("vmlab.home", ""),
-        extra=dict(labels),
+        extra={**labels, "container_id": c.id},
     )
 
 
 class DockerInstance(InstanceBase):
     kind: Kind = "container"
+    runtime = RUNTIME
     accel = "none"
     accel_reason = "containers share the host kernel (namespaces and cgroups, no hypervisor)"
+    stages = CONTAINER_STAGES
 
     def __init__(
         self, backend: DockerBackend, container: Any, name: str, t0: float, ready_timeout_s: float
@@ -188,36 +226,40 @@ class DockerInstance(InstanceBase):
         self.backend = backend
         self.container = container
         self.ready_timeout_s = ready_timeout_s
+        self._since = time.time()
+
+    @property
+    def api(self) -> Any:
+        return self.backend.client.api
 
     def start(self) -> None:
-        from docker.errors import DockerException
-
+        self._since = time.time() - 1.0
         try:
             self.container.start()
-        except DockerException as e:
+        except DOCKER_ERRORS as e:
             raise translate(e, f"starting {self.resource} failed") from e
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        from docker.errors import DockerException
-
+        """`running` is stamped when Docker's `start` event says it happened (the daemon's clock, carried
+        over to time.monotonic), not when a poll noticed; `first_exec` when the first exec returned."""
         deadline = time.monotonic() + (timeout_s or self.ready_timeout_s)
 
-        def running() -> bool | None:
-            try:
-                self.container.reload()
-            except DockerException as e:
-                raise translate(e, f"inspecting {self.resource}") from e
-            return True if self.container.status == "running" else None
+        def running() -> float | None:
+            return self._start_event()
 
         def exited() -> str | None:
-            return (
-                f"the container exited ({self.container.status})"
-                if self.container.status in ("exited", "dead")
-                else None
-            )
+            try:
+                self.container.reload()
+            except docker.errors.NotFound:
+                return "the container is gone (it exited and was removed)"
+            except DOCKER_ERRORS as e:
+                raise translate(e, f"inspecting {self.resource}") from e
+            status = self.container.status
+            return f"the container exited ({status})" if status in ("exited", "dead") else None
 
-        wait_for(running, deadline=deadline, stage=f"{self.name}: running", abort=exited)
-        self.mark("running")
+        self.ladder["running"] = wait_for(
+            running, deadline=deadline, stage=f"{self.name}: running", abort=exited
+        )
         wait_for(
             lambda: True if self.exec(["true"], timeout=10).ok else None,
             deadline=deadline,
@@ -226,18 +268,34 @@ class DockerInstance(InstanceBase):
         )
         self.mark("first_exec")
 
+    def _start_event(self) -> float | None:
+        """The monotonic time of this container's `start` event, or None before there is one."""
+        try:
+            events = self.api.events(
+                since=self._since,
+                until=time.time(),
+                filters={"container": self.container.id, "event": "start"},
+                decode=True,
+            )
+            found = [e for e in events if e.get("timeNano")]
+        except DOCKER_ERRORS as e:
+            raise translate(e, f"reading Docker events of {self.resource}") from e
+        if not found:
+            return None
+        happened = int(found[0]["timeNano"]) / 1e9
+        now_wall, now_mono = time.time(), time.monotonic()
+        return now_mono - max(0.0, now_wall - happened)
+
     def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult:
         """docker exec through the API; `timeout` bounds the call on the client socket."""
-        from docker.errors import DockerException
-
         argv = as_argv(cmd)
         t0 = time.monotonic()
-        api = self.backend.client.api
+        api = self.api
         try:
             exec_id = api.exec_create(self.container.id, list(argv), stdout=True, stderr=True)["Id"]
             out, err = api.exec_start(exec_id, demux=True)
             rc = api.exec_inspect(exec_id).get("ExitCode")
-        except DockerException as e:
+        except DOCKER_ERRORS as e:
             raise translate(e, f"exec in {self.resource} failed") from e
         return ExecResult(
             argv=argv,
@@ -248,28 +306,71 @@ class DockerInstance(InstanceBase):
         )
 
     def pid(self) -> int | None:
-        """The container's init process as the host sees it (for strace -p, /proc/PID/...)."""
-        from docker.errors import DockerException
-
+        """The container's init as the host sees it (runc: the workload; runsc: gVisor's Sentry)."""
         try:
             self.container.reload()
-        except DockerException as e:
+        except DOCKER_ERRORS as e:
             raise translate(e, f"inspecting {self.resource}") from e
         pid = int(self.container.attrs.get("State", {}).get("Pid") or 0)
         return pid or None
 
-    def stats(self) -> dict[str, Any]:
-        """cgroup memory and CPU via the Docker API (one-shot), plus the init pid's RSS via psutil."""
-        from docker.errors import DockerException
-
+    def _cgroup(self) -> dict[str, Any]:
         try:
-            raw = self.backend.client.api.stats(self.container.id, stream=False, one_shot=True)
-        except DockerException as e:
+            raw = self.api.stats(self.container.id, stream=False, one_shot=True)
+        except DOCKER_ERRORS as e:
             raise translate(e, f"stats of {self.resource}") from e
-        mem = raw.get("memory_stats") or {}
-        cpu = (raw.get("cpu_stats") or {}).get("cpu_usage") or {}
+        return raw.get("memory_stats") or {}
+
+    def _runtime_processes(self, pid: int) -> list[tuple[str, Any]]:
+        """(role, psutil.Process) of what the runtime runs beside the workload: runc leaves only the shim."""
+        import psutil
+
+        parent = psutil.Process(pid).parent()
+        return [("shim", parent)] if parent is not None and "shim" in parent.name() else []
+
+    def memory(self) -> MemorySample:
+        """The cgroup's usage is the workload's own memory; the runtime's overhead is its processes."""
+        import psutil
+
+        pid = self.pid()
+        if pid is None:
+            raise BackendError(f"{self.name}: the container has no process to measure (not running)")
+        procs = []
+        try:
+            for role, p in self._runtime_processes(pid):
+                full = p.memory_full_info()
+                procs.append(ProcessMemory(role, p.pid, full.rss, full.uss, getattr(full, "pss", None)))
+        except psutil.AccessDenied as e:
+            raise CapabilityMissing(
+                f"the {self.runtime} runtime's processes are not readable by this user ({e})",
+                hint="run vmlab as root to measure the runtime's own memory",
+            ) from e
+        except psutil.Error as e:
+            raise BackendError(f"{self.name}: its runtime processes vanished while measured ({e})") from e
+        mem = self._cgroup()
+        cache = int((mem.get("stats") or {}).get("cache") or 0)
+        return MemorySample(
+            processes=tuple(procs),
+            method=self.memory_method,
+            workload_bytes=int(mem.get("usage") or 0),
+            extra={"cgroup_usage": int(mem.get("usage") or 0), "cgroup_cache": cache},
+        )
+
+    memory_method = "the runtime's shim process RSS; cgroup usage is the workload's own memory"
+
+    def trap_counter(self) -> TrapCounter:
+        """System calls counted by strace (from the host as root, else inside the container)."""
+        from vmlab.backends.docker_strace import StraceCounter
+
+        return StraceCounter(self)
+
+    def stats(self) -> dict[str, Any]:
+        """The raw view (`vmlab` tests and debugging): cgroup memory and the init pid's RSS."""
+        import psutil
+
+        mem = self._cgroup()
         out: dict[str, Any] = {
-            "kind": "container",
+            "kind": self.kind,
             "name": self.name,
             "resource": self.resource,
             "pid": self.pid(),
@@ -279,11 +380,8 @@ class DockerInstance(InstanceBase):
                 "max_usage": mem.get("max_usage"),
                 "stats": mem.get("stats") or {},
             },
-            "cpu_total_ns": cpu.get("total_usage"),
         }
         if out["pid"]:
-            import psutil
-
             try:
                 m = psutil.Process(out["pid"]).memory_full_info()
                 out["init_process"] = {"rss": m.rss, "uss": m.uss, "pss": getattr(m, "pss", None)}
@@ -292,11 +390,9 @@ class DockerInstance(InstanceBase):
         return out
 
     def console_tail(self, lines: int = 20) -> list[str]:
-        from docker.errors import DockerException
-
         try:
             text = self.container.logs(tail=lines).decode("utf-8", "replace")
-        except DockerException:
+        except DOCKER_ERRORS:
             return []
         return [str(line) for line in text.splitlines()[-lines:]]
 

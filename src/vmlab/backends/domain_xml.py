@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 from vmlab.backends.base import NS_URI
+from vmlab.images.firmware import FIRMWARE_NAMES as FIRMWARE_NAMES
+from vmlab.images.firmware import FIRMWARE_PATHS as FIRMWARE_PATHS
+from vmlab.images.firmware import resolve_firmware as resolve_firmware
 
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 NET_ID = "vmlabnet0"
@@ -103,30 +106,6 @@ class DomainModel:
         el = self.to_element()
         ET.indent(el)
         return ET.tostring(el, encoding="unicode")
-
-
-# Firmware by name -> where distributions install it (first existing path wins).
-FIRMWARE_PATHS: dict[str, tuple[str, ...]] = {
-    "qboot": ("/usr/share/qemu/qboot.rom", "/usr/share/qboot/bios.bin", "/usr/share/qemu/bios-microvm.bin"),
-}
-FIRMWARE_NAMES = ("seabios", *FIRMWARE_PATHS)
-
-
-def resolve_firmware(name: str) -> tuple[Path | None, str]:
-    """(ROM for <loader>, what was used) for a firmware name; "" or "seabios" mean QEMU's default.
-
-    A missing qboot ROM is not an error: the guest boots with SeaBIOS, only slower, and the
-    returned description says so (it goes into the instance metadata and the report).
-    """
-    if name in ("", "seabios"):
-        return None, "seabios (QEMU default)"
-    candidates = FIRMWARE_PATHS.get(name)
-    if candidates is None:
-        raise ValueError(f"unknown firmware {name!r} (known: {', '.join(FIRMWARE_NAMES)})")
-    for c in candidates:
-        if Path(c).is_file():
-            return Path(c), f"{name} ({c})"
-    return None, f"seabios (QEMU default; no {name} ROM in {', '.join(candidates)})"
 
 
 def parse_metadata(xml: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from vmlab.backends.base import (
     NS_URI,
+    VM_STAGES,
     ExecResult,
     InstanceBase,
     InstanceSpec,
@@ -29,6 +30,14 @@ from vmlab.backends.base import (
     ensure_name_free,
     resource_name,
 )
+from vmlab.backends.capabilities import (
+    CapabilityMissing,
+    MemorySample,
+    ProcessMemory,
+    TrapCounter,
+    maps_from_psutil,
+)
+from vmlab.backends.context import RunContext
 from vmlab.backends.domain_xml import DomainModel, parse_metadata
 from vmlab.backends.ports import free_port, port_lock
 from vmlab.backends.remote import RemoteHost, ssh_target
@@ -39,6 +48,7 @@ from vmlab.guest.console import ConsoleLog
 from vmlab.guest.ssh import Dial, SshSession, port_open, read_banner, tcp_dial
 from vmlab.guest.wait import wait_for
 from vmlab.images.model import ImageInfo
+from vmlab.images.runfiles import per_run_initrd
 
 log = logging.getLogger("vmlab")
 SSH_HOST = "127.0.0.1"
@@ -75,8 +85,16 @@ def _silence_libvirt() -> Any:
     return libvirt
 
 
+RUNTIME = "libvirt"
+
+
+def open_runtime(ctx: RunContext) -> LibvirtBackend:
+    return LibvirtBackend(ctx.uri)
+
+
 class LibvirtBackend:
     kind: Kind = "vm"
+    runtime = RUNTIME
 
     def __init__(self, uri: str | None = None) -> None:
         libvirt = _silence_libvirt()
@@ -116,7 +134,7 @@ class LibvirtBackend:
         accel, reason = full_guest_accel(spec.accel)
         if accel == "kvm" and "kvm" not in self.domain_types():
             raise NotAvailable(f"libvirt at {self.uri} offers no KVM domains", hint="--accel tcg")
-        ensure_name_free(self, spec.name)
+        ensure_name_free(self, spec.name, spec.run_id if spec.name_scope == "run" else None)
         rname = resource_name(spec.run_id, spec.name)
         state = run_dir(spec.run_id) / spec.name
         shutil.rmtree(state, ignore_errors=True)  # stale: no live instance has this name (checked above)
@@ -144,7 +162,7 @@ class LibvirtBackend:
         for d in (state.parent, state):
             os.chmod(d, 0o755)  # QEMU (user libvirt-qemu) writes the console log here
         console = state / "console.log"
-        initrd = _per_run_initrd(image.initrd, state)
+        initrd = per_run_initrd(image.initrd, state)
         cmdline = compose_cmdline(image.cmdline, image.cmdline_tcg, accel, spec.kernel_args)
         from vmlab.backends.domain_xml import resolve_firmware
         from vmlab.paths import vmlab_home
@@ -298,6 +316,7 @@ class LibvirtBackend:
         return Record(
             name=meta.get("name", ""),
             kind="vm",
+            runtime=RUNTIME,
             run_id=meta.get("run_id", ""),
             resource=name,
             state=state,
@@ -320,29 +339,6 @@ def compose_cmdline(base: str, tcg_only: str, accel: str, extra: str) -> str:
     KVM the TSC-deadline timer makes them moot, and PIT ticks would cost exits, so KVM never gets them.
     """
     return " ".join(x for x in (base, tcg_only if accel == "tcg" else "", extra) if x)
-
-
-def _per_run_initrd(base: Path, state: Path) -> Path:
-    """The image's initramfs plus an overlay authorizing a fresh per-run key (0600, in the state dir)."""
-    import stat
-
-    from vmlab.guest.keys import new_client_key
-    from vmlab.images.access import share_with_qemu
-    from vmlab.images.archive import write_overlay_initrd
-
-    public = new_client_key(state, "vmlab-run")
-    dest = state / "initrd.cpio"
-    write_overlay_initrd(
-        base,
-        dest,
-        [
-            ("root", stat.S_IFDIR | 0o700, b""),
-            ("root/.ssh", stat.S_IFDIR | 0o700, b""),
-            ("root/.ssh/authorized_keys", stat.S_IFREG | 0o600, f"{public} vmlab-run\n".encode()),
-        ],
-    )
-    share_with_qemu(dest, secret=True)  # the image's initramfs inside holds the guest's host key
-    return dest
 
 
 def _owner() -> str:
@@ -405,6 +401,9 @@ def _remove_state(state: Path, remote: RemoteHost | None = None) -> None:
 
 class LibvirtInstance(InstanceBase):
     kind: Kind = "vm"
+    runtime = RUNTIME
+    io_sink = "/dev/ttyS0"  # device I/O: every access traps to the VMM
+    stages = VM_STAGES
 
     def __init__(
         self, backend: LibvirtBackend, dom: Any, model: DomainModel, ready_timeout_s: float, t0: float
@@ -428,6 +427,10 @@ class LibvirtInstance(InstanceBase):
     @property
     def ssh_port(self) -> int:
         return int(self.meta.get("ssh_port", "0"))
+
+    @property
+    def address(self) -> str:
+        return f"ssh://root@{SSH_HOST}:{self.ssh_port}" if self.ssh_port else ""
 
     @property
     def console_path(self) -> Path:
@@ -465,14 +468,14 @@ class LibvirtInstance(InstanceBase):
         deadline = time.monotonic() + (timeout_s or self.ready_timeout_s)
         hint = "a slow host needs a longer --timeout; see the console tail above"
         try:
-            self.guest_uptime_s = wait_for(
-                lambda: self.console.find_marker(self.meta.get("ready_marker", "VMLAB_READY")),
+            self.guest_uptime_s = self.console.wait_marker(
+                self.meta.get("ready_marker", "VMLAB_READY"),
                 deadline=deadline,
                 stage=f"{self.name}: serial ready marker",
                 abort=self._abort_reason,
                 hint=hint,
             )
-            self.mark("serial_marker")
+            self.mark("serial_marker")  # within a millisecond of the write (inotify), see guest/watch.py
             wait_for(
                 lambda: True if port_open(SSH_HOST, self.ssh_port, 1.0, self.dial) else None,
                 deadline=deadline,
@@ -612,6 +615,71 @@ class LibvirtInstance(InstanceBase):
             raise translate(e, f"stats of {self.resource}") from e
         return out
 
+    def guest_uptime(self) -> float | None:
+        return self.guest_uptime_s
+
+    def memory(self) -> MemorySample:
+        """QEMU's memory maps (guest RAM is the mapping of the configured size), with libvirt's view."""
+        import libvirt
+        import psutil
+
+        pid = self.pid()
+        if pid is None:
+            raise CapabilityMissing(
+                f"{self.name}: QEMU's process is not visible from this host (remote libvirt?)",
+                hint="run vmlab on the libvirt host",
+            )
+        try:
+            p = psutil.Process(pid)
+            full = p.memory_full_info()
+            maps = tuple(maps_from_psutil(p.memory_maps(grouped=False)))
+        except psutil.AccessDenied as e:
+            raise CapabilityMissing(
+                f"QEMU of {self.name} is not readable by this user ({e})", hint="run vmlab as root"
+            ) from e
+        except psutil.Error as e:
+            raise BackendError(f"{self.name}: QEMU (pid {pid}) vanished while measured ({e})") from e
+        try:
+            _state, max_kib, _mem, _vcpus, _cpu = self.dom.info()
+            extra = {f"libvirt_{k}": int(v) for k, v in self.dom.memoryStats().items()}
+        except libvirt.libvirtError as e:
+            raise translate(e, f"memory of {self.resource}") from e
+        return MemorySample(
+            processes=(ProcessMemory("qemu", pid, full.rss, full.uss, getattr(full, "pss", None), maps),),
+            method="QEMU RSS minus the guest-RAM mapping's resident pages (memory maps)",
+            guest_ram_bytes=int(max_kib) * 1024,
+            code_cache=self.accel == "tcg",
+            extra=extra,
+        )
+
+    def trap_counter(self) -> TrapCounter:
+        """KVM's exit statistics where the guest runs under KVM, else TCG's `info jit`."""
+        from vmlab.backends import counters
+
+        if self.accel != "kvm":
+            return _CumulativeCounter(
+                lambda: counters.parse_info_jit(self.monitor("info jit")),
+                counters.JIT_PROVIDER,
+                "tb_count",
+                [
+                    "the guest runs under TCG: there are no VM exits to count; these are the binary "
+                    "translator's counters (translation blocks, chained jumps) before and after each phase"
+                ],
+                self,
+            )
+        pid = self.pid()
+        if pid is not None and counters.read_debugfs_vm(pid) is not None:
+            return _CumulativeCounter(
+                lambda: counters.read_debugfs_vm(pid) or {}, counters.DEBUGFS_PROVIDER, "exits", [], self
+            )
+        root = os.geteuid() == 0
+        raise CapabilityMissing(
+            f"{self.name} runs under KVM but no exit counter is readable"
+            + ("" if root else " (debugfs is readable by root only)"),
+            hint="mount -t debugfs none /sys/kernel/debug"
+            + ("" if root else ", then run the traps experiment as root"),
+        )
+
     def monitor(self, hmp_command: str) -> str:
         """An HMP command through libvirt (e.g. `info jit` under TCG)."""
         import libvirt
@@ -667,3 +735,34 @@ def _map_size(addr: str) -> int:
 
 
 Progress = Callable[[str], None]
+
+
+class _CumulativeCounter:
+    """A provider whose counters only grow (KVM statistics, `info jit`): a phase is a difference."""
+
+    def __init__(
+        self,
+        read: Callable[[], dict[str, int]],
+        provider: str,
+        headline: str,
+        notes: list[str],
+        inst: LibvirtInstance,
+    ) -> None:
+        self.read, self.provider, self.headline, self.notes, self.inst = read, provider, headline, notes, inst
+
+    def snapshot(self) -> dict[str, int] | None:
+        return self.read()
+
+    def phase(self, name: str, command: str | None, idle_s: float) -> dict[str, int]:
+        before = self.read()
+        if command is None:
+            time.sleep(idle_s)
+        else:
+            res = self.inst.exec(command, timeout=300)
+            if not res.ok:
+                raise BackendError(f"{name} workload in {self.inst.name} exited {res.rc}")
+        after = self.read()
+        return {k: after[k] - before.get(k, 0) for k in after}
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,4 +1,4 @@
-"""The verbs behind `vmlab up/ls/exec/down`, over both backends, with no printing.
+"""The verbs behind `vmlab up/ls/exec/down`, over every runtime of the registry, with no printing.
 
 Resources are found by libvirt metadata and Docker labels only, so these work from any process and
 after the local state directory is gone.
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmlab.backends import KINDS, get_backend
+from vmlab.backends import RUNTIMES, default_runtime, open_runtime, runtime_kind
 from vmlab.backends.base import Backend, Instance, InstanceSpec, Record, validate_name
+from vmlab.backends.context import RunContext
 from vmlab.backends.ports import flock
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import NotAvailable, UsageError, VmlabError
@@ -25,33 +26,38 @@ NAMES_LOCK = Path(tempfile.gettempdir()) / "vmlab-names.lock"
 Progress = Callable[[str], None]
 
 
-def open_backend(kind: str, uri: str | None = None) -> Backend:
-    """The backend of `kind`; `uri` (VMs only) defaults to the chosen libvirt URI (backends/uri.py)."""
-    return get_backend(kind, uri=uri) if kind == "vm" else get_backend(kind)
+def open_backend(runtime: str, uri: str | None = None) -> Backend:
+    """The runtime called `runtime` (a kind names its default runtime); `uri` is libvirt's."""
+    name = runtime if runtime in RUNTIMES else default_runtime(runtime)
+    return open_runtime(name, RunContext(uri=uri))
 
 
 @dataclass
 class Listing:
     records: list[Record] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why it was not listed
+    unavailable: dict[str, str] = field(default_factory=dict)  # runtime -> why it was not listed
 
 
-def list_all(uri: str | None = None, kinds: tuple[str, ...] = KINDS) -> Listing:
+def list_all(
+    uri: str | None = None, runtimes: tuple[str, ...] = tuple(RUNTIMES), kinds: tuple[str, ...] = ()
+) -> Listing:
     """Every vmlab resource of every reachable backend; unreachable ones are reported, not fatal.
 
     With no `uri`, VMs are looked for on every local libvirt URI that opens (the default one first,
     then qemu:///system and qemu:///session): a guest started on either must never escape `ls` or
     `down --all`. A given `uri` (`-c`) is the only one looked at.
     """
+    if kinds:  # older callers name kinds: every runtime of those kinds
+        runtimes = tuple(r for r in runtimes if runtime_kind(r) in kinds)
     listing = Listing()
-    for kind in kinds:
-        if kind == "vm":
+    for runtime in runtimes:
+        if runtime == "libvirt":
             _list_vms(uri, listing)
             continue
         try:
-            backend = open_backend(kind)
+            backend = open_backend(runtime)
         except NotAvailable as e:
-            listing.unavailable[kind] = e.one_line()
+            listing.unavailable[runtime] = e.one_line()
             continue
         try:
             listing.records.extend(backend.list_owned())
@@ -74,10 +80,10 @@ def _list_vms(uri: str | None, listing: Listing) -> None:
     seen: set[str] = set()
     for u in uris:
         try:
-            backend = open_backend("vm", u)
+            backend = open_backend("libvirt", u)
         except NotAvailable as e:
             if u == first:
-                listing.unavailable["vm"] = e.one_line()
+                listing.unavailable["libvirt"] = e.one_line()
             continue
         try:
             for rec in backend.list_owned():
@@ -87,8 +93,8 @@ def _list_vms(uri: str | None, listing: Listing) -> None:
                     listing.records.append(rec)
         finally:
             backend.close()
-    if "vm" in listing.unavailable and seen:
-        del listing.unavailable["vm"]  # another URI answered: its guests are listed, nothing is hidden
+    if "libvirt" in listing.unavailable and seen:
+        del listing.unavailable["libvirt"]  # another URI answered: its guests are listed, nothing is hidden
 
 
 @contextmanager
@@ -101,7 +107,7 @@ def attached(name: str, uri: str | None = None) -> Iterator[Instance]:
         extra = f" ({'; '.join(listing.unavailable.values())})" if listing.unavailable else ""
         raise UsageError(f"no instance named {name!r}{extra}", hint="vmlab ls")
     record = matches[0]
-    backend = open_backend(record.kind, record.uri or uri)
+    backend = open_backend(record.runtime or record.kind, record.uri or uri)
     try:
         inst = backend.attach(record)
         try:
@@ -113,18 +119,23 @@ def attached(name: str, uri: str | None = None) -> Iterator[Instance]:
 
 
 def up(spec: InstanceSpec, kind: str, uri: str | None = None, progress: Progress | None = None) -> Instance:
-    """Create, start and wait for readiness; anything that fails or is interrupted leaves nothing behind."""
+    """Create, start and wait for readiness; anything that fails or is interrupted leaves nothing behind.
+    `kind` is a kind (its default runtime) or a runtime name."""
     say = progress or log.info
     from vmlab.images import get_image
 
     get_image(spec.image)  # full sha256 verification here, outside the timed ladder
-    backend = open_backend(kind, uri)
+    runtime = kind if kind in RUNTIMES else default_runtime(kind)
+    backend = open_backend(runtime, uri)
     try:
         try:
             with flock(NAMES_LOCK):  # check-then-create is atomic across parallel `vmlab up`
-                _check_unique(spec.name, other=[k for k in KINDS if k != kind], uri=uri)
+                _check_unique(spec.name, other=[r for r in RUNTIMES if r != runtime], uri=uri)
                 inst = backend.create(spec)
-            say(f"{kind} {inst.resource} defined; starting (accel {inst.accel}: {inst.accel_reason})")
+            say(
+                f"{runtime_kind(runtime)} {inst.resource} defined on {runtime}; starting "
+                f"(accel {inst.accel}: {inst.accel_reason})"
+            )
             inst.start()
             say(f"{inst.name}: started; waiting for readiness (timeout {spec.ready_timeout_s:.0f} s)")
             inst.wait_ready()
@@ -138,16 +149,14 @@ def up(spec: InstanceSpec, kind: str, uri: str | None = None, progress: Progress
 
 
 def _cleanup(backend: Backend) -> None:
-    cleanup = getattr(backend, "cleanup_created", None)
-    if cleanup is not None:
-        try:
-            cleanup()
-        except VmlabError as e:
-            log.warning("cleanup after a failed up: %s", e.one_line())
+    try:
+        backend.cleanup_created()
+    except VmlabError as e:
+        log.warning("cleanup after a failed up: %s", e.one_line())
 
 
 def _check_unique(name: str, other: list[str], uri: str | None) -> None:
-    listing = list_all(uri, kinds=tuple(other))
+    listing = list_all(uri, runtimes=tuple(other))
     for rec in listing.records:
         if rec.name == name:
             raise UsageError(
@@ -189,10 +198,10 @@ def down(
     ]
     by_backend: dict[tuple[str, str], list[Record]] = {}
     for rec in chosen:  # each VM on the URI it was found on
-        by_backend.setdefault((rec.kind, rec.uri or uri or ""), []).append(rec)
+        by_backend.setdefault((rec.runtime or rec.kind, rec.uri or uri or ""), []).append(rec)
     done: list[Record] = []
-    for (kind, rec_uri), records in by_backend.items():
-        backend = open_backend(kind, rec_uri or None)
+    for (runtime, rec_uri), records in by_backend.items():
+        backend = open_backend(runtime, rec_uri or None)
         try:
             for rec in records:
                 with deferred_interrupts():
@@ -212,15 +221,15 @@ def summary(inst: Instance) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": inst.name,
         "kind": inst.kind,
+        "runtime": inst.runtime,
         "resource": inst.resource,
         "accel": inst.accel,
         "accel_reason": inst.accel_reason,
         "ladder_s": ladder_relative(inst),
     }
-    uptime = getattr(inst, "guest_uptime_s", None)
+    if inst.address:
+        data["address"] = inst.address
+    uptime = inst.guest_uptime()
     if uptime is not None:
         data["guest_uptime_at_marker_s"] = uptime
-    port = getattr(inst, "ssh_port", None)
-    if port:
-        data["address"] = f"ssh://root@127.0.0.1:{port}"
     return data

@@ -112,6 +112,9 @@ def lab_run(
         str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="Your student id.")
     ] = None,
     grade: Annotated[bool, typer.Option("--check", help="Grade the report right away.")] = False,
+    connect: Annotated[
+        str | None, typer.Option("--connect", "-c", help="libvirt URI for the lab's guests.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run a lab's steps and write a report (grade it with 'vmlab check').
@@ -131,6 +134,7 @@ def lab_run(
             inputs=_parse_inputs(inputs or []),
             student=student,
             output=output,
+            options={"connect": connect} if connect else {},
         )
         result = run_lab(request, progress_printer())
     shown = relative_to_cwd(result.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 from types import FrameType
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
@@ -29,7 +29,13 @@ def _sigterm_as_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 def up(
     name: Annotated[str, typer.Argument(help="Instance name (a-z, 0-9, '-').")],
-    kind: Annotated[str, typer.Option(help="vm (libvirt guest) or container (Docker).")] = "vm",
+    kind: Annotated[
+        str, typer.Option(help="vm (libvirt guest), container (Docker) or sandbox (gVisor).")
+    ] = "vm",
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="A runtime of that kind instead of its default (vmlab doctor lists them)."),
+    ] = None,
     image: Annotated[str, typer.Option(help="Image name (vmlab image ls).")] = "tiny",
     memory: Annotated[int | None, typer.Option(help="Memory in MiB (default: the image's).")] = None,
     vcpus: Annotated[int, typer.Option(help="Virtual CPUs.")] = 1,
@@ -44,7 +50,9 @@ def up(
     json_out: JsonOpt = False,
 ) -> None:
     """Create NAME and wait until it is ready (VM: serial marker, SSH; container: first exec)."""
-    from vmlab.backends.base import Accel, InstanceSpec
+    from vmlab.backends import default_runtime, runtime_kind
+    from vmlab.backends.base import InstanceSpec
+    from vmlab.backends.context import RunContext
     from vmlab.backends.lifecycle import summary
     from vmlab.backends.lifecycle import up as do_up
     from vmlab.errors import UsageError
@@ -53,23 +61,26 @@ def up(
     old = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         with errors_to_exit():
-            if kind not in ("vm", "container"):
-                raise UsageError(f"unknown kind {kind!r}", hint="--kind vm or --kind container")
-            if accel not in ("auto", "kvm", "tcg"):
-                raise UsageError(f"unknown accel {accel!r}", hint="--accel auto, kvm or tcg")
+            default_runtime(kind)  # an unknown kind is a usage error naming the known ones
+            ctx = RunContext.build(connect, [runtime] if runtime else [], accel)
+            if runtime and runtime_kind(runtime) != kind:
+                raise UsageError(
+                    f"runtime {runtime} runs a {runtime_kind(runtime)}, not a {kind}",
+                    hint=f"--kind {runtime_kind(runtime)} --runtime {runtime}",
+                )
             spec = InstanceSpec(
                 name=name,
                 run_id=run or new_run_id(),
                 image=image,
                 memory_mib=memory,
                 vcpus=vcpus,
-                accel=cast(Accel, accel),
+                accel=ctx.accel,
                 lab=lab,
                 ready_timeout_s=timeout,
                 kernel_args=kernel_args,
             )
             try:
-                inst = do_up(spec, kind, uri=connect, progress=progress_printer("up: "))
+                inst = do_up(spec, ctx.runtime_for(kind), uri=ctx.uri, progress=progress_printer("up: "))
             except Exception as e:
                 if hasattr(e, "console_tail"):
                     tail = list(e.console_tail)[-15:] or [
@@ -221,12 +232,14 @@ def console(
         for line in inst.console_tail(lines):
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        log = getattr(inst, "console", None)
-        while follow and log is not None:
-            chunk = log.read_new()
-            if chunk:
-                sys.stdout.write(chunk.replace("\r", ""))
-                sys.stdout.flush()
+        seen = inst.console_tail(100000)
+        while follow:
+            now = inst.console_tail(100000)
+            fresh = now[len(seen) :] if now[: len(seen)] == seen else now[-lines:]
+            for line in fresh:
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            seen = now
             time.sleep(0.2)
 
 

@@ -1,45 +1,47 @@
-"""`vmlab compare`: the same tiny userspace as a libvirt guest and as a Docker container, side by side.
+"""`vmlab compare`: the same tiny userspace as a container, a gVisor sandbox and a system VM, side by side.
 
 Three experiments, each with raw samples: start-up (every readiness stage, N cold starts, plus a
 native process as baseline), memory overhead (idle after ready, and after a workload touching K MiB),
-and traps (VM exits where KVM runs the guest; under TCG the binary translator's counters instead; for
-the container, the system calls its workload makes).
+and traps (whatever the runtime's counter provider counts: VM exits, translation blocks, system calls
+the host or the sandbox's kernel handled). Each kind runs on a runtime from the registry
+(vmlab.backends); nothing here knows which: an experiment asks an instance for a capability and records
+`skipped` with the reason when the runtime lacks it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
 
-from vmlab.backends.base import ExecResult, Instance, InstanceSpec
-from vmlab.errors import BackendError, NotAvailable, UsageError
-from vmlab.experiments import counters
+from vmlab.backends.base import Instance, InstanceSpec
+from vmlab.backends.capabilities import MIB, CapabilityMissing, MemorySample, TrapCounter
+from vmlab.backends.context import RunContext, parse_accel
+from vmlab.errors import BackendError, NotAvailable, UsageError, VmlabError
 from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
 from vmlab.report.stats import summarize
 
 EXPERIMENTS = ("startup", "memory", "traps")
-KINDS = ("container", "vm")
-MIB = 1024 * 1024
+KINDS = ("container", "sandbox", "vm")
+PHASES = ("before", "idle", "io", "cpu", "after")
 
 
 @dataclass(frozen=True)
 class Workloads:
-    """Shell commands run inside both kinds. Only the I/O sink differs: the guest writes to its serial
-    device (device I/O traps to the VMM), the container to /dev/null (it has no device; the system call
-    is its trap)."""
+    """Shell commands run inside every kind. Only the I/O sink differs, and the runtime names it: a
+    guest writes to its serial device (device I/O traps to the VMM), a container or sandbox to
+    /dev/null (it has no device; the system call is its trap)."""
 
     io_lines: int = 3000
     cpu_iterations: int = 20000
 
-    def io(self, kind: str) -> str:
-        sink = "/dev/ttyS0" if kind == "vm" else "/dev/null"
+    def io(self, sink: str) -> str:
         return f"dd if=/dev/zero bs=64 count={self.io_lines} 2>/dev/null | od -v > {sink}"
 
     def cpu(self) -> str:
@@ -62,12 +64,15 @@ class CompareOptions:
     memory_mib: int | None = None
     only: tuple[str, ...] = EXPERIMENTS
     kinds: tuple[str, ...] = KINDS
+    runtimes: tuple[str, ...] = ()  # runtime names overriding a kind's default (vmlab.backends)
+    uri: str | None = None  # libvirt URI (-c); None: backends/uri.py's choice
     touch_mib: int = 32
     idle_s: float = 2.0
     ready_timeout_s: float = 120.0
     workloads: Workloads = field(default_factory=Workloads)
 
-    def validate(self) -> None:
+    def validate(self) -> RunContext:
+        """Check every option once; the run context the runtimes are opened with."""
         if self.runs < 1:
             raise UsageError(f"--runs must be at least 1, not {self.runs}")
         unknown = [x for x in self.only if x not in EXPERIMENTS]
@@ -76,10 +81,10 @@ class CompareOptions:
         bad_kinds = [k for k in self.kinds if k not in KINDS]
         if bad_kinds or not self.kinds:
             raise UsageError(f"kinds {','.join(self.kinds)}: choose from {','.join(KINDS)}")
-        if self.accel not in ("auto", "kvm", "tcg"):
-            raise UsageError(f"--accel {self.accel}: choose auto, kvm or tcg")
         if self.touch_mib < 1 or self.idle_s < 0:
             raise UsageError("touch_mib must be >= 1 and idle_s >= 0")
+        parse_accel(self.accel)
+        return RunContext.build(self.uri, self.runtimes, self.accel)
 
 
 Progress = Callable[[str], None]
@@ -95,6 +100,14 @@ class _Sample:
     accel_reason: str
 
 
+@dataclass
+class _KindResult:
+    runtime: str
+    samples: list[_Sample] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+    traps: dict[str, Any] = field(default_factory=dict)
+
+
 def _ladder_of(inst: Instance) -> dict[str, float]:
     t0 = inst.ladder["create_called"]
     return {k: v - t0 for k, v in inst.ladder.items()}
@@ -102,26 +115,30 @@ def _ladder_of(inst: Instance) -> dict[str, float]:
 
 @contextlib.contextmanager
 def _started(backend: Any, spec: InstanceSpec) -> Iterator[Instance]:
-    """Create, start and wait; destroy on leaving, whatever happens (Ctrl-C included)."""
+    """Create, start and wait; destroy on leaving, whatever happens (Ctrl-C included). A destroy that
+    fails because the runtime's daemon is gone must not hide why the run stopped."""
     inst = backend.create(spec)
     try:
         inst.start()
         inst.wait_ready(spec.ready_timeout_s)
         yield inst
-    finally:
+    except BaseException:
+        with contextlib.suppress(VmlabError):
+            inst.destroy()
+        raise
+    else:
         inst.destroy()
 
 
 def _measure_kind(
-    kind: str, opts: CompareOptions, run_id: str, lab: str, progress: Progress
-) -> tuple[list[_Sample], dict[str, Any], dict[str, Any]]:
+    kind: str, opts: CompareOptions, ctx: RunContext, run_id: str, lab: str, progress: Progress
+) -> _KindResult:
     """N cold starts of one kind; memory and traps measured on the last, still-running instance."""
-    from vmlab.backends import get_backend
+    from vmlab.backends import open_runtime
 
-    backend = get_backend(kind)
-    samples: list[_Sample] = []
-    memory: dict[str, Any] = {}
-    traps: dict[str, Any] = {}
+    runtime = ctx.runtime_for(kind)
+    result = _KindResult(runtime)
+    backend = open_runtime(runtime, ctx)
     try:
         for i in range(opts.runs):
             spec = InstanceSpec(
@@ -129,113 +146,93 @@ def _measure_kind(
                 run_id=run_id,
                 image=opts.image,
                 memory_mib=opts.memory_mib,
-                accel=opts.accel,  # type: ignore[arg-type]
+                accel=ctx.accel,
                 lab=lab,
                 ready_timeout_s=opts.ready_timeout_s,
+                name_scope="run",  # two runs side by side on one host must not collide
             )
-            progress(f"{kind}: cold start {i + 1}/{opts.runs}")
+            progress(f"{kind} ({runtime}): cold start {i + 1}/{opts.runs}")
             with _started(backend, spec) as inst:
-                samples.append(
-                    _Sample(
-                        _ladder_of(inst), getattr(inst, "guest_uptime_s", None), inst.accel, inst.accel_reason
-                    )
+                result.samples.append(
+                    _Sample(_ladder_of(inst), inst.guest_uptime(), inst.accel, inst.accel_reason)
                 )
                 last = i == opts.runs - 1
                 if "memory" in opts.only:
-                    memory.setdefault("idle", []).append(_memory_sample(inst, spec))
-                    if last:
+                    result.memory.setdefault("idle", []).append(_memory_sample(inst))
+                    if last and "skipped" not in result.memory["idle"][-1]:
                         progress(f"{kind}: memory after touching {opts.touch_mib} MiB")
                         inst.exec(opts.workloads.touch(opts.touch_mib), timeout=120).check()
-                        memory["after"] = _memory_sample(inst, spec)
+                        result.memory["after"] = _memory_sample(inst)
                 if "traps" in opts.only and last:
                     progress(f"{kind}: traps while idle {opts.idle_s:g}s, I/O loop, CPU loop")
-                    traps = _traps(inst, opts)
+                    result.traps = _traps(inst, opts)
     finally:
-        backend.close()
-    return samples, memory, traps
+        with contextlib.suppress(VmlabError):
+            backend.close()
+    return result
 
 
 # ---- memory -------------------------------------------------------------------------------------
 
 
-def _memory_sample(inst: Instance, spec: InstanceSpec) -> dict[str, Any]:
-    stats = inst.stats()
-    if inst.kind == "vm":
-        return _vm_memory(inst, stats)
-    return _container_memory(inst, stats)
+def _memory_sample(inst: Instance) -> dict[str, Any]:
+    try:
+        return memory_values(inst.memory())
+    except CapabilityMissing as e:
+        return {"skipped": e.message, "fix": e.hint or ""}
 
 
-def _vm_memory(inst: Instance, stats: dict[str, Any]) -> dict[str, Any]:
-    import psutil
+def memory_values(sample: MemorySample) -> dict[str, Any]:
+    """Overhead (the runtime's own resident memory) apart from what the workload or guest touched.
 
-    from vmlab.experiments.memory_maps import account, from_psutil
+    A VM's RAM is one anonymous mapping of the configured size inside the VMM (found by size): its
+    resident part is the guest's, the rest of the VMM's RSS is overhead. Elsewhere the runtime's
+    processes are overhead and the runtime's charge to the workload (cgroup) is the workload's.
+    """
+    from vmlab.experiments.memory_maps import account
 
-    pid = inst.pid()
-    if pid is None:
-        raise BackendError(f"{inst.name}: no QEMU process to measure")
-    guest_mib = int((stats.get("libvirt_info") or {}).get("max_memory_kib", 0)) // 1024
-    maps = from_psutil(psutil.Process(pid).memory_maps(grouped=False))
-    acc = account(maps, guest_mib, tcg=inst.accel == "tcg")
-    out: dict[str, Any] = {
-        "overhead": acc.overhead_rss,
-        "workload_rss": acc.guest_ram_rss,
-        **{f"qemu_{k}": v for k, v in acc.as_values().items()},
-        "guest_memory_bytes": guest_mib * MIB,
-    }
-    for k, v in (stats.get("libvirt_memory_stats") or {}).items():
-        if isinstance(v, int):
-            out[f"libvirt_{k}"] = v
+    out: dict[str, Any] = {"method": sample.method}
+    overhead = 0
+    workload = sample.workload_bytes or 0
+    for proc in sample.processes:
+        if sample.guest_ram_bytes and proc.maps:
+            acc = account(list(proc.maps), sample.guest_ram_bytes // MIB, tcg=sample.code_cache)
+            out.update({f"{proc.role}_{k}": v for k, v in acc.as_values().items()})
+            overhead += acc.overhead_rss
+            workload = acc.guest_ram_rss
+        else:
+            out.update({f"{proc.role}_rss": proc.rss, f"{proc.role}_uss": proc.uss})
+            overhead += proc.rss
+    if sample.guest_ram_bytes:
+        out["guest_memory_bytes"] = sample.guest_ram_bytes
+    out.update(sample.extra)
+    out["overhead"] = overhead
+    out["workload_rss"] = workload
     return out
 
 
-def _container_memory(inst: Instance, stats: dict[str, Any]) -> dict[str, Any]:
-    """cgroup usage is the workload's memory; the runtime's overhead is its shim process."""
-    import psutil
-
-    pid = inst.pid()
-    shim_rss = shim_uss = 0
-    if pid is not None:
-        with contextlib.suppress(psutil.Error):
-            parent = psutil.Process(pid).parent()
-            if parent is not None and "shim" in parent.name():
-                full = parent.memory_full_info()
-                shim_rss, shim_uss = full.rss, full.uss
-    cgroup = stats.get("cgroup_memory") or {}
-    usage = int(cgroup.get("usage") or 0)
-    cache = int((cgroup.get("stats") or {}).get("cache") or 0)
-    return {
-        "overhead": shim_rss,
-        "workload_rss": usage,
-        "shim_rss": shim_rss,
-        "shim_uss": shim_uss,
-        "cgroup_usage": usage,
-        "cgroup_cache": cache,
-    }
-
-
 def _memory_experiment(kind: str, mem: dict[str, Any], backend: str, accel: str | None) -> Experiment:
-    idle = mem.get("idle", [])
+    idle = [s for s in mem.get("idle", []) if "skipped" not in s]
     overheads = [float(s["overhead"]) for s in idle]
     values: dict[str, float | int | str | bool | None] = {}
+    notes: list[str] = []
     for phase in ("idle", "after"):
         sample = mem.get(phase)
         if isinstance(sample, list):
             sample = sample[-1] if sample else None
         for k, v in (sample or {}).items():
-            values[f"{phase}_{k}"] = v
+            if k == "method":
+                notes = [f"{kind}: {v}"]
+            elif k not in ("skipped", "fix"):
+                values[f"{phase}_{k}"] = v
+    skipped = next((s for s in mem.get("idle", []) if "skipped" in s), None)
+    if skipped is not None:
+        values.update({"skipped": True, "skipped_reason": skipped["skipped"], "fix": skipped["fix"]})
     return Experiment(
         unit="bytes",
         samples=overheads,
-        summary=summarize(overheads),
-        provenance=Provenance(
-            backend=backend,
-            accel=accel,
-            notes=[
-                "vm: QEMU RSS minus the guest-RAM mapping's resident pages (psutil memory maps)"
-                if kind == "vm"
-                else "container: the runtime's shim process RSS; cgroup usage is the workload's own memory"
-            ],
-        ),
+        summary=summarize(overheads) if overheads else None,
+        provenance=Provenance(backend=backend, accel=accel, notes=notes),
         values=values,
     )
 
@@ -244,98 +241,57 @@ def _memory_experiment(kind: str, mem: dict[str, Any], backend: str, accel: str 
 
 
 def _traps(inst: Instance, opts: CompareOptions) -> dict[str, Any]:
-    """The traps of one kind; a counter this user may not read is recorded as skipped, with the reason
-    and the fix, and the run goes on (a normal user may not ptrace root's processes or read debugfs)."""
+    """The traps of one instance, from whatever counter its runtime provides; a counter this user may
+    not read is recorded as skipped, with the reason and the fix, and the run goes on."""
     try:
-        if inst.kind == "container":
-            return _container_traps(inst, opts)
-        return _vm_traps(inst, opts)
-    except NotAvailable as e:
+        counter = inst.trap_counter()
+    except CapabilityMissing as e:
         return {"provider": None, "counts": {}, "headline": "", "skipped": e.message, "fix": e.hint or ""}
-
-
-def _run_phase(inst: Instance, command: str | None, idle_s: float) -> ExecResult | None:
-    if command is None:
-        time.sleep(idle_s)
-        return None
-    return inst.exec(command, timeout=300).check()
-
-
-def _vm_traps(inst: Instance, opts: CompareOptions) -> dict[str, Any]:
-    read, provider, headline = _vm_counter_reader(inst)
-    phases: dict[str, str | None] = {"idle": None, "io": opts.workloads.io("vm"), "cpu": opts.workloads.cpu()}
-    counts: dict[str, int] = {}
-    first = read()
-    counts.update({f"before:{k}": v for k, v in first.items()})
-    last = first
-    for phase, cmd in phases.items():
-        _run_phase(inst, cmd, opts.idle_s)
-        now = read()
-        counts.update({f"{phase}:{k}": v for k, v in counters.delta(now, last).items()})
-        last = now
-    counts.update({f"after:{k}": v for k, v in last.items()})
-    return {"provider": provider, "counts": counts, "headline": headline}
-
-
-def _vm_counter_reader(inst: Instance) -> tuple[Callable[[], dict[str, int]], str, str]:
-    """Pick the provider: KVM exit statistics when the guest runs under KVM, else TCG's `info jit`."""
-    if inst.accel == "kvm":
-        pid = inst.pid()
-        if pid is not None and counters.read_debugfs_vm(pid) is not None:
-            return (lambda: counters.read_debugfs_vm(pid) or {}), counters.DEBUGFS_PROVIDER, "exits"
-        stats_fn = getattr(inst, "domain_stats", None)
-        if callable(stats_fn):
-            return (
-                (lambda: counters.parse_libvirt_vm_stats(stats_fn())),
-                counters.LIBVIRT_VM_PROVIDER,
-                "exits",
-            )
-        import os
-
-        root = os.geteuid() == 0
-        raise NotAvailable(
-            f"{inst.name} runs under KVM but no exit counter is readable"
-            + ("" if root else " (debugfs is readable by root only)"),
-            hint="mount -t debugfs none /sys/kernel/debug"
-            + ("" if root else ", then run the traps experiment as root"),
-        )
-    monitor = getattr(inst, "monitor", None)
-    if not callable(monitor):
-        raise BackendError(f"{inst.name}: this backend offers no QEMU monitor for 'info jit'")
-    return (lambda: counters.parse_info_jit(monitor("info jit"))), counters.JIT_PROVIDER, "tb_count"
-
-
-def _container_traps(inst: Instance, opts: CompareOptions) -> dict[str, Any]:
-    from vmlab.experiments.syscalls import IdleNotMeasured, count_exec_syscalls, count_idle_syscalls, plan
-
-    how = plan(inst.resource)
-    counts: dict[str, int] = {"before:total": 0}
-    notes = [f"system calls counted {'from the host' if how.where == 'host' else 'inside'}: {how.reason}"]
-    pid = inst.pid()
     try:
-        idle = count_idle_syscalls(pid or 0, opts.idle_s, how.where, inst.resource) if pid else {"total": 0}
-    except IdleNotMeasured as e:
-        idle = {}
-        notes.append(f"idle phase not measured: {e.message} (fix: {e.hint})")
-    counts.update({f"idle:{k}": v for k, v in idle.items()})
-    total = idle.get("total", 0)
-    for phase, cmd in (("io", opts.workloads.io("container")), ("cpu", opts.workloads.cpu())):
-        result = count_exec_syscalls(inst.resource, cmd, where=how.where)
-        if result.rc != 0:
-            raise BackendError(f"{phase} workload in {inst.name} exited {result.rc}")
-        counts.update({f"{phase}:{k}": v for k, v in result.counts.items()})
-        total += result.counts.get("total", 0)
-    counts["after:total"] = total
-    return {"provider": how.provider, "counts": counts, "headline": "total", "notes": notes}
+        return _count_phases(counter, inst.io_sink, opts)
+    finally:
+        counter.close()
+
+
+def _count_phases(counter: TrapCounter, sink: str, opts: CompareOptions) -> dict[str, Any]:
+    phases: dict[str, str | None] = {"idle": None, "io": opts.workloads.io(sink), "cpu": opts.workloads.cpu()}
+    head = counter.headline
+    counts: dict[str, int] = {}
+    first = counter.snapshot()
+    counts.update({f"before:{k}": v for k, v in (first or {head: 0}).items()})
+    total = counts.get(f"before:{head}", 0)
+    for phase, cmd in phases.items():
+        got = counter.phase(phase, cmd, opts.idle_s)
+        counts.update({f"{phase}:{k}": v for k, v in got.items()})
+        total += got.get(head, 0)
+    last = counter.snapshot() if first is not None else None
+    counts.update({f"after:{k}": v for k, v in (last or {head: total}).items()})
+    return {"provider": counter.provider, "counts": counts, "headline": head, "notes": list(counter.notes)}
 
 
 def _headline_counts(counts: dict[str, int], headline: str) -> dict[str, int]:
-    """Provider-neutral aliases (headline:before, headline:io, ...) so one lab check fits KVM and TCG."""
+    """Provider-neutral aliases (headline:before, headline:io, ...) so one lab check fits every provider."""
     return {
         f"headline:{phase}": counts[f"{phase}:{headline}"]
-        for phase in ("before", "idle", "io", "cpu", "after")
+        for phase in PHASES
         if f"{phase}:{headline}" in counts
     }
+
+
+def _traps_experiment(trp: dict[str, Any], backend: str, accel: str | None, progress: Progress) -> Experiment:
+    notes = list(trp.get("notes", []))
+    values: dict[str, float | int | str | bool | None] = {"headline_counter": trp["headline"]}
+    if "skipped" in trp:  # not measurable as this user: say why and how, keep every other result
+        values.update({"skipped": True, "skipped_reason": trp["skipped"], "fix": trp["fix"]})
+        notes.append(f"skipped: {trp['skipped']} (fix: {trp['fix']})")
+        progress(f"{backend}: traps skipped: {trp['skipped']} (fix: {trp['fix']})")
+    return Experiment(
+        unit="count",
+        provider=trp["provider"],
+        counts={**trp["counts"], **_headline_counts(trp["counts"], trp["headline"])},
+        values=values,
+        provenance=Provenance(backend=backend, accel=accel, counter_source=trp["provider"], notes=notes),
+    )
 
 
 # ---- assembly -----------------------------------------------------------------------------------
@@ -393,60 +349,62 @@ def _has_busybox() -> bool:
     return os.access("/bin/busybox", os.X_OK)
 
 
-BACKEND_NAMES = {"vm": "libvirt", "container": "docker"}
+class PartialResults(BackendError):
+    """A runtime failed mid-compare; `experiments` holds what the kinds before it measured."""
+
+    def __init__(self, cause: VmlabError, experiments: dict[str, ExperimentEntry]) -> None:
+        super().__init__(cause.message, hint=cause.hint)
+        self.exit_code = cause.exit_code if isinstance(cause, BackendError) else BackendError.exit_code
+        self.partial = experiments
 
 
 def run_compare(
     opts: CompareOptions, run_id: str, lab: str = "system-vm", progress: Progress = lambda _m: None
 ) -> dict[str, ExperimentEntry]:
-    """Measure every kind and return the report's experiments (startup, memory, traps)."""
-    opts.validate()
-    startup: dict[str, Experiment] = {}
-    memory: dict[str, Experiment] = {}
-    traps: dict[str, Experiment] = {}
+    """Measure every kind and return the report's experiments (startup, memory, traps).
+
+    A kind whose runtime this host lacks (NotAvailable when opened) is recorded as skipped with the
+    reason; a runtime that fails mid-way raises PartialResults carrying the finished kinds.
+    """
+    ctx = opts.validate()
+    groups: dict[str, dict[str, Experiment]] = {"startup": {}, "memory": {}, "traps": {}}
     if "startup" in opts.only:
-        startup["native"] = _native_startup(max(opts.runs, 5))
+        groups["startup"]["native"] = _native_startup(max(opts.runs, 5))
     for kind in opts.kinds:
-        samples, mem, trp = _measure_kind(kind, opts, run_id, lab, progress)
-        backend = BACKEND_NAMES[kind]
-        accel = samples[0].accel or None
+        try:
+            res = _measure_kind(kind, opts, ctx, run_id, lab, progress)
+        except NotAvailable as e:
+            if isinstance(e, CapabilityMissing):
+                raise
+            progress(f"{kind}: skipped: {e.one_line()}")
+            groups["startup" if "startup" in opts.only else opts.only[0]][kind] = _skipped_kind(kind, e)
+            continue
+        except VmlabError as e:
+            raise PartialResults(e, _assembled(groups)) from e
+        accel = res.samples[0].accel or None
         if "startup" in opts.only:
-            startup[kind] = _startup_experiment(samples, backend)
+            groups["startup"][kind] = _startup_experiment(res.samples, res.runtime)
         if "memory" in opts.only:
-            memory[kind] = _memory_experiment(kind, mem, backend, accel)
+            groups["memory"][kind] = _memory_experiment(kind, res.memory, res.runtime, accel)
         if "traps" in opts.only:
-            notes = []
-            if kind == "vm" and accel == "tcg":
-                notes.append(
-                    "the guest runs under TCG: there are no VM exits to count; these are the binary "
-                    "translator's counters (translation blocks, chained jumps) before and after each phase"
-                )
-            if kind == "container":
-                notes.append("a container has no VM exits: its workload traps straight into the host kernel")
-            notes.extend(trp.get("notes", []))
-            values: dict[str, float | int | str | bool | None] = {"headline_counter": trp["headline"]}
-            if "skipped" in trp:  # not measurable as this user: say why and how, keep every other result
-                values.update({"skipped": True, "skipped_reason": trp["skipped"], "fix": trp["fix"]})
-                notes.append(f"skipped: {trp['skipped']} (fix: {trp['fix']})")
-                progress(f"{kind}: traps skipped: {trp['skipped']} (fix: {trp['fix']})")
-            traps[kind] = Experiment(
-                unit="count",
-                provider=trp["provider"],
-                counts={**trp["counts"], **_headline_counts(trp["counts"], trp["headline"])},
-                values=values,
-                provenance=Provenance(
-                    backend=backend, accel=accel, counter_source=trp["provider"], notes=notes
-                ),
-            )
-    result: dict[str, ExperimentEntry] = {}
-    for key, group in (("startup", startup), ("memory", memory), ("traps", traps)):
-        if group:
-            result[key] = group
-    return result
+            groups["traps"][kind] = _traps_experiment(res.traps, res.runtime, accel, progress)
+    return _assembled(groups)
+
+
+def _assembled(groups: dict[str, dict[str, Experiment]]) -> dict[str, ExperimentEntry]:
+    return {key: dict(group) for key, group in groups.items() if group}
+
+
+def _skipped_kind(kind: str, e: NotAvailable) -> Experiment:
+    return Experiment(
+        unit="s",
+        values={"skipped": True, "skipped_reason": e.message, "fix": e.hint or ""},
+        provenance=Provenance(notes=[f"{kind} not measured: {e.one_line()}"]),
+    )
 
 
 ExperimentName = Literal["startup", "memory", "traps"]
-KindName = Literal["container", "vm"]
+KindName = Literal["container", "sandbox", "vm"]
 
 
 def _every_experiment() -> list[ExperimentName]:
@@ -454,7 +412,7 @@ def _every_experiment() -> list[ExperimentName]:
 
 
 def _every_kind() -> list[KindName]:
-    return ["container", "vm"]
+    return ["container", "sandbox", "vm"]
 
 
 class CompareParams(StepParams):
@@ -466,22 +424,41 @@ class CompareParams(StepParams):
     memory_mib: int | None = Field(None, ge=16)
     only: list[ExperimentName] = Field(default_factory=_every_experiment)
     kinds: list[KindName] = Field(default_factory=_every_kind)
+    runtimes: list[str] = Field(default_factory=list)
     touch_mib: int = Field(32, ge=1)
     idle_s: float = Field(2.0, ge=0)
     ready_timeout_s: float = Field(120.0, gt=0)
 
-    def options(self) -> CompareOptions:
+    def options(self, uri: str | None = None) -> CompareOptions:
         fields = self.model_dump()
         fields["only"], fields["kinds"] = tuple(self.only), tuple(self.kinds)
-        return CompareOptions(**fields)
+        fields["runtimes"] = tuple(self.runtimes)
+        return CompareOptions(**fields, uri=uri)
 
 
 def lab_step(params: CompareParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """Step runner for labs/system-vm (and `vmlab compare`)."""
-    result = run_compare(params.options(), ctx.run_id, ctx.lab, ctx.progress)
+    """Step runner for labs/system-vm (and `vmlab compare`); `-c URI` arrives as ctx.options["connect"].
+
+    When a runtime fails mid-way, what the finished kinds measured is kept as an artifact
+    (partial-experiments.json) and carried on the error for the pipeline to record.
+    """
+    uri = RunContext.from_options(ctx.options).uri
+    try:
+        result = run_compare(params.options(uri), ctx.run_id, ctx.lab, ctx.progress)
+    except PartialResults as e:
+        if e.partial:
+            payload = {k: _dump(v) for k, v in e.partial.items()}
+            ctx.attach_text("partial-experiments.json", json.dumps(payload, indent=1))
+        raise
     for group in result.values():
         vm = group.get("vm") if isinstance(group, dict) else None
         if vm is not None and vm.provenance.accel:
             ctx.use_accel(vm.provenance.accel, vm.provenance.accel_reason or "")
             break
     return result
+
+
+def _dump(entry: ExperimentEntry) -> Any:
+    if isinstance(entry, dict):
+        return {k: v.model_dump(mode="json") for k, v in entry.items()}
+    return entry.model_dump(mode="json")

@@ -7,23 +7,12 @@ the overhead a guest pays that a container does not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-MIB = 1024 * 1024
+from vmlab.backends.capabilities import MIB, MapEntry
+from vmlab.backends.capabilities import maps_from_psutil as from_psutil
 
-
-@dataclass(frozen=True)
-class MapEntry:
-    path: str
-    size: int
-    rss: int
-    pss: int
-    private: int  # private_clean + private_dirty: what USS adds up
-
-    @property
-    def anonymous(self) -> bool:
-        return self.path in ("", "[anon]") or self.path.startswith("[anon:")
+__all__ = ["MIB", "MapEntry", "QemuMemory", "account", "from_psutil"]
 
 
 @dataclass(frozen=True)
@@ -39,25 +28,6 @@ class QemuMemory:
 
     def as_values(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.__dict__.items()}
-
-
-def from_psutil(maps: Iterable[object]) -> list[MapEntry]:
-    """psutil's memory_maps(grouped=False) rows to MapEntry."""
-    entries = []
-    for m in maps:
-        addr = str(getattr(m, "addr", "0-0"))
-        lo, _, hi = addr.partition("-")
-        size = int(hi, 16) - int(lo, 16) if hi else int(getattr(m, "size", 0))
-        entries.append(
-            MapEntry(
-                path=str(getattr(m, "path", "")),
-                size=size,
-                rss=int(getattr(m, "rss", 0)),
-                pss=int(getattr(m, "pss", 0)),
-                private=int(getattr(m, "private_clean", 0)) + int(getattr(m, "private_dirty", 0)),
-            )
-        )
-    return entries
 
 
 def account(maps: list[MapEntry], guest_mib: int, *, tcg: bool) -> QemuMemory:

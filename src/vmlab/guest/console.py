@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+from vmlab.errors import BackendError, ReadyTimeout
 
 PANIC_RE = re.compile(r"Kernel panic - not syncing: [^\r\n]*")
 
@@ -19,6 +22,7 @@ class ConsoleLog:
         self._reader = reader or read_local
         self._offset = 0
         self._text = ""
+        self._scan_from = 0  # the marker search resumes here (minus a marker's length) on new text
 
     def read_new(self) -> str:
         data = self._reader(self.path, self._offset)
@@ -32,10 +36,54 @@ class ConsoleLog:
         return self._text
 
     def find_marker(self, marker: str) -> float | None:
-        """The guest uptime (s) carried by `MARKER uptime=1.23`, once it appears; else None."""
+        """The guest uptime (s) carried by `MARKER uptime=1.23`, once its line is complete; else None."""
         self.read_new()
-        m = re.search(re.escape(marker) + r" uptime=([0-9.]+)", self._text)
+        pattern = re.compile(re.escape(marker) + r" uptime=([0-9.]+)\s")
+        m = pattern.search(self._text, max(0, self._scan_from - len(marker) - 32))
+        self._scan_from = len(self._text)
         return float(m.group(1)) if m else None
+
+    def wait_marker(
+        self,
+        marker: str,
+        *,
+        deadline: float,
+        stage: str,
+        abort: Callable[[], str | None],
+        hint: str = "",
+        abort_every_s: float = 0.1,
+    ) -> float:
+        """Block until the marker's line is in the log; returns the guest uptime it carries.
+
+        Event-driven for a local log (inotify on its folder: the caller stamps within a millisecond
+        of the write), polled every 5 ms otherwise. `abort` (is QEMU still alive?) costs a daemon
+        round trip, so it runs every `abort_every_s` only.
+        """
+        from vmlab.guest.watch import FolderWatch
+
+        watch = FolderWatch.open(self.path.parent) if self._reader is read_local else None
+        next_abort = 0.0
+        try:
+            while True:
+                found = self.find_marker(marker)
+                if found is not None:
+                    return found
+                now = time.monotonic()
+                if now >= next_abort:
+                    reason = abort()
+                    if reason:
+                        raise BackendError(f"{stage}: {reason}", hint=hint or None)
+                    next_abort = now + abort_every_s
+                if now >= deadline:
+                    raise ReadyTimeout(f"{stage} not reached before the timeout", hint=hint or None)
+                wait = min(abort_every_s, max(0.0, deadline - now))
+                if watch is None or watch.fd is None:
+                    time.sleep(min(0.005, wait))
+                else:
+                    watch.wait(wait)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def panic(self) -> str | None:
         self.read_new()

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vmlab.backends.base import ExecResult, as_argv
 from vmlab.errors import BackendError
+from vmlab.guest.result import ExecResult, as_argv
 
 Dial = Callable[[str, int, float], Any]
 """Opens a socket-like stream to (host, port) within a timeout; raises OSError when refused. The

@@ -256,6 +256,39 @@ def _probe_docker() -> Row:
     return Row("docker", "ok", f"Docker {data['server']}, cgroup v{data['cgroup_version']}", data=data)
 
 
+def _probe_sandbox() -> Row:
+    """gVisor registered with Docker as the runtime `runsc` (what `vmlab up --kind sandbox` uses)."""
+    from vmlab.host.requirements import which
+
+    fix = "make setup (installs runsc and registers it in /etc/docker/daemon.json)"
+    if which("runsc") is None:
+        return Row("sandbox", "fail", "runsc (gVisor) is not installed", fix)
+    try:
+        import docker
+        from docker.errors import DockerException
+    except ImportError:
+        return Row("sandbox", "fail", "the docker SDK is not installed", VM_EXTRA_FIX)
+    try:
+        client = docker.from_env(timeout=5)
+        runtimes = client.info().get("Runtimes") or {}
+        client.close()
+    except (DockerException, OSError) as e:
+        return Row("sandbox", "fail", f"Docker not reachable: {str(e).splitlines()[0][:120]}", fix)
+    if "runsc" not in runtimes:
+        return Row("sandbox", "fail", "Docker has no runtime named runsc", fix)
+    args = runtimes["runsc"].get("runtimeArgs") or []
+    data = {"runtime_args": args}
+    if not any(a.startswith("--debug-log=") for a in args):
+        return Row(
+            "sandbox",
+            "warn",
+            "runsc registered without --debug-log: sandbox traps are not counted",
+            fix,
+            data,
+        )
+    return Row("sandbox", "ok", "gVisor (runsc) is a Docker runtime: " + " ".join(args), data=data)
+
+
 def _probe_kvm_counters() -> Row:
     debugfs = Path("/sys/kernel/debug/kvm")
     tracefs = next(
@@ -328,6 +361,7 @@ PROBES: list[Callable[[], Row]] = [
     _probe_hw_guest,
     _probe_libvirt,
     _probe_docker,
+    _probe_sandbox,
     _probe_privileges,
     _probe_kvm_counters,
     _probe_build_tools,

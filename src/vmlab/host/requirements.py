@@ -65,6 +65,7 @@ REQUIREMENTS: dict[str, Probe] = {
     "kvm": _from_doctor("kvm", "_probe_kvm"),
     "libvirt": _from_doctor("libvirt", "_probe_libvirt"),
     "docker": _from_doctor("docker", "_probe_docker"),
+    "sandbox": _from_doctor("sandbox", "_probe_sandbox"),
     "root": _root,
     "java": _tool("java", "java", "openjdk-17-jdk-headless"),
     "javac": _tool("javac", "javac", "openjdk-17-jdk-headless"),

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from vmlab import __version__
 from vmlab.errors import UsageError
+from vmlab.images.digest import sha256_file as sha256_file
 from vmlab.images.model import ImageInfo, Manifest
 from vmlab.images.recipe import load_recipe
 from vmlab.paths import images_dir
@@ -33,14 +34,6 @@ log = logging.getLogger("vmlab")
 # Bump when the build steps change in a way the recipe files do not show.
 BUILDER_VERSION = "tiny-5"
 Progress = Callable[[str], None]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _digest(inputs: dict[str, object]) -> str:
@@ -184,7 +177,7 @@ def build_image(
     say = progress or log.info
     recipe = load_recipe(name)
     builder = _builder(name)
-    from vmlab.backends.domain_xml import FIRMWARE_NAMES
+    from vmlab.images.firmware import FIRMWARE_NAMES
 
     firmware = str(recipe.section("image").get("firmware", ""))
     if firmware and firmware not in FIRMWARE_NAMES:

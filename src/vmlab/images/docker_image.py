@@ -10,7 +10,7 @@ from vmlab.errors import BackendError, NotAvailable
 from vmlab.images.model import ImageInfo
 
 
-def docker_client() -> Any:
+def docker_client(timeout: int = 30) -> Any:
     """A Docker client from DOCKER_HOST, else the current docker context, else the default socket."""
     import os
 
@@ -27,13 +27,13 @@ def docker_client() -> Any:
             except Exception:  # a broken context file must not hide the default socket
                 host = None
             if host:
-                client = docker.DockerClient(base_url=host, timeout=30)
+                client = docker.DockerClient(base_url=host, timeout=timeout)
                 client.ping()
                 return client
-        client = docker.from_env(timeout=30)
+        client = docker.from_env(timeout=timeout)
         client.ping()
         return client
-    except DockerException as e:
+    except (DockerException, OSError) as e:  # requests' ConnectionError is an OSError
         first = str(e).splitlines()[0][:160]
         raise NotAvailable(f"Docker daemon not reachable: {first}", hint="make setup (starts dockerd)") from e
 

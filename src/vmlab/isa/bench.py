@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmlab.errors import UsageError
-from vmlab.isa.registry import Engine, as_result, bind_params, get_engine
 from vmlab.isa.gen import SCENARIOS, Scenario, scenario_program
 from vmlab.isa.machine import Program, Result
+from vmlab.isa.registry import Engine, as_result, bind_params, get_engine
 from vmlab.report.model import Experiment, Measurement, Provenance
 from vmlab.report.stats import summarize
 

@@ -33,20 +33,28 @@ def gen(
         str, typer.Option("--probs", help="Relative probabilities of opcodes 1..5.")
     ] = "1/9/1/5/5",
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write the program bytes here.")
+        Path | None,
+        typer.Option("-o", "--output", help="Write the program bytes here (and seed, A, L to FILE.json)."),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Generate a program with the homework's generator (one opcode byte per instruction)."""
     from collections import Counter
 
-    from vmlab.isa.gen import generate, parse_probs
+    from vmlab.errors import UsageError
+    from vmlab.isa.gen import generate, parse_probs, write_program
     from vmlab.isa.machine import NAMES
 
+    side = None
     with errors_to_exit():
-        program = generate(size, seed, parse_probs(probs))
+        p = parse_probs(probs)
+        program = generate(size, seed, p)
         if output is not None:
-            output.write_bytes(program.code)
+            if output.suffix == ".json":
+                raise UsageError(
+                    f"-o {output}: the .json name is the program's description", hint="use -o p.bin"
+                )
+            side = write_program(program, output, seed=seed, size=size, probs=p)
     hist = Counter(program.code)
     info: dict[str, Any] = {
         "size": size,
@@ -56,6 +64,7 @@ def gen(
         "l": program.l,
         "opcodes": {NAMES[op]: hist.get(op, 0) for op in NAMES},
         "file": str(output) if output else None,
+        "description": str(side) if side else None,
     }
     if output is None:
         info["code"] = "".join(str(b) for b in program.code)
@@ -70,12 +79,14 @@ def gen(
         highlight=False,
     )
     if output is not None:
-        err.print(f"run it: vmlab isa run {output} --a {program.a} --l {program.l}", highlight=False)
+        err.print(f"wrote {output} and {side}; run it: vmlab isa run {output}", highlight=False)
 
 
 @app.command("run")
 def run(
-    file: Annotated[Path | None, typer.Argument(help="A program file (raw opcode bytes).")] = None,
+    file: Annotated[
+        Path | None, typer.Argument(help="A program file (raw opcode bytes; A and L from FILE.json).")
+    ] = None,
     scenario: Annotated[
         int | None, typer.Option("--scenario", help="Run scenario 1..4 instead of a file.")
     ] = None,
@@ -83,10 +94,15 @@ def run(
         str, typer.Option("--engine", help="Engine name (see 'vmlab isa bench --help').")
     ] = "switch",
     engine_module: Annotated[
-        Path | None, typer.Option("--engine-module", help="Run a student's engine file instead.")
+        Path | None,
+        typer.Option("--engine-module", help="Your engine file instead (run in a child process)."),
     ] = None,
-    a: Annotated[int, typer.Option("--a", help="Initial A for a program file.")] = 0,
-    l: Annotated[int, typer.Option("--l", help="Initial L for a program file.")] = 0,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="Engine parameter KEY=VALUE, e.g. -p hot=8 (repeatable)."),
+    ] = None,
+    a: Annotated[int | None, typer.Option("--a", help="Initial A (default: FILE.json, else 0).")] = None,
+    l: Annotated[int | None, typer.Option("--l", help="Initial L (default: FILE.json, else 0).")] = None,
     timeout: Annotated[
         float,
         typer.Option(
@@ -96,57 +112,115 @@ def run(
     ] = 300.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Run one program on one engine; with --scenario, compare with the oracle (exit 1 on a mismatch)."""
+    """Run one program on one engine and compare it with the oracle (exit 1 on a mismatch).
+
+    The oracle is the scenario's published one, or for a program file the reference interpreter's.
+    """
     from vmlab.errors import UsageError
-    from vmlab.isa.bench import time_engine
-    from vmlab.isa.deadline import deadline
-    from vmlab.isa.registry import get_engine, load_engine_file
     from vmlab.isa.gen import SCENARIOS, scenario_program
     from vmlab.isa.machine import load_program
+    from vmlab.isa.registry import parse_param
 
     with errors_to_exit():
         if (file is None) == (scenario is None):
             raise UsageError("give either a program FILE or --scenario N", hint="vmlab isa run --scenario 4")
+        params = dict(parse_param(p) for p in param or [])
         program = scenario_program(scenario) if scenario is not None else load_program(file, a, l)  # type: ignore[arg-type]
         if engine_module is not None:
-            fn, name = load_engine_file(engine_module), str(engine_module)
+            name = str(engine_module)
+            result, seconds = _run_in_child(engine_module, program, file, params, timeout)
         else:
-            fn, name = get_engine(engine), engine
-        with deadline(timeout, f"{program.name} on {name}"):
-            measured = time_engine(fn, program, 1, name)
-    result = measured.result
+            name = engine
+            result, seconds = _run_here(engine, program, params, timeout)
+        if scenario is not None:
+            s = SCENARIOS[scenario]
+            want_a, want_n = s.final_a, s.executed
+        else:
+            want_a, want_n = _reference_oracle(program, timeout)
+    ok = (result.a, result.executed) == (want_a, want_n)
+    ns = seconds / result.executed * 1e9 if result.executed else 0.0
     info: dict[str, Any] = {
         "program": program.name,
         "engine": name,
+        "initial": {"a": program.a, "l": program.l},
+        "params": params,
         "a": result.a,
         "l": result.l,
         "executed": result.executed,
-        "seconds": measured.samples[0],
+        "seconds": seconds,
         "stats": result.stats,
+        "oracle": {"a": want_a, "executed": want_n, "matches": ok},
     }
-    ok = True
-    if scenario is not None:
-        s = SCENARIOS[scenario]
-        ok = (result.a, result.executed) == (s.final_a, s.executed)
-        info["oracle"] = {"a": s.final_a, "executed": s.executed, "matches": ok}
     if json_out:
         emit_json(info)
     else:
+        import textwrap
+
         out.print(
             f"{program.name} on {name}: A={result.a} L={result.l} executed={result.executed} "
-            f"in {measured.samples[0] * 1e3:.1f} ms ({measured.ns_per_instruction:.1f} ns/instruction)",
+            f"in {seconds * 1e3:.1f} ms ({ns:.1f} ns/instruction)",
             highlight=False,
         )
         if result.stats:
-            out.print("  " + ", ".join(f"{k}={v}" for k, v in result.stats.items()), highlight=False)
-        if scenario is not None:
-            s = SCENARIOS[scenario]
-            out.print(
-                f"  oracle A={s.final_a} executed={s.executed}: "
-                + ("[green]match[/]" if ok else "[red]MISMATCH[/]")
-            )
+            stats = ", ".join(f"{k}={v}" for k, v in result.stats.items())
+            for line in textwrap.wrap(stats, 76, initial_indent="  ", subsequent_indent="  "):
+                out.print(line, highlight=False)
+        out.print(
+            f"  oracle A={want_a} executed={want_n}: " + ("[green]match[/]" if ok else "[red]MISMATCH[/]")
+        )
     if not ok:
         raise typer.Exit(1)
+
+
+def _run_here(engine: str, program: Any, params: dict[str, Any], timeout: float) -> tuple[Any, float]:
+    """A built-in engine in this process, under a wall-time limit."""
+    from vmlab.isa.bench import time_engine
+    from vmlab.isa.deadline import deadline
+    from vmlab.isa.registry import bind_params, get_engine
+
+    fn = bind_params(get_engine(engine), params, f"engine {engine!r}")
+    with deadline(timeout, f"{program.name} on {engine}"):
+        measured = time_engine(fn, program, 1, engine)
+    return measured.result, measured.samples[0]
+
+
+def _run_in_child(
+    module: Path, program: Any, file: Path | None, params: dict[str, Any], timeout: float
+) -> tuple[Any, float]:
+    """A student's engine in the worker: a raise, an endless loop or stray output is one line."""
+    import json
+    import sys
+
+    from vmlab.errors import UsageError, VmlabError
+    from vmlab.isa.lab import call_worker
+    from vmlab.isa.machine import Result
+    from vmlab.isa.registry import load_engine_file
+
+    if not module.is_file():
+        load_engine_file(module)  # the one-line "does not exist" with its hint
+    argv = [sys.executable, "-m", "vmlab.isa.worker", "--engine-file", str(module.absolute())]
+    if file is not None:
+        argv += ["--program", str(file.absolute()), "--a", str(program.a), "--l", str(program.l)]
+    else:
+        argv += ["--scenario", program.name.lstrip("S")]
+    argv += [f"--param={k}={json.dumps(v)}" for k, v in params.items()]
+    data = call_worker(argv, timeout if timeout > 0 else 1e9)
+    if "error" in data:
+        kind = data.get("error_kind")
+        cls = UsageError if kind == "usage" else VmlabError
+        raise cls(f"{module.name}: {data['error']}")
+    stats = {k: int(v) for k, v in (data.get("stats") or {}).items()}
+    result = Result(a=int(data["a"]), l=int(data["l"]), executed=int(data["executed"]), stats=stats)
+    return result, float(data["samples"][0])
+
+
+def _reference_oracle(program: Any, timeout: float) -> tuple[int, int]:
+    from vmlab.isa.deadline import deadline
+    from vmlab.isa.reference import run_reference
+
+    with deadline(timeout, f"{program.name} on the reference interpreter"):
+        want = run_reference(program)
+    return want.a, want.executed
 
 
 @app.command("bench")
@@ -161,19 +235,36 @@ def bench(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a plot of ns/instruction (PNG/SVG).")
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("-p", "--param", help="ENGINE.KEY=VALUE, e.g. -p bt-tiered.hot=32 (repeatable)."),
+    ] = None,
     wide: Annotated[bool, typer.Option("--wide", help="All columns (wider than 80).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Time every engine on the scenarios: the isa-emulation lab's engine steps, one report."""
+    from vmlab.errors import UsageError
     from vmlab.isa.bench import plot_ns_per_instruction, speedups
-    from vmlab.isa.registry import parse_engines
+    from vmlab.isa.registry import bind_params, get_engine, parse_engines, parse_param
     from vmlab.labs.catalog import load_lab
     from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
 
     with errors_to_exit():
         nums = _ints(scenarios, "--scenarios")
-        names = [n for n in parse_engines(engines) if n in load_lab("isa-emulation").experiments]
+        lab = load_lab("isa-emulation")
+        names = [n for n in parse_engines(engines) if n in lab.experiments]
         sets: dict[str, dict[str, Any]] = {n: {"scenarios": nums, "repeats": runs} for n in names}
+        for item in param or []:
+            target, _, value = item.partition(".")
+            if target not in names:
+                raise UsageError(
+                    f"-p {item}: {target!r} is not one of the engines measured",
+                    hint=f"ENGINE.KEY=VALUE with ENGINE among {', '.join(names)}",
+                )
+            key, val = parse_param(value)
+            bind_params(get_engine(target), {key: val}, f"engine {target!r}")  # bad keys fail before running
+            base = dict(lab.experiments[target].params.get("engine_params", {}))
+            sets[target]["engine_params"] = {**base, **sets[target].get("engine_params", {}), key: val}
         request = RunRequest(lab="isa-emulation", steps=names, sets=sets, output=output)
         result = run_lab(request, progress_printer("isa bench: "))
         matrix = {

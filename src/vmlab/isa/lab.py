@@ -12,14 +12,11 @@ vmlab's reference engine for the task stands in (so the lab passes out of the bo
 so in `values.engine` ("builtin:super" rather than "student:my_super.py").
 """
 
-# ruff: noqa: E741  (l is the homework's register L)
-
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -202,7 +199,3 @@ def call_worker(argv: list[str], timeout: float) -> dict[str, Any]:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"worker exited {proc.returncode}: {tail[:200]}", "error_kind": "engine"}
     return data
-
-
-def worker_argv(engine_file: Path) -> list[str]:
-    return [sys.executable, "-m", "vmlab.isa.worker", "--engine-file", str(engine_file)]

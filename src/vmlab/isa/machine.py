@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vmlab.errors import UsageError
 
@@ -107,7 +108,7 @@ def load_program(path: Path, a: int | None = None, l: int | None = None) -> Prog
     return Program(code=code, a=a, l=l, name=path.name)
 
 
-def read_sidecar(path: Path, code: bytes) -> dict[str, object]:
+def read_sidecar(path: Path, code: bytes) -> dict[str, Any]:
     """The sidecar's fields, {} when there is none; one that describes other bytes is refused."""
     import hashlib
     import json

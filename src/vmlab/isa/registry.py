@@ -132,7 +132,8 @@ def load_engine_file(path: Path) -> Engine:
 
             for root in labs_roots():
                 if (root / "isa-emulation" / path).is_file():
-                    hint = f"paths are taken from the current folder; did you mean {root / 'isa-emulation' / path}?"
+                    found = root / "isa-emulation" / path
+                    hint = f"paths are taken from the current folder; did you mean {found}?"
         raise UsageError(f"engine module {path} does not exist", hint=hint)
     spec = importlib.util.spec_from_file_location(f"vmlab_student_engine_{abs(hash(str(path)))}", path)
     if spec is None or spec.loader is None:

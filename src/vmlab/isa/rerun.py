@@ -7,10 +7,11 @@ Two halves in one module, so the container needs nothing but vmlab:
 - `main()` runs inside the container (`python -m vmlab.isa.rerun`): it loads the engine, runs it on the
   programs it is given and prints one JSON line. It knows no oracle, so faking its output gains nothing.
 
-Checks: `rerun:hidden-<k>` (final A and executed instructions equal the reference interpreter's),
-`rerun:claims` (the engine gives today the outcomes its report claims on the public scenarios) and
-`rerun:speed` (its speed relative to the built-in switch engine, measured side by side in the container,
-agrees with the report's within the lab's tolerance: timing, reported, never scored).
+Each task engine the student handed in (inputs t1..t6) is re-run; per engine tN the checks are
+`rerun:hidden-<k>[tN]` (final A and executed instructions equal the reference interpreter's),
+`rerun:claims[tN]` (the engine gives today the outcomes its report claims on the public scenarios) and
+`rerun:speed[tN]` (its speed relative to the built-in switch engine, measured side by side in the
+container, agrees with the report's within the lab's tolerance: timing, reported, never scored).
 """
 
 # ruff: noqa: E741  (l is the homework's register L)
@@ -88,9 +89,29 @@ def _outcome(report_node: Any) -> str | None:
 
 
 def rerun(ctx: RerunContext) -> list[CheckResult]:
+    """Every task engine the student handed in (inputs t1..t6), on the same hidden programs."""
     p = RerunParams.model_validate(ctx.spec.params)
     programs = hidden_programs(ctx, p)
-    group = ctx.report.experiments.get("candidate")
+    checks: list[CheckResult] = []
+    for name in sorted(ctx.inputs):
+        checks += _rerun_engine(ctx, p, programs, name)
+    return checks
+
+
+def _task_of(ctx: RerunContext, step: str) -> str | None:
+    return next((t.id for t in ctx.lab.tasks if step in t.experiments), None)
+
+
+def _rerun_engine(
+    ctx: RerunContext, p: RerunParams, programs: list[tuple[Program, tuple[int, int]]], step: str
+) -> list[CheckResult]:
+    """One task's engine: its step `step` produced the group the report claims (step id == input name)."""
+    task = _task_of(ctx, step)
+
+    def check(check_id: str, ok: bool | None, message: str = "", **fields: Any) -> CheckResult:
+        return ctx.check(f"{check_id}[{step}]", ok, message, task=task, **fields)
+
+    group = ctx.report.experiments.get(step)
     claimed = {name: _outcome(exp) for name, exp in group.items()} if isinstance(group, dict) else {}
     public = sorted(int(n[1:]) for n, o in claimed.items() if o is not None and n[1:].isdigit())
     # the report claims a working engine when every public scenario it ran matches the oracle
@@ -101,22 +122,22 @@ def rerun(ctx: RerunContext) -> list[CheckResult]:
         "timing": {"scenario": p.timing_scenario, "repeats": p.repeats},
     }
     ctx.progress(
-        f"{ctx.student}: engine on {len(programs)} hidden programs and {len(public)} public scenarios"
+        f"{ctx.student}: {step} on {len(programs)} hidden programs and {len(public)} public scenarios"
     )
     res = ctx.run(
         ["-m", "vmlab.isa.rerun", "--engine", "/in/engine.py", "--spec", "/in/spec.json"],
-        {"engine.py": ctx.inputs["engine"].read_bytes(), "spec.json": json.dumps(spec).encode()},
+        {"engine.py": ctx.inputs[step].read_bytes(), "spec.json": json.dumps(spec).encode()},
     )
     if res.timed_out:
         msg = f"the engine gave no result within {ctx.spec.timeout_s:g} s (an endless loop?)"
-        return [ctx.check("hidden", False, msg, expected="a result for every hidden program")]
+        return [check("hidden", False, msg, expected="a result for every hidden program")]
     try:
         data = json.loads(res.stdout.strip().splitlines()[-1])
         if not isinstance(data, dict):
             raise ValueError
     except (ValueError, IndexError):
         tail = (res.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return [ctx.check("hidden", None, f"the container exited {res.rc} without a result: {tail}")]
+        return [check("hidden", None, f"the container exited {res.rc} without a result: {tail}")]
 
     checks: list[CheckResult] = []
     got_hidden = data.get("hidden") or []
@@ -127,50 +148,53 @@ def rerun(ctx: RerunContext) -> list[CheckResult]:
         if not isinstance(got, dict) or "error" in got or "a" not in got:
             why = got.get("error", "no result") if isinstance(got, dict) else "no result"
             msg = f"engine failed: {str(why)[:200]}"
-            checks.append(ctx.check(f"hidden-{k}", False, msg, claimed=works, expected="a result"))
+            checks.append(check(f"hidden-{k}", False, msg, claimed=works, expected="a result"))
             continue
         have = f"A={int(got['a'])} instructions={int(got['executed'])}"
         checks.append(
-            ctx.check(
+            check(
                 f"hidden-{k}",
                 have == want,
                 "" if have == want else f"wrong result on hidden program {k} ({len(prog.code)} instructions)",
                 claimed=works,
                 measured=have,
                 expected="the reference interpreter's final A and executed instructions",
-                description=f"your engine on hidden program {k} equals the reference interpreter",
+                description=f"your {step} engine on hidden program {k} equals the reference interpreter",
             )
         )
     got_public = data.get("public") or {}
     differ = [f"S{n}" for n in public if got_public.get(f"S{n}") != claimed.get(f"S{n}")]
     checks.append(
-        ctx.check(
+        check(
             "claims",
             not differ,
             f"today's outcome differs from the report on {', '.join(differ)}" if differ else "",
             claimed=True,
-            expected="the report's candidate outcomes on the public scenarios",
+            expected=f"the report's {step} outcomes on the public scenarios",
             description="the submitted engine reproduces the outcomes its report claims",
         )
     )
-    checks.append(_speed(ctx, data.get("timing") or {}, p))
+    checks.append(_speed(ctx, data.get("timing") or {}, p, step, task))
     return checks
 
 
-def _speed(ctx: RerunContext, timing: dict[str, Any], p: RerunParams) -> CheckResult:
-    """candidate/switch now vs in the report, on the timing scenario: within the tolerance factor."""
+def _speed(
+    ctx: RerunContext, timing: dict[str, Any], p: RerunParams, step: str, task: str | None
+) -> CheckResult:
+    """engine/switch now vs in the report, on the timing scenario: within the tolerance factor."""
     from vmlab.check.paths import PathMissing, number
 
     s = f"S{p.timing_scenario}"
     tol = ctx.spec.tolerance
     desc = f"speed relative to switch on {s} agrees with the report within a factor {tol:g}"
     try:
-        claimed = number(ctx.report, f"candidate.{s}") / number(ctx.report, f"switch.{s}")
+        claimed = number(ctx.report, f"{step}.{s}") / number(ctx.report, f"switch.{s}")
     except (PathMissing, ZeroDivisionError):
         return ctx.check(
-            "speed",
+            f"speed[{step}]",
             False,
-            f"the report has no candidate and switch timings on {s}",
+            f"the report has no {step} and switch timings on {s}",
+            task=task,
             timing=True,
             description=desc,
         ).model_copy(update={"outcome": "skipped"})
@@ -178,14 +202,20 @@ def _speed(ctx: RerunContext, timing: dict[str, Any], p: RerunParams) -> CheckRe
         now = statistics.median(timing["candidate"]) / statistics.median(timing["switch"])
     except (KeyError, TypeError, ValueError, ZeroDivisionError, statistics.StatisticsError):
         return ctx.check(
-            "speed", None, "no timings came back from the container", timing=True, description=desc
+            f"speed[{step}]",
+            None,
+            "no timings came back from the container",
+            task=task,
+            timing=True,
+            description=desc,
         )
     ratio = now / claimed if claimed > 0 else float("inf")
     ok = 1 / tol <= ratio <= tol
     return ctx.check(
-        "speed",
+        f"speed[{step}]",
         ok,
-        "" if ok else f"candidate/switch is {now:.3g} now but {claimed:.3g} in the report",
+        "" if ok else f"{step}/switch is {now:.3g} now but {claimed:.3g} in the report",
+        task=task,
         timing=True,
         measured=round(ratio, 4),
         expected=f"in [{1 / tol:.3g}, {tol:g}] (re-run ratio / reported ratio)",
@@ -210,7 +240,7 @@ def _load_engine(path: Path) -> Any:
 
 
 def _timed(engine: Any, prog: Program) -> tuple[int, int, int, float]:
-    """(a, l, executed, seconds) of one run; a tuple or an object with a, l, executed is accepted."""
+    """(a, l, executed, seconds) of one run: (a, l, executed[, stats]) or an object with a, l, executed."""
     import gc
     import time
 
@@ -221,8 +251,8 @@ def _timed(engine: Any, prog: Program) -> tuple[int, int, int, float]:
         dt = time.perf_counter() - t0
     finally:
         gc.enable()
-    if isinstance(value, tuple | list) and len(value) == 3:
-        a, l, executed = value
+    if isinstance(value, tuple | list) and len(value) in (3, 4):
+        a, l, executed = value[:3]
     else:
         a, l, executed = value.a, value.l, value.executed
     return int(a), int(l), int(executed), dt

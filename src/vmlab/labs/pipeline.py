@@ -12,6 +12,7 @@ Order of work, so that bad input costs nothing and a fault loses nothing:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import logging
@@ -329,6 +330,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
     for name, (stage, source) in staged.items():
         kind = lab.inputs[name].kind
         inputs[name], input_paths[name] = record_input(name, kind, stage, source, artifacts)
+    shutil.rmtree(scratch / "inputs", ignore_errors=True)
 
     commit, dirty = vmlab_commit()
     home = str(Path.home())
@@ -407,7 +409,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         record.duration_s = round(time.monotonic() - t0, 6)
         if record.status == "error":
             say(f"{lab.lab.name}: {step_id} failed: {record.message}")
-        produced = {k: v for k, v in _scrub_entries(produced, home).items()}
+        produced = _scrub_entries(produced, home)
         record.experiments = list(produced)
         record.artifacts = ctx.artifacts
         experiments.update(produced)
@@ -428,6 +430,9 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         }
     )
     save_report(report, path)
+    if scratch != path.parent:
+        with contextlib.suppress(OSError):
+            scratch.rmdir()  # only when the steps left nothing there: a run's scratch is not kept empty
     if interrupted:
         raise KeyboardInterrupt
     return RunOutcome(report=report, path=path)

@@ -1,4 +1,4 @@
-"""`vmlab compare`: guest vs container vs native, side by side."""
+"""`vmlab compare`: native vs container vs sandbox vs guest, side by side."""
 
 from __future__ import annotations
 
@@ -33,9 +33,24 @@ def compare(
     student: Annotated[
         str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="Your student id.")
     ] = None,
+    connect: Annotated[
+        str | None,
+        typer.Option("--connect", "-c", help="libvirt URI for the guest (default: as `vmlab doctor` says)."),
+    ] = None,
+    runtime: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runtime",
+            help="A runtime instead of its kind's default (docker, docker-runsc, libvirt); repeatable.",
+        ),
+    ] = None,
+    kinds: Annotated[
+        str, typer.Option("--kinds", help="Comma-separated subset of container,sandbox,vm.")
+    ] = "container,sandbox,vm",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
-    """Measure start-up, memory overhead and traps of a guest and a container from the same root fs."""
+    """Measure start-up, memory overhead and traps of a container, a gVisor sandbox and a guest from the
+    same root fs, with a native process as the baseline."""
     from vmlab.labs.catalog import load_lab, view
     from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
 
@@ -46,9 +61,18 @@ def compare(
             "accel": accel,
             "memory_mib": memory,
             "only": [x.strip() for x in only.split(",") if x.strip()],
+            "kinds": [x.strip() for x in kinds.split(",") if x.strip()],
+            "runtimes": list(runtime or []),
         }
     }
-    request = RunRequest(lab="system-vm", steps=["compare"], sets=sets, output=output, student=student)
+    request = RunRequest(
+        lab="system-vm",
+        steps=["compare"],
+        sets=sets,
+        output=output,
+        student=student,
+        options={"connect": connect} if connect else {},
+    )
     with errors_to_exit():
         result = run_lab(request, progress_printer())
         report, path = result.report, result.path

@@ -47,7 +47,8 @@ def plot_startup(report: Report, path: Path) -> Path | None:
         )
         longest = max(longest, left)
     labels = [
-        f"{k} ({e.provenance.accel})" if k == "vm" and e.provenance.accel else k for k, e in group.items()
+        f"{k} ({e.provenance.accel})" if e.provenance.accel not in (None, "none") else k
+        for k, e in group.items()
     ]
     ax.set_yticks(range(len(group)), labels)
     ax.set_xlim(0, longest * 1.15 or 1.0)
@@ -70,7 +71,7 @@ def plot_memory(report: Report, path: Path) -> Path | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    kinds = list(group)
+    kinds = [k for k in group if group[k].summary is not None]
     mib = 1024 * 1024
     overhead = [(s.median if (s := group[k].summary) else 0.0) / mib for k in kinds]
     touched = [float(group[k].values.get("idle_workload_rss", 0) or 0) / mib for k in kinds]
@@ -90,6 +91,9 @@ def plot_traps(report: Report, path: Path) -> Path | None:
     if not group:
         return None
     plt = _pyplot()
+    group = {k: e for k, e in group.items() if not e.values.get("skipped")}
+    if not group:
+        return None
     fig, axes = plt.subplots(1, len(group), figsize=(4 * len(group), 3.5), squeeze=False)
     for ax, (kind, exp) in zip(axes[0], group.items(), strict=True):
         headline = exp.values.get("headline_counter")

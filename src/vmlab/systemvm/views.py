@@ -1,4 +1,5 @@
-"""The compare table: rows are stages and metrics, columns native, container and VM, with ratios."""
+"""The compare table: rows are stages and metrics, columns native, container, sandbox and VM, with the
+VM/container ratio. Kept readable at 80 columns: short cell formats, one row per trap phase."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from rich.table import Table
 
 from vmlab.report.model import Experiment, Report
 
-COLUMNS = ("native", "container", "vm")
+COLUMNS = ("native", "container", "sandbox", "vm")
 Scalar = float | int | str | bool | None
 
 
@@ -23,12 +24,12 @@ def _secs(x: Scalar) -> str:
     v = _float(x)
     if v is None:
         return "–"
-    return f"{v * 1000:.1f} ms" if v < 1 else f"{v:.2f} s"
+    return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
 
 
 def _mib(x: Scalar) -> str:
     v = _float(x)
-    return "–" if v is None else f"{v / 1048576:.1f} MiB"
+    return "–" if v is None else f"{v / 1048576:.1f} M"
 
 
 def _ratio(vm: float | None, ct: float | None) -> str:
@@ -63,7 +64,7 @@ def compare_table(report: Report) -> Table:
     table.add_column("stage / metric")
     for col in COLUMNS:
         table.add_column(f"vm ({accel})" if col == "vm" and accel else col, justify="right")
-    table.add_column("vm / container", justify="right")
+    table.add_column("vm/ct", justify="right")
 
     def row(label: str, cells: dict[str, Scalar], fmt: str = "s", ratio: bool = True) -> None:
         show = _secs if fmt == "s" else _mib
@@ -78,35 +79,35 @@ def compare_table(report: Report) -> Table:
                 reached[s] = max(reached.get(s, m.summary.median), m.summary.median)
     stages = sorted(reached, key=lambda s: reached[s])
     for stage in stages:
-        row(f"start: {stage}", {k: _median(startup, k, stage) for k in COLUMNS})
+        row(stage, {k: _median(startup, k, stage) for k in COLUMNS})
     if startup:
-        row("[bold]start: ready[/]", {k: _median(startup, k) for k in COLUMNS})
+        row("[bold]ready[/]", {k: _median(startup, k) for k in COLUMNS})
         row(
             "harness overhead",
-            {k: _value(startup, k, "harness_overhead_s") for k in ("container", "vm")},
+            {k: _value(startup, k, "harness_overhead_s") for k in COLUMNS if k != "native"},
             ratio=False,
         )
         row("guest uptime at marker", {"vm": _value(startup, "vm", "guest_uptime_at_marker_s")}, ratio=False)
     if memory:
-        row("memory: overhead at idle", {k: _median(memory, k) for k in COLUMNS}, fmt="mib")
+        row("mem: overhead, idle", {k: _median(memory, k) for k in COLUMNS}, fmt="mib")
+        row("mem: touched, idle", {k: _value(memory, k, "idle_workload_rss") for k in COLUMNS}, "mib", False)
         row(
-            "memory: touched at idle",
-            {k: _value(memory, k, "idle_workload_rss") for k in COLUMNS},
-            "mib",
-            False,
+            "mem: touched, after", {k: _value(memory, k, "after_workload_rss") for k in COLUMNS}, "mib", False
         )
-        row(
-            "memory: touched after workload",
-            {k: _value(memory, k, "after_workload_rss") for k in COLUMNS},
-            "mib",
-            False,
-        )
-    for kind, exp in traps.items():
-        head = exp.values.get("headline_counter")
+    if traps:
+        heads = {k: str(exp.values.get("headline_counter") or "") for k, exp in traps.items()}
+        skipped = {k: "skipped" for k, exp in traps.items() if exp.values.get("skipped")}
+        table.add_row("traps: counter", *(skipped.get(k) or heads.get(k, "–") or "–" for k in COLUMNS), "")
         for phase in ("idle", "io", "cpu"):
-            n = exp.counts.get(f"{phase}:{head}")
-            cells = ["–"] * len(COLUMNS)
-            if kind in COLUMNS and n is not None:
-                cells[COLUMNS.index(kind)] = str(n)
-            table.add_row(f"traps: {kind} {head}, {phase}", *cells, "")
+            cells = [_count(traps.get(k), f"{phase}:{heads.get(k, '')}") for k in COLUMNS]
+            table.add_row(f"traps: {phase}", *cells, "")
+        if any(f"{p}:host_total" in exp.counts for exp in traps.values() for p in ("io", "cpu")):
+            for phase in ("idle", "io", "cpu"):
+                cells = [_count(traps.get(k), f"{phase}:host_total") for k in COLUMNS]
+                table.add_row(f"  reached host, {phase}", *cells, "")
     return table
+
+
+def _count(exp: Experiment | None, key: str) -> str:
+    n = exp.counts.get(key) if exp is not None else None
+    return "–" if n is None else f"{n:,}"

@@ -1,8 +1,10 @@
-"""A short `vmlab compare` (runs=1) against the real backends: a TCG guest here, a real container."""
+"""A short `vmlab compare` (runs=1) against the real runtimes: a TCG guest here, a real container and a
+real gVisor sandbox."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,9 @@ def group(report: Report, key: str) -> dict[str, Experiment]:
 def test_every_ladder_stage_is_recorded_in_order(compare_run: tuple[Path, Report, str]) -> None:
     _, report, _ = compare_run
     startup = group(report, "startup")
-    assert set(startup) == {"native", "container", "vm"}
+    assert set(startup) == {"native", "container", "sandbox", "vm"}
+    assert list(startup["sandbox"].stages) == ["create_called", "created", "running", "first_exec"]
+    assert startup["sandbox"].provenance.backend == "docker-runsc"
     vm_stages = [
         "create_called",
         "created",
@@ -67,6 +71,8 @@ def test_memory_separates_guest_ram_from_qemu(compare_run: tuple[Path, Report, s
     assert vm["idle_overhead"] == vm["idle_qemu_rss"] - vm["idle_workload_rss"]  # type: ignore[operator]
     ct = group(report, "memory")["container"].values
     assert ct["after_workload_rss"] > ct["idle_workload_rss"]  # type: ignore[operator]
+    sb = group(report, "memory")["sandbox"].values  # the Sentry, the Gofer and the shim are the overhead
+    assert sb["idle_overhead"] == sb["idle_shim_rss"] + sb["idle_sentry_rss"] + sb["idle_gofer_rss"]
 
 
 def test_traps_name_their_provider_and_grow(compare_run: tuple[Path, Report, str]) -> None:
@@ -84,6 +90,13 @@ def test_traps_name_their_provider_and_grow(compare_run: tuple[Path, Report, str
         ct.counts["headline:after"]
         == ct.counts["idle:total"] + ct.counts["io:total"] + ct.counts["cpu:total"]
     )
+    sb = traps["sandbox"]
+    if os.geteuid() == 0:  # runsc debug and the Sentry's log are root's
+        assert sb.provider and "gVisor" in sb.provider
+        assert sb.counts["io:write"] >= 2 and sb.counts["io:host_total"] > 0
+        assert sb.counts["headline:after"] > sb.counts["headline:before"]
+    else:
+        assert sb.values["skipped"] is True and sb.values["fix"]
 
 
 def test_plots_table_and_grading(compare_run: tuple[Path, Report, str]) -> None:
@@ -101,7 +114,7 @@ def test_nothing_left_behind(compare_run: tuple[Path, Report, str]) -> None:
     from vmlab.backends import get_backend
 
     _, report, _ = compare_run
-    for kind in ("vm", "container"):
+    for kind in ("vm", "container", "sandbox"):
         backend = get_backend(kind)
         try:
             assert [r.resource for r in backend.list_owned() if r.run_id == report.run_id] == []

@@ -92,7 +92,7 @@ def run(lab: str, out: Path, student: str | None, **kw: object) -> Path:
     return report
 
 
-ISA_SETS = {"switch": {"scenarios": [1, 2, 3], "repeats": 1}, "candidate": {"scenarios": [1, 2, 3]}}
+ISA_SETS = {"switch": {"scenarios": [1, 2, 3], "repeats": 1}, "t1": {"scenarios": [1, 2, 3]}}
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +133,7 @@ def isa_runs(runs_root: Path) -> dict[str, Path]:
             student,
             tasks=["t1-interpret"],
             sets=ISA_SETS,
-            inputs={"engine": engines / name},
+            inputs={"t1": engines / name},
         )
     return out
 

@@ -49,14 +49,16 @@ def test_isa_rerun_passes_a_real_engine_and_fails_public_constants(
     hand = [copy_hand_in(isa_runs[s], tmp_path / "in" / s) for s in ("ivy", "mallory")]
     got = _grade(cli, hand, tmp_path / "out", "isa-emulation", secret)
     ivy = {c["id"]: c for c in got["ivy"]["checks"] if c["kind"].startswith("rerun")}
-    assert {"rerun:hidden-1", "rerun:hidden-2", "rerun:claims", "rerun:speed"} <= set(ivy)
-    assert all(ivy[k]["outcome"] == "pass" for k in ("rerun:hidden-1", "rerun:hidden-2", "rerun:claims"))
-    assert ivy["rerun:speed"]["required"] is False and ivy["rerun:speed"]["timing"] is True
+    assert {"rerun:hidden-1[t1]", "rerun:hidden-2[t1]", "rerun:claims[t1]", "rerun:speed[t1]"} <= set(ivy)
+    passing = ("rerun:hidden-1[t1]", "rerun:hidden-2[t1]", "rerun:claims[t1]")
+    assert all(ivy[k]["outcome"] == "pass" for k in passing)
+    assert ivy["rerun:speed[t1]"]["required"] is False and ivy["rerun:speed[t1]"]["timing"] is True
+    assert ivy["rerun:hidden-1[t1]"]["task"] == "t1-interpret"
     assert got["ivy"]["status"] == "graded"
     mallory = got["mallory"]
     own = {c["id"]: c["outcome"] for c in mallory["checks"]}
-    assert own["oracle-S1[candidate]"] == "pass"  # the report alone looks right
-    assert own["rerun:hidden-1"] == "fail" and own["rerun:hidden-2"] == "fail"
+    assert own["oracle-S1[t1]"] == "pass"  # the report alone looks right
+    assert own["rerun:hidden-1[t1]"] == "fail" and own["rerun:hidden-2[t1]"] == "fail"
     assert "rerun-mismatch" in {f["code"] for f in mallory["flags"]} and mallory["score"] == 0
 
 

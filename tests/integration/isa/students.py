@@ -2,10 +2,12 @@
 
 Each is the skeleton with its TODOs filled in, so a skeleton that changes its interface breaks these
 (the anchors are asserted). The wrong ones carry the mistakes students make:
-t1 BACK7 tests L >= 0; t2 predecode binds the BACK7 target one too far back; t3 a fused pair ending in
-BACK7 jumps relative to its first instruction; t4 the fall-through exit forgets to count the BACK7;
-t5 the stub chains but never patches its slot (right answers, wrong number of chainings); t6 forms a
-superblock for any loop head, also where the block ends at another loop's BACK7.
+- t1: BACK7 tests L >= 0;
+- t2: a predecoded BACK7 tests L before decrementing it;
+- t3: `select` also fuses pairs that start with BACK7, so a taken jump runs the next instruction too;
+- t4: the fall-through exit forgets to count the BACK7;
+- t5: the stub chains but never patches its slot (right answers, wrong number of chainings);
+- t6: the loop's end is checked once per unrolled group, not after each copy of the body.
 """
 
 from __future__ import annotations
@@ -57,17 +59,17 @@ T2_PREDECODE = """\
             return lambda a, l: (nxt, a - 1, l)
         if op == 4:
             return lambda a, l: (nxt, a, a)
-        return lambda a, l: ((tgt if l - 1 > 0 else nxt), a, l - 1)
+        return lambda a, l: ((tgt if l{dec} > 0 else nxt), a, l - 1)
 
-    return [make(op, i + 1, i - {back}) for i, op in enumerate(code)]"""
+    return [make(op, i + 1, i - 6) for i, op in enumerate(code)]"""
 
 T3_SELECT = """\
-    ok = [(p, c) for p, c in pairs.items() if p[0] not in (0, 5)]
+    ok = [(p, c) for p, c in pairs.items() if {keep}]
     ok.sort(key=lambda pc: -pc[1])
     return [p for p, _ in ok[:top]]"""
 T3_FUSED = """\
     one = single(first, next_ip - 1, target)
-    two = single(second, next_ip, target{shift})
+    two = single(second, next_ip, target)
 
     def handler(a: int, l: int, n: int) -> tuple[int, int, int, int]:
         _, a, l, n = one(a, l, n)
@@ -102,7 +104,7 @@ T6 = """\
     end = head
     while code[end] not in (0, 5):
         end += 1
-    if code[end] != 5{check}:
+    if code[end] != 5 or end - 6 != head:
         return None
     body = code[head:end]
     size = end + 1 - head
@@ -119,12 +121,17 @@ T6 = """\
                 else:
                     l = a
             l -= 1
-            n += size
-            if l <= 0:
-                return leave, a, l, n
+            n += size{inner}
         return superblock, a, l, n
 
     return superblock"""
+
+T6_EXIT = """
+            if l <= 0:
+                return leave, a, l, n"""
+T6_LATE = """
+        if l <= 0:
+            return leave, a, l, n"""
 
 
 def _sub(src: str, old: str, new: str) -> str:
@@ -147,15 +154,12 @@ def solution(task: str, *, wrong: bool = False) -> str:
         return _sub(
             src,
             '    raise NotImplementedError("task 2: predecode")',
-            T2_PREDECODE.format(back=7 if wrong else 6),
+            T2_PREDECODE.format(dec="" if wrong else " - 1"),
         )
     if task == "t3":
-        src = _sub(src, '    raise NotImplementedError("task 3: select")', T3_SELECT)
-        return _sub(
-            src,
-            '    raise NotImplementedError("task 3: fused")',
-            T3_FUSED.format(shift=" - 1" if wrong else ""),
-        )
+        keep = "True" if wrong else "p[0] not in (0, 5)"
+        src = _sub(src, '    raise NotImplementedError("task 3: select")', T3_SELECT.format(keep=keep))
+        return _sub(src, '    raise NotImplementedError("task 3: fused")', T3_FUSED)
     if task == "t4":
         return _sub(
             src, '    raise NotImplementedError("task 4: translate")', T4.format(fall=" - 1" if wrong else "")
@@ -165,7 +169,7 @@ def solution(task: str, *, wrong: bool = False) -> str:
         return _sub(src, old, T5.format(patch="pass" if wrong else "slots[name] = fn"))
     if task == "t6":
         old = '    raise NotImplementedError("task 6: form_superblock")'
-        return _sub(src, old, T6.format(check="" if wrong else " or end - 6 != head"))
+        return _sub(src, old, T6.format(inner=T6_LATE if wrong else T6_EXIT))
     raise KeyError(task)
 
 

@@ -1,51 +1,43 @@
-"""The isa-emulation lab end to end: real engines, real child processes for the candidate, real grading."""
+"""The isa-emulation lab end to end: real engines, real child processes for the students' files, real
+grading. Each task is graded on the student's file for it; the wrong solutions (students.py) fail with
+a message naming the first diverging instruction or the count that is off."""
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
 from tests.helpers import failed_verdicts
+from tests.integration.isa.students import write
 from typer.testing import CliRunner
 
 from vmlab.cli.main import app
+from vmlab.labs.pipeline import RunRequest, run_lab
 
 runner = CliRunner()
-SKELETON = Path(__file__).resolve().parents[3] / "labs" / "isa-emulation" / "skeleton" / "engine.py"
-
-CORRECT_BODY = """\
-        if op == 1:
-            a = 0
-        elif op == 2:
-            a += 3
-        elif op == 3:
-            a -= 1
-        elif op == 4:
-            l = a
-        else:
-            l -= 1
-            if l {cmp} 0:
-                ip -= 7
-"""
-
-
-def student(tmp_path: Path, cmp: str = ">") -> Path:
-    """The skeleton with task 1 done; cmp='>=' is the classic off-by-one in BACK7."""
-    src = SKELETON.read_text()
-    src = re.sub(
-        r"        # TODO task 1.*\n        raise NotImplementedError.*\n", CORRECT_BODY.format(cmp=cmp), src
-    )
-    assert "NotImplementedError" not in src
-    path = tmp_path / f"engine_{'ok' if cmp == '>' else 'bad'}.py"
-    path.write_text(src)
-    return path
+TASKS = ["t1", "t2", "t3", "t4", "t5", "t6"]
 
 
 def grade(report: Path) -> tuple[int, dict[str, dict[str, object]]]:
     result = runner.invoke(app, ["check", str(report), "--json"])
     return result.exit_code, {c["id"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def run_students(
+    tmp_path: Path, files: dict[str, Path], scenarios: list[int]
+) -> dict[str, dict[str, object]]:
+    """Only the task steps, with the students' files; every other engine's checks are skipped."""
+    report = tmp_path / "r.json"
+    sets = {t: {"scenarios": scenarios} for t in files}
+    outcome = run_lab(
+        RunRequest(lab="isa-emulation", steps=list(files), sets=sets, inputs=files, output=report)
+    )
+    assert outcome.exit_code == 0, {k: v.message for k, v in outcome.report.steps.items()}
+    data = json.loads(report.read_text())
+    for task, path in files.items():
+        assert data["inputs"][task]["name"] == path.name and data["inputs"][task]["source"] == "student"
+    return grade(report)[1]
 
 
 @pytest.mark.slow
@@ -55,65 +47,65 @@ def test_default_lab_run_passes_every_required_check(tmp_path: Path, vmlab_home:
     assert result.exit_code == 0, result.output
     _, checks = grade(report)
     assert failed_verdicts(list(checks.values())) == []
-    assert checks["oracle-S4[candidate]"]["measured"] == "A=138 instructions=21516018"
-    # the reference stood in, and the report says so
-    assert checks["candidate-is-student"]["outcome"] == "fail"
+    assert checks["oracle-S4[t1]"]["measured"] == "A=138 instructions=21516018"
+    # the reference engines stood in for the students, and the report says so
+    for task in TASKS:
+        assert checks[f"is-student[{task}]"]["outcome"] == "fail"
+    assert checks["tier1-blocks-S4"]["outcome"] == "pass"
 
 
-def _candidate_run(tmp_path: Path, engine: Path, *extra: str) -> dict[str, dict[str, object]]:
-    report = tmp_path / "r.json"
-    result = runner.invoke(
-        app,
-        [
-            "lab",
-            "run",
-            "isa-emulation",
-            "--task",
-            "t1-interpret",
-            "--input",
-            f"engine={engine}",
-            "-o",
-            str(report),
-            "--set",
-            "switch.scenarios=[3]",
-            "--set",
-            "candidate.scenarios=[1,3]",
-            *extra,
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    data = json.loads(report.read_text())
-    assert data["inputs"]["engine"]["name"] == engine.name and data["inputs"]["engine"]["source"] == "student"
-    code, checks = grade(report)
-    # other engines did not run in this task: their checks are skipped (not gradable), or a check failed
-    assert code in (1, 3)
-    assert all(c["outcome"] == "skipped" for c in checks.values() if c.get("task") == "t4-translate")
-    return checks
+def test_correct_students_pass_every_task(tmp_path: Path, vmlab_home: Path) -> None:
+    files = {t: write(tmp_path, t) for t in TASKS}
+    checks = run_students(tmp_path, files, [1, 2, 3, 4])
+    for task in TASKS:
+        for n in (1, 2, 3, 4):
+            assert checks[f"oracle-S{n}[{task}]"]["outcome"] == "pass", checks[f"oracle-S{n}[{task}]"]
+        assert checks[f"is-student[{task}]"]["outcome"] == "pass"
+    counted = [c for c in checks.values() if str(c["id"]).startswith(tuple(f"{t}-" for t in TASKS))]
+    assert len(counted) == 11 and all(c["outcome"] == "pass" for c in counted), counted
 
 
-def test_correct_student_engine_passes_the_oracle_checks(tmp_path: Path, vmlab_home: Path) -> None:
-    checks = _candidate_run(tmp_path, student(tmp_path))
-    for cid in ("oracle-S1[candidate]", "oracle-S3[candidate]", "candidate-is-student"):
-        assert checks[cid]["outcome"] == "pass", checks[cid]
+@pytest.mark.parametrize(
+    ("task", "check", "words"),
+    [
+        ("t1", "oracle-S3[t1]", "first divergence at offset"),
+        ("t2", "oracle-S3[t2]", "first divergence at offset"),
+        ("t3", "oracle-S3[t3]", "first divergence at offset"),
+        ("t4", "oracle-S3[t4]", "first divergence at offset"),
+        ("t5", "t5-chainings-S3", "measured 103728, expected == 2755"),
+        ("t6", "oracle-S3[t6]", "first divergence at offset"),
+    ],
+)
+def test_subtly_wrong_student_fails_its_task(
+    tmp_path: Path, vmlab_home: Path, task: str, check: str, words: str
+) -> None:
+    checks = run_students(tmp_path, {task: write(tmp_path, task, wrong=True)}, [1, 3])
+    assert checks[f"oracle-S1[{task}]"]["outcome"] == "pass"  # S1 has no loops: every bug hides there
+    assert checks[check]["outcome"] == "fail"
+    assert words in str(checks[check]["message"]), checks[check]
 
 
-def test_off_by_one_in_back7_fails_with_a_readable_message(tmp_path: Path, vmlab_home: Path) -> None:
-    checks = _candidate_run(tmp_path, student(tmp_path, ">="))
-    assert checks["oracle-S1[candidate]"]["outcome"] == "pass"  # no loops in S1: the bug hides there
-    s3 = checks["oracle-S3[candidate]"]
-    assert s3["outcome"] == "fail"
-    assert s3["message"] == "measured 'A=95 instructions=778299', expected == 'A=95 instructions=719821'"
+def test_off_by_one_names_the_first_diverging_back7(tmp_path: Path, vmlab_home: Path) -> None:
+    checks = run_students(tmp_path, {"t1": write(tmp_path, "t1", wrong=True)}, [3])
+    message = str(checks["oracle-S3[t1]"]["message"])
+    assert message.startswith("measured 'A=95 instructions=778299; first divergence at offset ")
+    assert "(BACK7): cut there, the reference ends" in message
 
 
 def test_unfinished_skeleton_reports_where_it_stopped(tmp_path: Path, vmlab_home: Path) -> None:
-    checks = _candidate_run(tmp_path, SKELETON)
-    s1 = checks["oracle-S1[candidate]"]
+    skeleton = Path(__file__).resolve().parents[3] / "labs" / "isa-emulation" / "skeleton" / "t1_interpret.py"
+    checks = run_students(tmp_path, {"t1": skeleton}, [1])
+    s1 = checks["oracle-S1[t1]"]
     assert s1["outcome"] == "fail"
-    assert "NotImplementedError: opcode 2 at 0 is not implemented yet (engine.py:" in str(s1["measured"])
+    assert "NotImplementedError: opcode 2 at 0 is not implemented yet (t1_interpret.py:" in str(
+        s1["measured"]
+    )
 
 
 def test_endless_student_engine_is_stopped_at_the_timeout(tmp_path: Path, vmlab_home: Path) -> None:
     endless = tmp_path / "endless.py"
     endless.write_text("def run(code, a, l):\n    while True:\n        pass\n")
-    checks = _candidate_run(tmp_path, endless, "--set", "candidate.timeout=1")
-    assert "no HALT within 1 s" in str(checks["oracle-S1[candidate]"]["measured"])
+    report = tmp_path / "r.json"
+    sets = {"t1": {"scenarios": [1], "timeout": 1, "diagnose": 0}}
+    run_lab(RunRequest(lab="isa-emulation", steps=["t1"], sets=sets, inputs={"t1": endless}, output=report))
+    assert "no result within 1 s" in str(grade(report)[1]["oracle-S1[t1]"]["measured"])

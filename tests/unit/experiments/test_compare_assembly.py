@@ -92,10 +92,16 @@ def test_bad_options(opts: CompareOptions) -> None:
 
 
 def test_workload_sinks_differ_only_in_the_device() -> None:
+    """The runtime names the sink; the command is the same everywhere."""
+    from vmlab.backends.docker_backend import DockerInstance
+    from vmlab.backends.libvirt_backend import LibvirtInstance
+    from vmlab.backends.runsc_backend import RunscInstance
+
     w = Workloads()
-    vm_cmd, vm_sink = w.io("vm").rsplit("> ", 1)
-    ct_cmd, ct_sink = w.io("container").rsplit("> ", 1)
+    vm_cmd, vm_sink = w.io(LibvirtInstance.io_sink).rsplit("> ", 1)
+    ct_cmd, ct_sink = w.io(DockerInstance.io_sink).rsplit("> ", 1)
     assert vm_cmd == ct_cmd and (vm_sink, ct_sink) == ("/dev/ttyS0", "/dev/null")
+    assert RunscInstance.io_sink == "/dev/null"
 
 
 def test_table_and_plots_from_a_report(tmp_path: Path, make_report: Callable[..., Report]) -> None:
@@ -158,3 +164,104 @@ def test_lab_step_turns_toml_params_into_options(monkeypatch: pytest.MonkeyPatch
             _validate_params("compare", compare.CompareParams, {"rnus": 3})
         except UsageError as e:
             raise UsageError(e.one_line()) from None
+
+
+def test_memory_values_find_guest_ram_by_size_and_sum_runtime_processes() -> None:
+    from vmlab.backends.capabilities import MIB, MapEntry, MemorySample, ProcessMemory
+    from vmlab.experiments.compare import memory_values
+
+    maps = (
+        MapEntry("/usr/bin/qemu", 20 * MIB, 12 * MIB, 12 * MIB, 2 * MIB),
+        MapEntry("", 256 * MIB, 100 * MIB, 100 * MIB, 100 * MIB),
+        MapEntry("", 1024 * MIB, 52 * MIB, 52 * MIB, 52 * MIB),
+    )
+    vm = memory_values(
+        MemorySample(
+            (ProcessMemory("qemu", 1, 164 * MIB, 154 * MIB, None, maps),),
+            "m",
+            guest_ram_bytes=256 * MIB,
+            code_cache=True,
+        )
+    )
+    assert vm["workload_rss"] == 100 * MIB and vm["overhead"] == 64 * MIB
+    assert vm["qemu_code_buffer_rss"] == 52 * MIB and vm["guest_memory_bytes"] == 256 * MIB
+    sandbox = memory_values(
+        MemorySample(
+            (
+                ProcessMemory("shim", 1, 10, 5),
+                ProcessMemory("sentry", 2, 200, 150),
+                ProcessMemory("gofer", 3, 20, 15),
+            ),
+            "m",
+            workload_bytes=7,
+            extra={"cgroup_usage": 7},
+        )
+    )
+    assert sandbox["overhead"] == 230 and sandbox["workload_rss"] == 7
+    assert (sandbox["sentry_rss"], sandbox["gofer_uss"], sandbox["cgroup_usage"]) == (200, 15, 7)
+
+
+class _Counter:
+    """A counter double: the phase loop's bookkeeping, not any runtime, is under test here."""
+
+    def __init__(self, cumulative: bool) -> None:
+        self.provider, self.headline, self.notes = "p", "total", ["n"]
+        self.cumulative, self.seen, self.level = cumulative, [], 10
+
+    def snapshot(self) -> dict[str, int] | None:
+        return {"total": self.level} if self.cumulative else None
+
+    def phase(self, name: str, command: str | None, idle_s: float) -> dict[str, int]:
+        self.seen.append((name, command))
+        got = {"idle": 0, "io": 7, "cpu": 3}[name]
+        self.level += got
+        return {"total": got, "write": got}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("cumulative", [True, False])
+def test_phases_before_after_and_headline(cumulative: bool) -> None:
+    from vmlab.experiments.compare import _count_phases
+
+    counter = _Counter(cumulative)
+    got = _count_phases(counter, "/dev/null", CompareOptions())
+    assert [n for n, _ in counter.seen] == ["idle", "io", "cpu"]
+    assert counter.seen[1][1] is not None and counter.seen[1][1].endswith("> /dev/null")
+    before = 10 if cumulative else 0
+    assert got["counts"]["before:total"] == before and got["counts"]["after:total"] == before + 10
+    assert got["counts"]["io:write"] == 7 and got["provider"] == "p" and got["notes"] == ["n"]
+
+
+def test_a_missing_capability_is_recorded_as_skipped() -> None:
+    from vmlab.backends.base import InstanceBase
+    from vmlab.experiments.compare import _memory_sample, _traps
+
+    class Bare(InstanceBase):
+        runtime = "bare"
+
+    inst = Bare("b", "vmlab-r-b")
+    trp = _traps(inst, CompareOptions())  # type: ignore[arg-type]
+    assert trp["provider"] is None and "offers no trap counter" in trp["skipped"]
+    assert "offers no memory sample" in _memory_sample(inst)["skipped"]  # type: ignore[arg-type]
+
+
+def test_partial_results_keep_finished_kinds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runtime that fails mid-compare: the error carries what the kinds before it measured."""
+    from vmlab.errors import BackendError
+    from vmlab.experiments import compare
+
+    def measure(kind: str, *_a: object) -> compare._KindResult:
+        if kind == "vm":
+            raise BackendError("exec in vmlab-x failed: dockerd does not answer")
+        res = compare._KindResult("docker")
+        res.samples.append(_Sample(ladder(("created", 0.1), ("first_exec", 0.2)), None, "none", ""))
+        return res
+
+    monkeypatch.setattr(compare, "_measure_kind", measure)
+    opts = CompareOptions(runs=1, only=("startup",), kinds=("container", "vm"))
+    with pytest.raises(compare.PartialResults) as info:
+        compare.run_compare(opts, "r1")
+    assert info.value.exit_code == 4 and "dockerd" in info.value.message
+    assert set(info.value.partial["startup"]) == {"native", "container"}  # type: ignore[arg-type]

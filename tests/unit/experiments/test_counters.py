@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.experiments.counters import (
+from vmlab.backends.counters import (
     CounterParseError,
     delta,
     expansion_ratio,

@@ -10,7 +10,7 @@ PsMap = namedtuple("PsMap", "addr perms path rss size pss private_clean private_
 
 
 def qemu_like_maps() -> list[MapEntry]:
-    """Shape of a 256 MiB TCG guest's QEMU process measured here (docs/host-facts.md)."""
+    """Shape of a 256 MiB TCG guest's QEMU process measured here ."""
     return [
         MapEntry("/usr/bin/qemu-system-x86_64", 20 * MIB, 12 * MIB, 10 * MIB, 2 * MIB),
         MapEntry("[heap]", 40 * MIB, 30 * MIB, 30 * MIB, 30 * MIB),

@@ -132,3 +132,93 @@ def test_endless_program_stops_at_max_seconds(tmp_path: Path) -> None:
     assert r.exit_code == 2
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no HALT within 1 s" in lines[0]
+
+
+def test_gen_writes_the_initial_state_and_run_uses_it(tmp_path: Path) -> None:
+    # hidden-parameter style: seed 7 draws A=4 L=5; the oracle is the reference interpreter's
+    from vmlab.isa.gen import generate
+    from vmlab.isa.reference import run_reference
+
+    prog = tmp_path / "p.bin"
+    r = runner.invoke(
+        app, ["isa", "gen", "--seed", "7", "--size", "3000", "--probs", "1/9/1/5/5", "-o", str(prog)]
+    )
+    assert r.exit_code == 0, r.output
+    side = json.loads((tmp_path / "p.json").read_text())
+    assert (side["seed"], side["size"], side["probs"], side["a"], side["l"]) == (
+        7,
+        3000,
+        [1, 9, 1, 5, 5],
+        4,
+        5,
+    )
+    want = run_reference(generate(3000, 7, (1, 9, 1, 5, 5)))
+    r = runner.invoke(app, ["isa", "run", str(prog), "--engine", "bt-tiered", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got["initial"] == {"a": 4, "l": 5} and (got["a"], got["executed"]) == (want.a, want.executed)
+    assert got["oracle"]["matches"] is True
+    r = runner.invoke(app, ["isa", "run", str(prog), "--a", "0", "--json"])  # a flag still wins
+    assert json.loads(r.stdout)["initial"] == {"a": 0, "l": 5}
+
+
+def test_a_stale_description_is_refused(tmp_path: Path) -> None:
+    prog = tmp_path / "p.bin"
+    assert runner.invoke(app, ["isa", "gen", "--size", "100", "-o", str(prog)]).exit_code == 0
+    prog.write_bytes(bytes([2] * 9 + [0]))
+    r = runner.invoke(app, ["isa", "run", str(prog)])
+    assert r.exit_code == 2 and "describes another program" in r.stderr
+
+
+def test_engine_parameters_from_the_command_line() -> None:
+    r = runner.invoke(
+        app, ["isa", "run", "--scenario", "3", "--engine", "bt-superblock", "-p", "hot=1", "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        json.loads(r.stdout)["stats"]["superblocks"] == 216
+    )  # hot=1: see test_oracles (trace.superblocks(1))
+    r = runner.invoke(app, ["isa", "run", "--scenario", "3", "--engine", "bt-superblock", "-p", "hott=1"])
+    assert r.exit_code == 2 and "has no parameter 'hott' (fix: its parameters: hot=4, unroll=2)" in r.stderr
+
+
+def test_unfinished_skeleton_is_one_line(tmp_path: Path) -> None:
+    skeleton = Path(__file__).resolve().parents[3] / "labs" / "isa-emulation" / "skeleton" / "t1_interpret.py"
+    r = runner.invoke(app, ["isa", "run", "--scenario", "1", "--engine-module", str(skeleton)])
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.exit_code == 1 and len(lines) == 1, r.stderr
+    assert "NotImplementedError: opcode 2 at 0 is not implemented yet (t1_interpret.py:" in lines[0]
+
+
+def test_a_path_from_the_lab_folder_gets_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["isa", "run", "--scenario", "1", "--engine-module", "skeleton/t1_interpret.py"])
+    assert (
+        r.exit_code == 2
+        and "did you mean" in r.stderr
+        and "isa-emulation/skeleton/t1_interpret.py" in r.stderr
+    )
+
+
+def test_every_isa_table_fits_80_columns(tmp_path: Path, vmlab_home: Path) -> None:
+    env = {"COLUMNS": "80"}
+    argv = [
+        "isa",
+        "bench",
+        "--scenarios",
+        "1",
+        "--engines",
+        "switch,bt-tiered",
+        "-n",
+        "1",
+        "-o",
+        str(tmp_path / "b.json"),
+    ]
+    r = runner.invoke(app, argv, env=env)
+    assert r.exit_code == 0, r.output
+    header = next(line for line in r.stdout.splitlines() if "engine" in line and "ns/ins" in line)
+    for col in ("engine", "S", "ms", "ns/ins", "tr ms", "blocks", "x sw", "ok"):
+        assert f" {col} " in f" {header} ", header
+    assert "…" not in r.stdout and max(len(line) for line in r.stdout.splitlines()) <= 80
+    r = runner.invoke(app, ["isa", "run", "--scenario", "3", "--engine", "bt-tiered"], env=env)
+    assert r.exit_code == 0 and max(len(line) for line in r.stdout.splitlines()) <= 80, r.stdout

@@ -6,8 +6,8 @@ import pytest
 
 from vmlab.isa.engines import get_engine
 from vmlab.isa.engines.fold import Expr, fold
-from vmlab.isa.machine import BACK7, CLRA, DECA, HALT, INC3A, SETL
 from vmlab.isa.engines.translate import block_end, leaders_of, unchained_source
+from vmlab.isa.machine import BACK7, CLRA, DECA, HALT, INC3A, SETL
 
 
 def test_fold_merges_increments_and_drops_dead_clra() -> None:
@@ -95,3 +95,34 @@ def test_no_superblock_for_a_loop_with_an_inner_jump() -> None:
     r = run(code, 1, 0, hot=1)
     ref = get_engine("switch")(code, 1, 0)
     assert r.stats["superblocks"] == 1 and (r.a, r.l, r.executed) == (ref.a, ref.l, ref.executed)
+
+
+def test_tiers_interpret_translate_and_form_superblocks() -> None:
+    from vmlab.isa.engines.bt_tiered import run
+
+    # blocks: entry 0..10 once, the loop 4..10 nine more times, the exit 11..12 once
+    cold = run(LOOP, 1, 0, threshold=100, hot=1)
+    assert (cold.stats["tier0_blocks"], cold.stats["blocks_translated"], cold.stats["superblocks"]) == (
+        3,
+        0,
+        0,
+    )
+    assert cold.stats["interpreted"] == cold.executed == 76
+    warm = run(LOOP, 1, 0, threshold=2, hot=100)
+    assert (warm.stats["blocks_translated"], warm.stats["superblocks"]) == (1, 0)  # only the loop is warm
+    hot = run(LOOP, 1, 0, threshold=1, hot=2, unroll=3)
+    assert hot.stats["superblocks"] == 1
+    for r in (cold, warm, hot):
+        assert (r.a, r.l, r.executed) == (1 + 9 + 180 + 3, 0, 76)
+
+
+def test_x86_assembles_only_blocks_past_the_threshold() -> None:
+    from tests.unit.isa.conftest import engine_or_skip
+
+    x86 = engine_or_skip("x86")
+    cold = x86(LOOP, 1, 0, threshold=100)
+    assert (cold.stats["blocks_translated"], cold.stats["native_calls"]) == (0, 0)
+    hot = x86(LOOP, 1, 0, threshold=1)
+    # the loop block is entered 10 times: interpreted twice, then assembled; its taken exit jumps to itself
+    assert (hot.stats["blocks_translated"], hot.stats["chainings"], hot.stats["native_calls"]) == (1, 1, 1)
+    assert (hot.a, hot.l, hot.executed) == (cold.a, cold.l, cold.executed) == (193, 0, 76)

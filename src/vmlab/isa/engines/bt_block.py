@@ -9,8 +9,8 @@ drops dead CLRAs and SETLs (fold.py).
 
 from __future__ import annotations
 
-from vmlab.isa.machine import Result
 from vmlab.isa.engines.translate import Block, TranslationStats, translate_unchained
+from vmlab.isa.machine import Result
 
 
 def run(code: bytes, a: int, l: int) -> Result:

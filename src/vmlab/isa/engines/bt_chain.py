@@ -11,8 +11,8 @@ stack, so a two-line trampoline stands in for the direct jump a native translato
 
 from __future__ import annotations
 
-from vmlab.isa.machine import Result
 from vmlab.isa.engines.translate import ChainingTranslator
+from vmlab.isa.machine import Result
 
 
 def run(code: bytes, a: int, l: int) -> Result:

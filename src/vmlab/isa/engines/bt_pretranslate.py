@@ -10,8 +10,8 @@ front, including blocks a run never reaches: a short run never earns that back.
 
 from __future__ import annotations
 
-from vmlab.isa.machine import Result
 from vmlab.isa.engines.translate import Block, TranslationStats, leaders_of, translate_unchained
+from vmlab.isa.machine import Result
 
 
 def run(code: bytes, a: int, l: int) -> Result:

@@ -8,8 +8,8 @@ compiling them. Only blocks that come back often enough pay for their translatio
 
 from __future__ import annotations
 
-from vmlab.isa.machine import Result
 from vmlab.isa.engines.translate import Block, TranslationStats, translate_unchained
+from vmlab.isa.machine import Result
 
 
 def run(code: bytes, a: int, l: int, *, threshold: int = 8) -> Result:

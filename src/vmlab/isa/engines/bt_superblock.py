@@ -9,8 +9,8 @@ runs out, and its back edge chained to itself. One trampoline step then runs `un
 
 from __future__ import annotations
 
-from vmlab.isa.machine import Result
 from vmlab.isa.engines.translate import ChainingTranslator
+from vmlab.isa.machine import Result
 
 
 def run(code: bytes, a: int, l: int, *, hot: int = 4, unroll: int = 2) -> Result:

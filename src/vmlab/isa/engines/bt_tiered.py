@@ -26,8 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from vmlab.isa.engines.fold import fold
-from vmlab.isa.machine import BACK7, Result, back_target
 from vmlab.isa.engines.translate import Chained, TranslationStats, _compile, block_end
+from vmlab.isa.machine import BACK7, Result, back_target
 
 
 class Tiers:

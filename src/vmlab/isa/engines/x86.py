@@ -28,8 +28,8 @@ from functools import cache
 
 from vmlab.errors import NotAvailable
 from vmlab.isa.engines.fold import fold
-from vmlab.isa.machine import BACK7, Result, back_target
 from vmlab.isa.engines.translate import block_end
+from vmlab.isa.machine import BACK7, Result, back_target
 
 
 class _State(ctypes.Structure):

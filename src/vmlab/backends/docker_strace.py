@@ -17,16 +17,19 @@ count them, chosen by `plan()`:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from vmlab.errors import BackendError, NotAvailable
-from vmlab.experiments.counters import STRACE_PROVIDER, parse_strace_summary
+from vmlab.backends.capabilities import CapabilityMissing
+from vmlab.backends.counters import STRACE_PROVIDER, parse_strace_summary
+from vmlab.errors import BackendError
 
 IN_CONTAINER_STRACE = "/usr/bin/strace"
 INSIDE_PROVIDER = "strace -c -f inside the container (docker exec, the workload as its child)"
@@ -49,26 +52,28 @@ class TracePlan:
     reason: str
 
 
-class IdleNotMeasured(NotAvailable):
+class IdleNotMeasured(CapabilityMissing):
     """The idle phase could not be traced (attaching to the container's init was refused)."""
 
 
 def _strace() -> str:
     path = shutil.which("strace")
     if path is None:
-        raise NotAvailable("strace is not installed", hint="make setup (apt-get install strace)")
+        raise CapabilityMissing("strace is not installed", hint="make setup (apt-get install strace)")
     return path
 
 
-def plan(container_id: str, euid: int | None = None) -> TracePlan:
+def plan(container_id: str, euid: int | None = None, client: Any = None) -> TracePlan:
     """Root traces from the host; anyone else from inside, when the image carries strace."""
     if (os.geteuid() if euid is None else euid) == 0:
         _strace()
         return TracePlan("host", STRACE_PROVIDER, "root may ptrace the container's processes")
     why = "not root: the container's processes are root-owned, so the host may not ptrace them"
-    res = _docker_exec(container_id, ["/bin/sh", "-c", f"test -x {IN_CONTAINER_STRACE}"], timeout_s=30)
+    res = _docker_exec(
+        container_id, ["/bin/sh", "-c", f"test -x {IN_CONTAINER_STRACE}"], timeout_s=30, client=client
+    )
     if res[0] != 0:
-        raise NotAvailable(
+        raise CapabilityMissing(
             f"counting system calls as a normal user needs strace inside the container image ({why})",
             hint="vmlab image build tiny (its container image carries strace), or run vmlab as root",
         )
@@ -76,20 +81,21 @@ def plan(container_id: str, euid: int | None = None) -> TracePlan:
 
 
 def count_exec_syscalls(
-    container_id: str, command: str, timeout_s: float = 120.0, where: Where = "host"
+    container_id: str, command: str, timeout_s: float = 120.0, where: Where = "host", client: Any = None
 ) -> SyscallCount:
-    """Run `sh -c command` in the container under `strace -c -f`; per-syscall call counts."""
+    """Run `sh -c command` in the container under `strace -c -f`; per-syscall call counts.
+    `client` is the runtime's Docker client (None: one is opened for this call)."""
     if where == "container":
-        return _count_exec_inside(container_id, command, timeout_s)
-    return _count_exec_from_host(container_id, command, timeout_s)
+        return _count_exec_inside(container_id, command, timeout_s, client)
+    return _count_exec_from_host(container_id, command, timeout_s, client)
 
 
 def count_idle_syscalls(
-    pid: int, seconds: float, where: Where = "host", container_id: str = ""
+    pid: int, seconds: float, where: Where = "host", container_id: str = "", client: Any = None
 ) -> dict[str, int]:
     """System calls a container's init makes while the container idles (strace -c for `seconds`)."""
     if where == "container":
-        return _count_idle_inside(container_id, seconds)
+        return _count_idle_inside(container_id, seconds, client)
     strace = _strace()
     tracer = subprocess.Popen(
         [strace, "-c", "-f", "-q", "-p", str(pid)],
@@ -117,23 +123,34 @@ def _summary_or_zero(err: str) -> dict[str, int]:
 # ---- from inside --------------------------------------------------------------------------------
 
 
-def _docker_exec(container_id: str, argv: list[str], timeout_s: float) -> tuple[int, str, str]:
-    """(rc, stdout, stderr) of a docker exec through the API; stderr apart (strace writes its table there)."""
-    import docker
-    from docker.errors import DockerException
+@contextlib.contextmanager
+def _client(client: Any, timeout_s: float) -> Iterator[Any]:
+    if client is not None:
+        yield client
+        return
+    from vmlab.images.docker_image import docker_client
 
-    client = docker.from_env(timeout=max(30, int(timeout_s) + 10))
+    own = docker_client(timeout=max(30, int(timeout_s) + 10))
     try:
-        api: Any = client.api
-        exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
-        out, err = api.exec_start(exec_id, demux=True)
-        rc = api.exec_inspect(exec_id).get("ExitCode")
-    except DockerException as e:
-        raise BackendError(
-            f"docker exec in {container_id[:12]} failed: {str(e).splitlines()[0][:200]}"
-        ) from e
+        yield own
     finally:
-        client.close()
+        own.close()
+
+
+def _docker_exec(
+    container_id: str, argv: list[str], timeout_s: float, client: Any = None
+) -> tuple[int, str, str]:
+    """(rc, stdout, stderr) of a docker exec through the API; stderr apart (strace writes its table there)."""
+    from vmlab.backends.docker_backend import DOCKER_ERRORS, translate
+
+    with _client(client, timeout_s) as c:
+        api: Any = c.api
+        try:
+            exec_id = api.exec_create(container_id, argv, stdout=True, stderr=True)["Id"]
+            out, err = api.exec_start(exec_id, demux=True)
+            rc = api.exec_inspect(exec_id).get("ExitCode")
+        except DOCKER_ERRORS as e:
+            raise translate(e, f"docker exec in {container_id[:12]} failed") from e
     return (
         int(rc if rc is not None else -1),
         (out or b"").decode("utf-8", "replace"),
@@ -141,7 +158,7 @@ def _docker_exec(container_id: str, argv: list[str], timeout_s: float) -> tuple[
     )
 
 
-def _count_exec_inside(container_id: str, command: str, timeout_s: float) -> SyscallCount:
+def _count_exec_inside(container_id: str, command: str, timeout_s: float, client: Any) -> SyscallCount:
     t0 = time.monotonic()
     # strace's exit code is the workload's; its table goes to stderr after the workload's own output
     rc, _out, err = _docker_exec(
@@ -160,6 +177,7 @@ def _count_exec_inside(container_id: str, command: str, timeout_s: float) -> Sys
             command,
         ],
         timeout_s,
+        client,
     )
     duration = time.monotonic() - t0
     if "% time" not in err:
@@ -170,12 +188,13 @@ def _count_exec_inside(container_id: str, command: str, timeout_s: float) -> Sys
     return SyscallCount(parse_strace_summary(err), rc, duration)
 
 
-def _count_idle_inside(container_id: str, seconds: float) -> dict[str, int]:
+def _count_idle_inside(container_id: str, seconds: float, client: Any) -> dict[str, int]:
     secs = max(1, round(seconds))
     rc, _out, err = _docker_exec(
         container_id,
         ["timeout", "-s", "INT", str(secs), IN_CONTAINER_STRACE, "-c", "-f", "-p", "1"],
         secs + 30,
+        client,
     )
     if "Operation not permitted" in err or "attached" not in err:
         tail = " | ".join(err.strip().splitlines()[-1:])
@@ -189,14 +208,20 @@ def _count_idle_inside(container_id: str, seconds: float) -> dict[str, int]:
 # ---- from the host ------------------------------------------------------------------------------
 
 
-def _count_exec_from_host(container_id: str, command: str, timeout_s: float) -> SyscallCount:
-    import docker
+def _count_exec_from_host(container_id: str, command: str, timeout_s: float, client: Any) -> SyscallCount:
+    with _client(client, 30) as c:
+        return _traced_exec_from_host(c.api, container_id, command, timeout_s)
+
+
+def _traced_exec_from_host(api: Any, container_id: str, command: str, timeout_s: float) -> SyscallCount:
+    from vmlab.backends.docker_backend import DOCKER_ERRORS, translate
 
     strace = _strace()
-    client = docker.from_env(timeout=30)
-    api = client.api
-    exec_id = api.exec_create(container_id, ["sh", "-c", f"read go; {command}"], stdin=True)["Id"]
-    sock = api.exec_start(exec_id, socket=True)
+    try:
+        exec_id = api.exec_create(container_id, ["sh", "-c", f"read go; {command}"], stdin=True)["Id"]
+        sock = api.exec_start(exec_id, socket=True)
+    except DOCKER_ERRORS as e:
+        raise translate(e, f"docker exec in {container_id[:12]} failed") from e
     raw = getattr(sock, "_sock", sock)
     tracer: subprocess.Popen[str] | None = None
     try:
@@ -226,7 +251,6 @@ def _count_exec_from_host(container_id: str, command: str, timeout_s: float) -> 
             tracer.kill()
             tracer.wait()
         raw.close()
-        client.close()
 
 
 def _wait_exec_pid(api: object, exec_id: str, timeout_s: float = 10.0) -> int:
@@ -247,7 +271,7 @@ def _wait_attached(pid: int, tracer: subprocess.Popen[str], timeout_s: float = 1
     while time.monotonic() < deadline:
         if tracer.poll() is not None:
             err = (tracer.stderr.read() if tracer.stderr else "").strip().splitlines()[-1:] or [""]
-            raise NotAvailable(
+            raise CapabilityMissing(
                 f"strace could not attach to pid {pid}: {err[0][:160]}",
                 hint="run vmlab as root, or as a normal user with strace in the container image",
             )
@@ -260,3 +284,41 @@ def _wait_attached(pid: int, tracer: subprocess.Popen[str], timeout_s: float = 1
             raise BackendError(f"process {pid} vanished before strace attached") from None
         time.sleep(0.01)
     raise BackendError(f"strace did not attach to pid {pid} within {timeout_s:.0f}s")
+
+
+class StraceCounter:
+    """The trap counter of a runc container: its system calls, per phase, counted by strace."""
+
+    headline = "total"
+
+    def __init__(self, inst: Any) -> None:
+        self.inst = inst
+        self.client = inst.backend.client
+        self.how = plan(inst.resource, client=self.client)
+        self.provider = self.how.provider
+        where = "from the host" if self.how.where == "host" else "inside"
+        self.notes = [
+            "a container has no VM exits: its workload traps straight into the host kernel",
+            f"system calls counted {where}: {self.how.reason}",
+        ]
+
+    def snapshot(self) -> dict[str, int] | None:
+        return None  # strace counts what it runs; the experiment sums the phases
+
+    def phase(self, name: str, command: str | None, idle_s: float) -> dict[str, int]:
+        if command is None:
+            pid = self.inst.pid()
+            if not pid:
+                return {"total": 0}
+            try:
+                return count_idle_syscalls(pid, idle_s, self.how.where, self.inst.resource, self.client)
+            except IdleNotMeasured as e:
+                self.notes.append(f"{name} phase not measured: {e.message} (fix: {e.hint})")
+                return {}
+        result = count_exec_syscalls(self.inst.resource, command, where=self.how.where, client=self.client)
+        if result.rc != 0:
+            raise BackendError(f"{name} workload in {self.inst.name} exited {result.rc}")
+        return result.counts
+
+    def close(self) -> None:
+        """Nothing to release: each phase's tracer ends with it."""

@@ -1,0 +1,63 @@
+"""One typed run context: which libvirt URI, which runtime, which accelerator.
+
+`compare`, `lab run` and the lifecycle commands build one from their options (`-c/--connect`,
+`--runtime`, `--accel`); the accelerator string is validated here once, never again downstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast, get_args
+
+from vmlab.errors import UsageError
+
+Accel = Literal["auto", "kvm", "tcg"]
+ACCELS: tuple[str, ...] = get_args(Accel)
+
+
+def parse_accel(value: str) -> Accel:
+    """The one place an accelerator name is checked."""
+    if value not in ACCELS:
+        raise UsageError(f"unknown accel {value!r}", hint="--accel auto, kvm or tcg")
+    return cast(Accel, value)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Run-wide choices every runtime may read: `uri` (libvirt; None: backends/uri.py's choice),
+    `runtimes` (kind -> runtime name, overriding the kind's default) and `accel`."""
+
+    uri: str | None = None
+    runtimes: Mapping[str, str] = field(default_factory=dict)
+    accel: Accel = "auto"
+
+    @classmethod
+    def build(
+        cls, uri: str | None = None, runtimes: list[str] | tuple[str, ...] = (), accel: str = "auto"
+    ) -> RunContext:
+        """From CLI-shaped values; each runtime name must exist, and one per kind."""
+        from vmlab.backends import runtime_kind
+
+        chosen: dict[str, str] = {}
+        for name in runtimes:
+            kind = runtime_kind(name)
+            if kind in chosen and chosen[kind] != name:
+                raise UsageError(
+                    f"--runtime {chosen[kind]} and --runtime {name} are both {kind} runtimes",
+                    hint="give one runtime per kind",
+                )
+            chosen[kind] = name
+        return cls(uri=uri or None, runtimes=chosen, accel=parse_accel(accel))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RunContext:
+        """A lab step's `ctx.options` (`lab run -c URI` puts {"connect": URI} there)."""
+        uri = options.get("connect") or options.get("uri")
+        runtimes = options.get("runtimes") or ()
+        return cls.build(str(uri) if uri else None, list(runtimes), str(options.get("accel", "auto")))
+
+    def runtime_for(self, kind: str) -> str:
+        from vmlab.backends import default_runtime
+
+        return self.runtimes.get(kind) or default_runtime(kind)

@@ -1,0 +1,162 @@
+"""Faults injected into real runs: dockerd going away mid-compare, gVisor's Sentry or QEMU killed.
+
+dockerd itself is shared by everyone on a lab machine or CI runner, so its death is injected for this
+process only: the Docker client talks to dockerd through a UNIX-socket relay the test owns, and the
+relay is cut in the middle of the run. To vmlab that is exactly a daemon that stopped answering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmlab.backends.base import InstanceSpec
+from vmlab.errors import BackendError
+from vmlab.paths import new_run_id
+
+pytestmark = [pytest.mark.docker]
+
+
+class Relay:
+    """Forwards a UNIX socket to dockerd's until cut(): then every connection drops and none opens."""
+
+    def __init__(self, path: Path, target: str = "/var/run/docker.sock") -> None:
+        self.path, self.target = path, target
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen(32)
+        self.conns: list[socket.socket] = []
+        self.cut_now = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.cut_now:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def cut(self) -> None:
+        self.cut_now = True
+        self.server.close()
+        for c in self.conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+
+
+@pytest.fixture
+def relay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_available: None) -> Iterator[Relay]:
+    r = Relay(tmp_path / "docker.sock")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{r.path}")
+    try:
+        yield r
+    finally:
+        r.cut()
+
+
+def _leftovers(run_id: str) -> list[str]:
+    import subprocess
+
+    out = subprocess.run(
+        ["docker", "ps", "-a", "-q", "--filter", f"label=vmlab.run_id={run_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "DOCKER_HOST"},  # the real daemon
+    )
+    return out.stdout.split()
+
+
+def test_dockerd_gone_mid_compare_keeps_finished_kinds(
+    relay: Relay, test_home: Path, tiny_image: Any, tmp_path: Path
+) -> None:
+    """The container kind finishes, then dockerd stops answering as the sandbox starts: one line
+    naming dockerd, exit 4, the container's figures kept in the partial report's artifact."""
+    import json
+
+    from vmlab.labs.pipeline import RunRequest, run_lab
+
+    def progress(message: str) -> None:
+        if "sandbox (docker-runsc): cold start" in message:
+            relay.cut()
+
+    sets = {"compare": {"runs": 1, "kinds": ["container", "sandbox"], "only": ["startup"]}}
+    request = RunRequest(lab="system-vm", steps=["compare"], sets=sets, output=tmp_path / "r.json")
+    result = run_lab(request, progress)
+    step = result.report.steps["compare"]
+    assert step.status == "error" and "dockerd does not answer" in step.message
+    assert "\n" not in step.message and result.report.run.status == "partial"
+    partial = tmp_path / "artifacts" / "compare" / "partial-experiments.json"
+    kept = json.loads(partial.read_text())
+    assert set(kept["startup"]) == {"native", "container"}
+    assert _leftovers(result.report.run_id) == []
+
+
+def test_a_killed_sentry_is_one_clear_error_and_leaves_nothing(
+    test_home: Path, tiny_image: Any, docker_available: None
+) -> None:
+    from tests.integration.conftest import require_runtime
+
+    from vmlab.backends import open_runtime
+
+    require_runtime("docker-runsc")
+    run_id = new_run_id()
+    backend = open_runtime("docker-runsc")
+    inst = backend.create(InstanceSpec(name="killed", run_id=run_id, lab="tests"))
+    try:
+        inst.start()
+        inst.wait_ready()
+        sentry = inst.pid()
+        assert sentry is not None
+        os.kill(sentry, signal.SIGKILL)
+        with pytest.raises(BackendError) as info:
+            for _ in range(50):  # the runtime notices the dead Sentry within moments
+                inst.exec(["true"], timeout=10)
+        assert info.value.exit_code == 4 and inst.resource in info.value.message
+    finally:
+        inst.destroy()
+        backend.close()
+    assert _leftovers(run_id) == []
+
+
+def test_two_compares_at_once_both_complete(test_home: Path, tiny_image: Any, tmp_path: Path) -> None:
+    """Two students on one lab machine: instance names are unique per run, so neither refuses."""
+    import subprocess
+    import sys
+
+    args = ["compare", "--runs", "1", "--only", "startup", "--kinds", "container,sandbox", "--no-plots"]
+    vmlab = str(Path(sys.executable).with_name("vmlab"))
+    procs = [
+        subprocess.Popen(
+            [vmlab, *args, "-o", str(tmp_path / f"r{i}" / "report.json")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [(p.wait(timeout=600), p.stderr.read() if p.stderr else "") for p in procs]
+    for rc, err in results:
+        assert rc == 0, err[-2000:]
