@@ -48,6 +48,16 @@ class BackendError(VmlabError):
     exit_code = 4
 
 
+class PartialFailure(BackendError):
+    """A step failed part-way; `partial` holds the experiments it measured before (kept in the report)."""
+
+    partial: dict[str, object]
+
+    def __init__(self, message: str, *, hint: str | None = None, partial: dict[str, object] | None = None):
+        super().__init__(message, hint=hint)
+        self.partial = dict(partial or {})
+
+
 class ReadyTimeout(BackendError):
     """A guest or container did not reach the next readiness stage in time."""
 

@@ -11,7 +11,6 @@ the host or the sandbox's kernel handled). Each kind runs on a runtime from the 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -21,7 +20,7 @@ from pydantic import Field
 from vmlab.backends.base import Instance, InstanceSpec
 from vmlab.backends.capabilities import MIB, CapabilityMissing, MemorySample, TrapCounter
 from vmlab.backends.context import RunContext, parse_accel
-from vmlab.errors import BackendError, NotAvailable, UsageError, VmlabError
+from vmlab.errors import BackendError, NotAvailable, PartialFailure, UsageError, VmlabError
 from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
@@ -349,13 +348,12 @@ def _has_busybox() -> bool:
     return os.access("/bin/busybox", os.X_OK)
 
 
-class PartialResults(BackendError):
-    """A runtime failed mid-compare; `experiments` holds what the kinds before it measured."""
+class PartialResults(PartialFailure):
+    """A runtime failed mid-compare; `partial` holds what the kinds before it measured."""
 
     def __init__(self, cause: VmlabError, experiments: dict[str, ExperimentEntry]) -> None:
-        super().__init__(cause.message, hint=cause.hint)
+        super().__init__(cause.message, hint=cause.hint, partial=dict(experiments))
         self.exit_code = cause.exit_code if isinstance(cause, BackendError) else BackendError.exit_code
-        self.partial = experiments
 
 
 def run_compare(
@@ -439,26 +437,14 @@ class CompareParams(StepParams):
 def lab_step(params: CompareParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step runner for labs/system-vm (and `vmlab compare`); `-c URI` arrives as ctx.options["connect"].
 
-    When a runtime fails mid-way, what the finished kinds measured is kept as an artifact
-    (partial-experiments.json) and carried on the error for the pipeline to record.
+    When a runtime fails mid-way, what the finished kinds measured travels on the error
+    (PartialResults) and the pipeline keeps it in the report beside the step's error.
     """
     uri = RunContext.from_options(ctx.options).uri
-    try:
-        result = run_compare(params.options(uri), ctx.run_id, ctx.lab, ctx.progress)
-    except PartialResults as e:
-        if e.partial:
-            payload = {k: _dump(v) for k, v in e.partial.items()}
-            ctx.attach_text("partial-experiments.json", json.dumps(payload, indent=1))
-        raise
+    result = run_compare(params.options(uri), ctx.run_id, ctx.lab, ctx.progress)
     for group in result.values():
         vm = group.get("vm") if isinstance(group, dict) else None
         if vm is not None and vm.provenance.accel:
             ctx.use_accel(vm.provenance.accel, vm.provenance.accel_reason or "")
             break
     return result
-
-
-def _dump(entry: ExperimentEntry) -> Any:
-    if isinstance(entry, dict):
-        return {k: v.model_dump(mode="json") for k, v in entry.items()}
-    return entry.model_dump(mode="json")

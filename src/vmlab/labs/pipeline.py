@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from vmlab import __version__
 from vmlab.alarm import time_limit
-from vmlab.errors import BackendError, UsageError, VmlabError
+from vmlab.errors import BackendError, PartialFailure, UsageError, VmlabError
 from vmlab.labs.catalog import lab_path, lab_sha256, load_lab, resolve
 from vmlab.labs.model import Lab
 from vmlab.labs.step import StepContext, StepParams, sha256_file
@@ -399,6 +399,9 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
             record.status, record.message = "interrupted", "interrupted by Ctrl-C"
             produced = {}
             interrupted = True
+        except PartialFailure as e:  # what the step measured before it failed is kept
+            record.status, record.message = "error", e.one_line()
+            produced = dict(_entries(e.partial))
         except VmlabError as e:
             record.status, record.message = "error", e.one_line()
             produced = {}
@@ -436,6 +439,20 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
     if interrupted:
         raise KeyboardInterrupt
     return RunOutcome(report=report, path=path)
+
+
+def _entries(partial: dict[str, object]) -> dict[str, ExperimentEntry]:
+    """The experiments among a partial result (anything else is dropped: the step's error says why)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter: TypeAdapter[ExperimentEntry] = TypeAdapter(ExperimentEntry)
+    out: dict[str, ExperimentEntry] = {}
+    for key, value in partial.items():
+        try:
+            out[key] = adapter.validate_python(value)
+        except ValidationError:
+            log.debug("partial result %s is not an experiment", key)
+    return out
 
 
 def _scrub_entries(produced: dict[str, ExperimentEntry], home: str) -> dict[str, ExperimentEntry]:

@@ -93,9 +93,7 @@ def test_dockerd_gone_mid_compare_keeps_finished_kinds(
     relay: Relay, test_home: Path, tiny_image: Any, tmp_path: Path
 ) -> None:
     """The container kind finishes, then dockerd stops answering as the sandbox starts: one line
-    naming dockerd, exit 4, the container's figures kept in the partial report's artifact."""
-    import json
-
+    naming dockerd, exit 4, the container's figures kept in the partial report."""
     from vmlab.labs.pipeline import RunRequest, run_lab
 
     def progress(message: str) -> None:
@@ -108,9 +106,9 @@ def test_dockerd_gone_mid_compare_keeps_finished_kinds(
     step = result.report.steps["compare"]
     assert step.status == "error" and "dockerd does not answer" in step.message
     assert "\n" not in step.message and result.report.run.status == "partial"
-    partial = tmp_path / "artifacts" / "compare" / "partial-experiments.json"
-    kept = json.loads(partial.read_text())
-    assert set(kept["startup"]) == {"native", "container"}
+    kept = result.report.experiments["startup"]
+    assert isinstance(kept, dict) and set(kept) == {"native", "container"}
+    assert result.report.steps["compare"].experiments == ["startup"]
     assert _leftovers(result.report.run_id) == []
 
 
