@@ -17,22 +17,16 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
 from vmlab.backends.context import Accel as Accel  # re-exported: older imports take it from here
+from vmlab.backends.readiness import CONTAINER_LADDER, VM_LADDER
 from vmlab.errors import UsageError
 from vmlab.guest.result import ExecResult as ExecResult
 from vmlab.guest.result import as_argv as as_argv
 
 Kind = Literal["native", "container", "sandbox", "vm"]
 
-VM_STAGES = (
-    "create_called",
-    "created",
-    "process_running",
-    "serial_marker",
-    "ssh_port",
-    "ssh_banner",
-    "first_command",
-)
-CONTAINER_STAGES = ("create_called", "created", "running", "first_exec")
+# the stage names, from the one table of each ladder (readiness.py)
+VM_STAGES = VM_LADDER.names
+CONTAINER_STAGES = CONTAINER_LADDER.names
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 RESOURCE_PREFIX = "vmlab-"
@@ -184,6 +178,7 @@ class InstanceBase:
     accel: str = ""
     accel_reason: str = ""
     io_sink: str = "/dev/null"
+    stages: tuple[str, ...] = ()  # the runtime's ladder, from readiness.py
 
     @property
     def address(self) -> str:
@@ -195,8 +190,11 @@ class InstanceBase:
         self.ladder: dict[str, float] = {"create_called": time.monotonic()}
         self._destroyed = False
 
-    def mark(self, stage: str) -> float:
-        t = time.monotonic()
+    def mark(self, stage: str, t: float | None = None) -> float:
+        """Stamp `stage` now (or at `t`, an event's own monotonic time); only a stage of the table."""
+        if self.stages and stage not in self.stages:
+            raise ValueError(f"{stage!r} is not a stage of {self.runtime}'s ladder {self.stages}")
+        t = time.monotonic() if t is None else t
         self.ladder[stage] = t
         return t
 

@@ -25,7 +25,7 @@ def parse_accel(value: str) -> Accel:
 
 @dataclass(frozen=True)
 class RunContext:
-    """Run-wide choices every runtime may read: `uri` (libvirt; None: backends/uri.py's choice),
+    """Run-wide choices every runtime may read: `uri` (libvirt; None: host/libvirt.py's choice),
     `runtimes` (kind -> runtime name, overriding the kind's default) and `accel`."""
 
     uri: str | None = None

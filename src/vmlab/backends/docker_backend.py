@@ -20,7 +20,6 @@ import docker.errors
 import requests
 
 from vmlab.backends.base import (
-    CONTAINER_STAGES,
     ExecResult,
     InstanceBase,
     InstanceSpec,
@@ -32,9 +31,9 @@ from vmlab.backends.base import (
 )
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, ProcessMemory, TrapCounter
 from vmlab.backends.context import RunContext
+from vmlab.backends.readiness import CONTAINER_LADDER, climb
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, UsageError
-from vmlab.guest.wait import wait_for
 
 LABEL_FILTER = "vmlab.owner"
 RUNTIME = "docker"
@@ -216,7 +215,7 @@ class DockerInstance(InstanceBase):
     runtime = RUNTIME
     accel = "none"
     accel_reason = "containers share the host kernel (namespaces and cgroups, no hypervisor)"
-    stages = CONTAINER_STAGES
+    stages = CONTAINER_LADDER.names
 
     def __init__(
         self, backend: DockerBackend, container: Any, name: str, t0: float, ready_timeout_s: float
@@ -240,35 +239,33 @@ class DockerInstance(InstanceBase):
             raise translate(e, f"starting {self.resource} failed") from e
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        """`running` is stamped when Docker's `start` event says it happened (the daemon's clock, carried
-        over to time.monotonic), not when a poll noticed; `first_exec` when the first exec returned."""
-        deadline = time.monotonic() + (timeout_s or self.ready_timeout_s)
-
-        def running() -> float | None:
-            return self._start_event()
-
-        def exited() -> str | None:
-            try:
-                self.container.reload()
-            except docker.errors.NotFound:
-                return "the container is gone (it exited and was removed)"
-            except DOCKER_ERRORS as e:
-                raise translate(e, f"inspecting {self.resource}") from e
-            status = self.container.status
-            return f"the container exited ({status})" if status in ("exited", "dead") else None
-
-        self.ladder["running"] = wait_for(
-            running, deadline=deadline, stage=f"{self.name}: running", abort=exited
+        """Climb the container ladder (readiness.py): `running` at Docker's own `start` event (the
+        daemon's clock, carried over to time.monotonic), `first_exec` when the first exec returned."""
+        climb(
+            self,
+            CONTAINER_LADDER.ready,
+            deadline=time.monotonic() + (timeout_s or self.ready_timeout_s),
+            abort=self._exited,
+            prefix=self.name,
+            stamp=self.mark,
         )
-        wait_for(
-            lambda: True if self.exec(["true"], timeout=10).ok else None,
-            deadline=deadline,
-            stage=f"{self.name}: first exec",
-            abort=exited,
-        )
-        self.mark("first_exec")
 
-    def _start_event(self) -> float | None:
+    def _exited(self) -> str | None:
+        try:
+            self.container.reload()
+        except docker.errors.NotFound:
+            return "the container is gone (it exited and was removed)"
+        except DOCKER_ERRORS as e:
+            raise translate(e, f"inspecting {self.resource}") from e
+        status = self.container.status
+        return f"the container exited ({status})" if status in ("exited", "dead") else None
+
+    # --- the ladder's probes (readiness.ContainerSteps) --------------------------------------------
+
+    def first_exec_ok(self) -> bool | None:
+        return True if self.exec(["true"], timeout=10).ok else None
+
+    def start_event(self) -> float | None:
         """The monotonic time of this container's `start` event, or None before there is one."""
         try:
             events = self.api.events(

@@ -1,5 +1,8 @@
-"""Guests under libvirt: a thin layer that speaks libvirt (errors translated in one place) and the
-LibvirtInstance the rest of vmlab uses.
+"""Guests under libvirt: the LibvirtBackend and the LibvirtInstance the rest of vmlab uses.
+
+Split by concern: `libvirt_adapter` speaks libvirt (open, probe, define, destroy; its errors translated
+in one place), `libvirt_host` says where the guest's port, console log and boot files are (this host or
+an ssh URI's), and `readiness.VM_LADDER` is the table of readiness stages this instance climbs.
 
 Every domain is persistent while it lives (so `down --all` finds it even after a crash) and carries a
 vmlab <metadata> element with everything needed to reach it again from another process: run id, lab,
@@ -8,7 +11,6 @@ SSH port, pinned host key, client key path, console log path.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import getpass
 import logging
@@ -19,9 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vmlab.backends import libvirt_adapter as lv
 from vmlab.backends.base import (
-    NS_URI,
-    VM_STAGES,
     ExecResult,
     InstanceBase,
     InstanceSpec,
@@ -38,15 +39,15 @@ from vmlab.backends.capabilities import (
     maps_from_psutil,
 )
 from vmlab.backends.context import RunContext
-from vmlab.backends.domain_xml import DomainModel, parse_metadata
+from vmlab.backends.domain_xml import DomainModel
+from vmlab.backends.libvirt_host import LocalHost, SshHost, host_for
 from vmlab.backends.ports import free_port, port_lock
-from vmlab.backends.remote import RemoteHost, ssh_target
+from vmlab.backends.readiness import VM_LADDER, Attempt, climb
+from vmlab.backends.remote import RemoteHost
 from vmlab.backends.signals import deferred_interrupts
-from vmlab.backends.uri import SYSTEM, default_uri
-from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError, VmlabError
-from vmlab.guest.console import ConsoleLog
-from vmlab.guest.ssh import Dial, SshSession, port_open, read_banner, tcp_dial
-from vmlab.guest.wait import wait_for
+from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError
+from vmlab.guest.ssh import SshSession, port_open, read_banner
+from vmlab.host.libvirt import default_uri
 from vmlab.images.model import ImageInfo
 from vmlab.images.runfiles import per_run_initrd
 
@@ -72,19 +73,6 @@ class GuestFailed(_WithConsole):
     """The guest stopped or panicked before it was ready."""
 
 
-def translate(e: Exception, what: str) -> BackendError:
-    """The one place libvirt errors become vmlab errors."""
-    msg = e.get_error_message() if hasattr(e, "get_error_message") else str(e)
-    return BackendError(f"{what}: {msg}")
-
-
-def _silence_libvirt() -> Any:
-    import libvirt
-
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    return libvirt
-
-
 RUNTIME = "libvirt"
 
 
@@ -97,24 +85,16 @@ class LibvirtBackend:
     runtime = RUNTIME
 
     def __init__(self, uri: str | None = None) -> None:
-        libvirt = _silence_libvirt()
         self.uri = uri or default_uri()
-        target = ssh_target(self.uri)  # first: a bad keyfile= is the user's error, not libvirt's
-        # an ssh-transport URI: guest port, console log and boot files are on that host (remote.py)
-        self.remote: RemoteHost | None = RemoteHost(target) if target else None
-        if self.uri == SYSTEM and not Path("/var/run/libvirt/libvirt-sock").exists():
-            raise NotAvailable(
-                f"libvirt at {self.uri} does not answer (libvirtd is not running)",
-                hint="make setup (starts libvirtd), or pass --connect URI",
-            )
-        try:
-            self.conn = libvirt.open(self.uri)
-        except libvirt.libvirtError as e:
-            raise NotAvailable(
-                f"libvirt at {self.uri} does not answer: {e.get_error_message()}",
-                hint="make setup (starts libvirtd), or pass --connect URI",
-            ) from e
+        # first: a bad keyfile= in an ssh URI is the user's error, not libvirt's
+        self.host: LocalHost = host_for(self.uri)
+        self.conn = lv.open_connection(self.uri)
         self._created: list[LibvirtInstance] = []
+
+    @property
+    def remote(self) -> RemoteHost | None:
+        """The SSH connection to a remote libvirt host (None when libvirt runs here)."""
+        return self.host.remote if isinstance(self.host, SshHost) else None
 
     # --- protocol -------------------------------------------------------------------------------
 
@@ -168,10 +148,7 @@ class LibvirtBackend:
         from vmlab.paths import vmlab_home
 
         loader, firmware = resolve_firmware(spec.firmware if spec.firmware is not None else image.firmware)
-        if self.remote is not None:
-            uploaded = self.remote.prepare_files(state, [image.kernel, initrd])
-            for path, why in uploaded.items():
-                log.info("%s: uploaded %s to %s (%s)", rname, path, self.remote.target.label, why)
+        self.host.prepare_files(rname, state, [image.kernel, initrd])
 
         meta = {
             "name": spec.name,
@@ -205,41 +182,27 @@ class LibvirtBackend:
             loader=loader,
             metadata=meta,
         )
-        import libvirt
-
         with deferred_interrupts():
-            try:
-                dom = self.conn.defineXML(model.to_xml())
-            except libvirt.libvirtError as e:
-                raise translate(e, f"defining domain {rname} failed") from e
+            dom = lv.define(self.conn, model.to_xml(), f"defining domain {rname} failed")
             model.uuid = dom.UUIDString()
             inst = LibvirtInstance(self, dom, model, spec.ready_timeout_s, t0)
             self._created.append(inst)
         return inst
 
     def list_owned(self) -> list[Record]:
-        import libvirt
-
         records = []
-        try:
-            domains = self.conn.listAllDomains(0)
-        except libvirt.libvirtError as e:
-            raise translate(e, f"listing domains on {self.uri} failed") from e
-        for dom in domains:
-            meta = _metadata(dom)
+        for dom in lv.list_domains(self.conn, self.uri):
+            meta = lv.metadata(dom)
             if meta is None:
                 continue
             records.append(self._record(dom, meta))
         return records
 
     def attach(self, record: Record) -> LibvirtInstance:
-        import libvirt
-
-        try:
-            dom = self.conn.lookupByName(record.resource)
-        except libvirt.libvirtError as e:
-            raise translate(e, f"domain {record.resource} not found") from e
-        meta = _metadata(dom) or {}
+        dom = lv.lookup(self.conn, record.resource)
+        if dom is None:
+            raise BackendError(f"domain {record.resource} not found on {self.uri}")
+        meta = lv.metadata(dom) or {}
         model = DomainModel(
             name=record.resource,
             domain_type="qemu",
@@ -257,16 +220,13 @@ class LibvirtBackend:
         return inst
 
     def destroy_record(self, record: Record) -> None:
-        import libvirt
-
-        try:
-            dom = self.conn.lookupByName(record.resource)
-        except libvirt.libvirtError:
-            return
-        _destroy_domain(dom)
+        dom = lv.lookup(self.conn, record.resource)
+        if dom is None:
+            return  # already gone
+        lv.destroy(dom)
         state = record.extra.get("state_dir")
         if state:
-            _remove_state(Path(state), self.remote)
+            self.host.remove_state(Path(state))
 
     def cleanup_created(self) -> None:
         """Destroy every instance this backend object created (used when `up` fails or is interrupted)."""
@@ -274,30 +234,22 @@ class LibvirtBackend:
             inst.destroy()
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing a dead connection must not mask the real error
-            self.conn.close()
-        if self.remote is not None:
-            self.remote.close()
+        lv.close(self.conn)
+        self.host.close()
 
     # --- helpers --------------------------------------------------------------------------------
 
     def domain_types(self) -> set[str]:
-        import xml.etree.ElementTree as ET
-
-        caps = ET.fromstring(self.conn.getCapabilities())
-        return {d.get("type", "") for d in caps.iter("domain")}
+        return lv.domain_types_of(self.conn)
 
     def _address(self, port: str) -> str:
         """Where the guest's SSH answers; for a remote libvirt host, on that host's loopback."""
         if port == "0":
             return ""
-        via = f" via {self.remote.target.label}" if self.remote is not None else ""
-        return f"ssh://root@{SSH_HOST}:{port}{via}"
+        return f"ssh://root@{SSH_HOST}:{port}{self.host.via}"
 
     def _record(self, dom: Any, meta: dict[str, str]) -> Record:
-        import libvirt
-
-        active = bool(dom.isActive())
+        active = lv.is_active(dom)
         state = "running" if active else "shut off"
         port = meta.get("ssh_port", "0")
         created = meta.get("created_at", "")
@@ -309,10 +261,7 @@ class LibvirtBackend:
                 )
             except ValueError:
                 uptime = None
-        try:
-            name = dom.name()
-        except libvirt.libvirtError:
-            name = ""
+        name = lv.name_of(dom)
         return Record(
             name=meta.get("name", ""),
             kind="vm",
@@ -328,7 +277,7 @@ class LibvirtBackend:
             image=f"{meta.get('image', '')}:{meta.get('image_digest', '')[:12]}",
             home=meta.get("home", ""),
             uri=self.uri,  # where it was found: the recorded `uri` may name another alias of this daemon
-            extra={**meta, "uuid": _uuid(dom)},
+            extra={**meta, "uuid": lv.uuid(dom)},
         )
 
 
@@ -348,62 +297,11 @@ def _owner() -> str:
         return str(os.getuid())
 
 
-def _uuid(dom: Any) -> str:
-    import libvirt
-
-    try:
-        return str(dom.UUIDString())
-    except libvirt.libvirtError:
-        return ""
-
-
-def _metadata(dom: Any) -> dict[str, str] | None:
-    import libvirt
-
-    try:
-        xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NS_URI)
-    except libvirt.libvirtError:
-        return None
-    return parse_metadata(xml)
-
-
-def _destroy_domain(dom: Any) -> None:
-    """Stop and undefine, tolerating "not running" and "already gone"."""
-    import libvirt
-
-    try:
-        if dom.isActive():
-            dom.destroy()
-    except libvirt.libvirtError as e:
-        if e.get_error_code() not in (libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_NO_DOMAIN):
-            raise translate(e, "stopping the domain failed") from e
-    try:
-        dom.undefine()
-    except libvirt.libvirtError as e:
-        if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-            raise translate(e, "undefining the domain failed") from e
-
-
-def _remove_state(state: Path, remote: RemoteHost | None = None) -> None:
-    if os.environ.get("VMLAB_KEEP_LOGS"):
-        return
-    shutil.rmtree(state, ignore_errors=True)
-    parent = state.parent
-    with contextlib.suppress(OSError):
-        parent.rmdir()  # the run dir, once its last instance is gone
-    if remote is not None:  # the remote's copy (console log, initrd); best effort like the local one
-        try:
-            remote.remove_tree(state)
-            remote.rmdir(parent)
-        except VmlabError as e:
-            log.warning("could not remove %s on %s: %s", state, remote.target.label, e.one_line())
-
-
 class LibvirtInstance(InstanceBase):
     kind: Kind = "vm"
     runtime = RUNTIME
     io_sink = "/dev/ttyS0"  # device I/O: every access traps to the VMM
-    stages = VM_STAGES
+    stages = VM_LADDER.names
 
     def __init__(
         self, backend: LibvirtBackend, dom: Any, model: DomainModel, ready_timeout_s: float, t0: float
@@ -417,9 +315,8 @@ class LibvirtInstance(InstanceBase):
         self.accel = self.meta.get("accel", "")
         self.accel_reason = self.meta.get("accel_reason", "")
         self.ready_timeout_s = ready_timeout_s
-        self.remote = backend.remote
-        self.dial: Dial = self.remote.dial if self.remote is not None else tcp_dial
-        self.console = ConsoleLog(model.serial_log, self.remote.read_from if self.remote else None)
+        self.host = backend.host
+        self.console = self.host.console(model.serial_log)
         self.guest_uptime_s: float | None = None
         self.ssh_banner: str | None = None
         self._ssh: SshSession | None = None
@@ -440,74 +337,63 @@ class LibvirtInstance(InstanceBase):
 
     def start(self) -> None:
         """Pick the SSH port and start QEMU under the port lock (race-free across processes)."""
-        import libvirt
-
-        last: Exception | None = None
+        what = f"starting {self.resource} failed"
+        last: lv.PortTaken | None = None
         for _attempt in range(3):
             with port_lock():
                 port = free_port(SSH_HOST)
                 self.model.ssh_port = port
                 self.meta["ssh_port"] = str(port)
                 try:
-                    self.dom = self.backend.conn.defineXML(self.model.to_xml())
-                    self.dom.create()
-                except libvirt.libvirtError as e:
+                    self.dom = lv.define(self.backend.conn, self.model.to_xml(), what)
+                    lv.start(self.dom, what)
+                except lv.PortTaken as e:
                     last = e
-                    if "hostfwd" in str(e) or "host forwarding" in str(e):
-                        continue
-                    raise self._failed(
-                        translate(e, f"starting {self.resource} failed"),
-                        "see the console tail; `vmlab doctor` checks libvirt",
-                    ) from e
+                    continue  # the port was taken between choosing and binding it: another one
+                except BackendError as e:
+                    raise self._failed(e, "see the console tail; `vmlab doctor` checks libvirt") from e
             break
         else:
-            raise translate(last or Exception("?"), f"no free SSH port for {self.resource}")
+            raise BackendError(f"no free SSH port for {self.resource}: {last.message if last else '?'}")
         self.mark("process_running")
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout_s or self.ready_timeout_s)
-        hint = "a slow host needs a longer --timeout; see the console tail above"
+        """Climb VM_LADDER (readiness.py): serial marker, SSH port, banner, first command."""
         try:
-            self.guest_uptime_s = self.console.wait_marker(
-                self.meta.get("ready_marker", "VMLAB_READY"),
-                deadline=deadline,
-                stage=f"{self.name}: serial ready marker",
+            found = climb(
+                self,
+                VM_LADDER.ready,
+                deadline=time.monotonic() + (timeout_s or self.ready_timeout_s),
                 abort=self._abort_reason,
-                hint=hint,
+                prefix=self.name,
+                stamp=self.mark,
             )
-            self.mark("serial_marker")  # within a millisecond of the write (inotify), see guest/watch.py
-            wait_for(
-                lambda: True if port_open(SSH_HOST, self.ssh_port, 1.0, self.dial) else None,
-                deadline=deadline,
-                stage=f"{self.name}: SSH port {self.ssh_port}",
-                abort=self._abort_reason,
-                hint=hint,
-            )
-            self.mark("ssh_port")
-            self.ssh_banner = wait_for(
-                lambda: read_banner(SSH_HOST, self.ssh_port, 2.0, self.dial),
-                deadline=deadline,
-                stage=f"{self.name}: SSH banner",
-                abort=self._abort_reason,
-                hint=hint,
-            )
-            self.mark("ssh_banner")
-            wait_for(
-                self._first_command,
-                deadline=deadline,
-                stage=f"{self.name}: first SSH command",
-                abort=self._abort_reason,
-                first_delay=0.1,
-                max_delay=1.0,
-                hint=hint,
-            )
-            self.mark("first_command")
         except ReadyTimeout as e:
             raise GuestNotReady(e.message, hint=e.hint, console_tail=self._tail_for_error()) from e
         except BackendError as e:
             raise self._failed(e, e.hint) from e
+        self.guest_uptime_s = found["serial_marker"]
+        self.ssh_banner = found["ssh_banner"]
 
-    def _first_command(self) -> bool | None:
+    # --- the ladder's probes (readiness.GuestSteps) -----------------------------------------------
+
+    def wait_serial_marker(self, attempt: Attempt) -> float:
+        """Woken within a millisecond of QEMU's write (inotify, see guest/watch.py)."""
+        return self.console.wait_marker(
+            self.meta.get("ready_marker", "VMLAB_READY"),
+            deadline=attempt.deadline,
+            stage=attempt.stage,
+            abort=attempt.abort,
+            hint=attempt.hint,
+        )
+
+    def ssh_port_open(self) -> bool | None:
+        return True if port_open(SSH_HOST, self.ssh_port, 1.0, self.host.dial) else None
+
+    def ssh_banner_line(self) -> str | None:
+        return read_banner(SSH_HOST, self.ssh_port, 2.0, self.host.dial)
+
+    def first_command_ok(self) -> bool | None:
         try:
             res = self.exec(["true"], timeout=30.0)
         except BackendError as e:
@@ -516,13 +402,7 @@ class LibvirtInstance(InstanceBase):
         return True if res.ok else None
 
     def _abort_reason(self) -> str | None:
-        import libvirt
-
-        try:
-            active = self.dom.isActive()
-        except libvirt.libvirtError:
-            active = 0
-        if not active:
+        if not lv.is_active(self.dom):
             panic = self.console.panic()
             return "the guest stopped" + (f" ({panic})" if panic else " (QEMU exited)")
         return None
@@ -547,7 +427,7 @@ class LibvirtInstance(InstanceBase):
                 self.ssh_port,
                 self.meta["host_key"],
                 Path(self.meta["client_key"]),
-                dial=self.dial if self.remote is not None else None,
+                dial=self.host.ssh_dial,
             )
         return self._ssh
 
@@ -559,7 +439,7 @@ class LibvirtInstance(InstanceBase):
     def pid(self) -> int | None:
         """The QEMU process (libvirt's pid file, else the process whose cmdline names the guest);
         None for a remote libvirt host, whose processes this host cannot see."""
-        if self.remote is not None:
+        if not self.host.sees_processes:
             return None
         for base in (Path("/run/libvirt/qemu"), Path.home() / ".cache/libvirt/qemu/run"):
             f = base / f"{self.resource}.pid"
@@ -577,7 +457,6 @@ class LibvirtInstance(InstanceBase):
 
     def stats(self) -> dict[str, Any]:
         """Host-side view: QEMU's RSS/USS/PSS and CPU time (psutil), libvirt's memoryStats and info."""
-        import libvirt
         import psutil
 
         out: dict[str, Any] = {"kind": "vm", "name": self.name, "resource": self.resource}
@@ -601,18 +480,16 @@ class LibvirtInstance(InstanceBase):
                 out["mappings"] = _largest_mappings(p)
             except psutil.Error as e:
                 out["process_error"] = str(e)
-        try:
-            out["libvirt_memory_stats"] = {k: int(v) for k, v in self.dom.memoryStats().items()}
-            state, max_kib, mem_kib, vcpus, cpu_ns = self.dom.info()
-            out["libvirt_info"] = {
-                "state": state,
-                "max_memory_kib": max_kib,
-                "memory_kib": mem_kib,
-                "vcpus": vcpus,
-                "cpu_time_ns": cpu_ns,
-            }
-        except libvirt.libvirtError as e:
-            raise translate(e, f"stats of {self.resource}") from e
+        (state, max_kib, mem_kib, vcpus, cpu_ns), out["libvirt_memory_stats"] = lv.info(
+            self.dom, f"stats of {self.resource}"
+        )
+        out["libvirt_info"] = {
+            "state": state,
+            "max_memory_kib": max_kib,
+            "memory_kib": mem_kib,
+            "vcpus": vcpus,
+            "cpu_time_ns": cpu_ns,
+        }
         return out
 
     def guest_uptime(self) -> float | None:
@@ -620,7 +497,6 @@ class LibvirtInstance(InstanceBase):
 
     def memory(self) -> MemorySample:
         """QEMU's memory maps (guest RAM is the mapping of the configured size), with libvirt's view."""
-        import libvirt
         import psutil
 
         pid = self.pid()
@@ -639,11 +515,9 @@ class LibvirtInstance(InstanceBase):
             ) from e
         except psutil.Error as e:
             raise BackendError(f"{self.name}: QEMU (pid {pid}) vanished while measured ({e})") from e
-        try:
-            _state, max_kib, _mem, _vcpus, _cpu = self.dom.info()
-            extra = {f"libvirt_{k}": int(v) for k, v in self.dom.memoryStats().items()}
-        except libvirt.libvirtError as e:
-            raise translate(e, f"memory of {self.resource}") from e
+        dom_info, stats = lv.info(self.dom, f"memory of {self.resource}")
+        max_kib = dom_info[1]
+        extra = {f"libvirt_{k}": v for k, v in stats.items()}
         return MemorySample(
             processes=(ProcessMemory("qemu", pid, full.rss, full.uss, getattr(full, "pss", None), maps),),
             method="QEMU RSS minus the guest-RAM mapping's resident pages (memory maps)",
@@ -682,17 +556,7 @@ class LibvirtInstance(InstanceBase):
 
     def monitor(self, hmp_command: str) -> str:
         """An HMP command through libvirt (e.g. `info jit` under TCG)."""
-        import libvirt
-        import libvirt_qemu  # type: ignore[import-untyped]
-
-        try:
-            return str(
-                libvirt_qemu.qemuMonitorCommand(
-                    self.dom, hmp_command, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
-                )
-            )
-        except libvirt.libvirtError as e:
-            raise translate(e, f"monitor command {hmp_command!r} on {self.resource}") from e
+        return lv.monitor(self.dom, hmp_command, f"monitor command {hmp_command!r} on {self.resource}")
 
     def console_tail(self, lines: int = 20) -> list[str]:
         return self.console.tail(lines)
@@ -706,10 +570,10 @@ class LibvirtInstance(InstanceBase):
         with deferred_interrupts():
             if self._ssh is not None:
                 self._ssh.close()
-            _destroy_domain(self.dom)
+            lv.destroy(self.dom)
             state = self.meta.get("state_dir")
             if state:
-                _remove_state(Path(state), self.remote)
+                self.host.remove_state(Path(state))
 
 
 def _largest_mappings(p: Any, n: int = 3) -> list[dict[str, Any]]:

@@ -73,7 +73,7 @@ def _list_vms(uri: str | None, listing: Listing) -> None:
     As root, qemu:///session is served by the system daemon, so a domain may show on both URIs: it is
     listed once (by UUID), under the first URI that showed it.
     """
-    from vmlab.backends.uri import default_uri, local_uris
+    from vmlab.host.libvirt import default_uri, local_uris
 
     first = uri or default_uri()
     uris = [uri] if uri else local_uris(first)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,7 +128,7 @@ def _probe_groups(euid: int | None = None, user: str | None = None, current: set
 
 
 def _probe_kvm() -> Row:
-    from vmlab.kvmapi import probe
+    from vmlab.host.kvm import probe
 
     info = probe()
     if not info.get("present"):
@@ -165,11 +164,7 @@ def _probe_hw_guest() -> Row:
 def _probe_libvirt(uri: str | None = None) -> Row:
     """The URI vmlab will use (and why), and whether it answers; the system URI missing is no failure
     for a normal user whose session URI serves."""
-    try:
-        import libvirt
-    except ImportError:
-        return Row("libvirt", "fail", "libvirt-python is not installed", VM_EXTRA_FIX)
-    from vmlab.backends.uri import SESSION, SYSTEM, choose
+    from vmlab.host.libvirt import SESSION, choose, probe
 
     if uri is None:
         choice = choose()
@@ -177,35 +172,15 @@ def _probe_libvirt(uri: str | None = None) -> Row:
     else:
         why = "given"
     base = {"uri": uri, "uri_reason": why}
-    sock = Path("/var/run/libvirt/libvirt-sock")
-    if uri == SYSTEM and not sock.exists():
-        return Row(
-            "libvirt",
-            "fail",
-            f"{uri} ({why}): libvirtd is not running (no {sock})",
-            "make setup (starts libvirtd)",
-            base,
-        )
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError as e:
-        fix = "make setup (starts libvirtd)"
-        if uri == SESSION:
-            fix = "make setup (installs libvirt-daemon-system; the session daemon starts on first use)"
-        return Row("libvirt", "fail", f"{uri} ({why}): {e.get_error_message()}", fix, base)
-    try:
-        lib_v, hv_v = conn.getLibVersion(), conn.getVersion()
-        caps = ET.fromstring(conn.getCapabilities())
-        types = sorted({d.get("type", "") for d in caps.iter("domain")})
-    finally:
-        conn.close()
-
-    def fmt(v: int) -> str:
-        return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
-
-    data = {**base, "libvirt": fmt(lib_v), "qemu": fmt(hv_v), "domain_types": types}
-    detail = f"{uri} ({why}): libvirt {fmt(lib_v)}, QEMU {fmt(hv_v)}, domain types {types}"
+    found = probe(uri)
+    if found.status == "no-binding":
+        return Row("libvirt", "fail", "libvirt-python is not installed", VM_EXTRA_FIX)
+    if not found.ok:
+        return Row("libvirt", "fail", f"{uri} ({why}): {found.error}", found.fix, base)
+    types = list(found.domain_types)
+    lib_v, hv_v = found.libvirt_version, found.qemu_version
+    data = {**base, "libvirt": lib_v, "qemu": hv_v, "domain_types": types}
+    detail = f"{uri} ({why}): libvirt {lib_v}, QEMU {hv_v}, domain types {types}"
     if uri == SESSION and os.geteuid() != 0:
         sock = session_monitor_socket()
         if len(str(sock)) > UNIX_PATH_MAX:

@@ -1,26 +1,43 @@
 """The same contract checked on every runtime of the registry (docker, docker-runsc, libvirt): one ready
-instance each, its ladder, exec, typed capabilities, and nothing left after destroy."""
+instance each, its ladder, exec, typed capabilities, and nothing left after destroy; then what only a
+guest has (SSH with a pinned key, the QEMU monitor, the domain XML), on that same booted guest.
+
+The former per-kind modules' checks on a shared guest or container live here, so the suite boots one
+guest for all of them; the guest's failure paths (a panic, a hang) stay in test_libvirt_guest.py.
+"""
 
 from __future__ import annotations
 
 import subprocess
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
 
 from vmlab.backends import runtime_kind
+from vmlab.backends.base import CONTAINER_STAGES, VM_STAGES
+from vmlab.errors import BackendError
+from vmlab.host.cpu import full_guest_accel, hw_virt
 
 
 def test_ladder_follows_the_runtime_stage_table(runtime_instance: Any) -> None:
     assert tuple(runtime_instance.ladder) == runtime_instance.stages
+    expected = {"container": CONTAINER_STAGES, "sandbox": CONTAINER_STAGES, "vm": VM_STAGES}
+    assert runtime_instance.stages == expected[runtime_instance.kind]
     stamps = list(runtime_instance.ladder.values())
     assert stamps == sorted(stamps)
     assert runtime_instance.kind == runtime_kind(runtime_instance.runtime)
 
 
-def test_exec_output_and_exit_code(runtime_instance: Any) -> None:
+def test_exec_output_and_exit_code(runtime_instance: Any, tiny_image: Any) -> None:
     assert runtime_instance.exec("echo hi; exit 3").rc == 3
     assert runtime_instance.exec(["echo", "hi"]).check().stdout == "hi\n"
+    bad = runtime_instance.exec("echo oops >&2; exit 7")
+    assert (bad.rc, bad.stderr.strip(), bad.ok) == (7, "oops", False)
+    with pytest.raises(BackendError, match="exited 7"):
+        bad.check()
+    release = runtime_instance.exec(["cat", "/etc/vmlab/release"]).check().stdout
+    assert f"digest={tiny_image.digest}" in release  # the same userspace on every runtime
 
 
 def test_each_kernel_says_who_it_is(runtime_instance: Any, tiny_image: Any) -> None:
@@ -29,6 +46,53 @@ def test_each_kernel_says_who_it_is(runtime_instance: Any, tiny_image: Any) -> N
     host = subprocess.run(["uname", "-r"], capture_output=True, text=True, check=True).stdout.strip()
     expected = {"container": host, "sandbox": "4.4.0", "vm": tiny_image.manifest.kernel_release}
     assert release == expected[runtime_instance.kind]
+    assert (runtime_instance.guest_uptime() is not None) == (runtime_instance.kind == "vm")
+    if runtime_instance.kind == "vm":
+        assert runtime_instance.guest_uptime() > 0
+
+
+def test_accel_says_what_isolates(runtime_instance: Any) -> None:
+    accel, reason = full_guest_accel("auto")
+    expected = {"container": "none", "sandbox": "gvisor", "vm": accel}
+    assert runtime_instance.accel == expected[runtime_instance.kind] and runtime_instance.accel_reason
+    if runtime_instance.kind == "vm":
+        assert runtime_instance.accel_reason == reason
+        if not hw_virt():
+            assert accel == "tcg"
+        dom_type = ET.fromstring(runtime_instance.dom.XMLDesc(0)).get("type")
+        assert dom_type == ("kvm" if accel == "kvm" else "qemu")
+
+
+def test_the_runtime_finds_it_again_by_its_tags(runtime_instance: Any) -> None:
+    """Labels (Docker) or <metadata> (libvirt) carry name, lab and run: `ls` needs nothing else."""
+    record = next(r for r in runtime_instance.backend.list_owned() if r.resource == runtime_instance.resource)
+    assert (record.name, record.lab, record.runtime) == (
+        runtime_instance.name,
+        "tests",
+        runtime_instance.runtime,
+    )
+    assert record.run_id and record.resource.endswith(f"{record.run_id}-{record.name}")
+
+
+def test_stats_show_the_runtime_process(runtime_instance: Any) -> None:
+    stats = runtime_instance.stats()
+    assert stats["pid"] == runtime_instance.pid() and stats["pid"] > 1
+    if runtime_instance.kind == "vm":
+        proc = stats["process"]
+        assert proc["uss"] > 0 and proc["rss"] >= proc["uss"]
+        guest_bytes = stats["libvirt_info"]["max_memory_kib"] * 1024
+        assert guest_bytes in [m["size"] for m in stats["mappings"]]  # guest RAM is one mapping of its size
+        assert "rss" in stats["libvirt_memory_stats"]
+    else:
+        assert stats["cgroup_memory"]["usage"] > 0
+        assert stats["init_process"]["rss"] > 0
+
+
+def test_a_container_is_its_own_cgroup_without_network(runtime_instance: Any) -> None:
+    if runtime_instance.runtime != "docker":
+        pytest.skip("runc's cgroup and network namespace")
+    assert runtime_instance.container.id in runtime_instance.exec(["cat", "/proc/1/cgroup"]).check().stdout
+    assert runtime_instance.exec(["ls", "/sys/class/net"]).check().stdout.split() == ["lo"]
 
 
 def test_memory_sample_names_the_runtime_processes(runtime_instance: Any) -> None:
@@ -57,6 +121,83 @@ def test_trap_counter_counts_an_io_loop(runtime_instance: Any) -> None:
     finally:
         counter.close()
     assert counter.provider and io.get(counter.headline, 0) > 0
+
+
+# --- what only a guest has, on the same booted guest --------------------------------------------
+
+
+@pytest.fixture
+def guest(runtime_instance: Any) -> Any:
+    if runtime_instance.kind != "vm":
+        pytest.skip("a guest's own property")
+    return runtime_instance
+
+
+def test_guest_answers_ssh_on_a_forwarded_port(guest: Any) -> None:
+    assert guest.ssh_banner.startswith("SSH-2.0-dropbear")
+    guest.console_tail(1)  # reads what QEMU wrote since; the I/O workload may have pushed the marker out
+    assert any(line.startswith("VMLAB_READY uptime=") for line in guest.console.text.splitlines())
+
+
+def test_domain_carries_vmlab_metadata(guest: Any) -> None:
+    from vmlab.backends.libvirt_adapter import metadata
+
+    meta = metadata(guest.dom)
+    assert meta is not None
+    assert meta["name"] == guest.name and meta["lab"] == "tests" and meta["run_id"]
+    assert int(meta["ssh_port"]) == guest.ssh_port > 0
+    xml = guest.dom.XMLDesc(0)
+    assert f"hostfwd=tcp:127.0.0.1:{guest.ssh_port}-:22" in xml
+    serial = ET.fromstring(xml).find("devices/serial")
+    assert serial is not None and serial.get("type") == "file"
+
+
+def test_monitor_runs_hmp(guest: Any) -> None:
+    assert "running" in guest.monitor("info status")
+    if guest.accel == "tcg":
+        assert "TB count" in guest.monitor("info jit")
+
+
+def test_wrong_pinned_host_key_is_refused(guest: Any) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from vmlab.guest.ssh import SshSession
+
+    other = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    session = SshSession("127.0.0.1", guest.ssh_port, other, guest.session().client_key)
+    with pytest.raises(BackendError, match="not the pinned one"):
+        session.run(["true"], timeout=30)
+
+
+def test_ssh_uses_a_per_run_key_not_the_image_key(guest: Any, tiny_image: Any) -> None:
+    import stat
+    from pathlib import Path
+
+    from vmlab.guest.ssh import SshSession
+
+    run_key = Path(guest.meta["client_key"])
+    assert run_key != tiny_image.client_key and stat.S_IMODE(run_key.stat().st_mode) == 0o600
+    image_key_session = SshSession(
+        "127.0.0.1", guest.ssh_port, tiny_image.host_public_key, tiny_image.client_key
+    )
+    with pytest.raises(BackendError, match=r"SSH to root@127\.0\.0\.1"):
+        image_key_session.run(["true"], timeout=30)
+
+
+@pytest.mark.docker
+def test_published_ports_bind_to_loopback_only(container_factory: Any) -> None:
+    from vmlab.backends import get_backend
+
+    inst = container_factory("pub", publish_ports=(8080,))
+    assert "eth0" in inst.exec(["ls", "/sys/class/net"]).check().stdout.split()
+    record = next(r for r in get_backend("container").list_owned() if r.name == "pub")
+    assert record.address.startswith("127.0.0.1:") and record.address.endswith("->8080/tcp")
 
 
 @pytest.mark.slow

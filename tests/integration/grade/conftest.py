@@ -72,23 +72,30 @@ def docker_ok() -> None:
         unavailable("docker", why)
 
 
+_HOME: list[Path] = []
+
+
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The lab runs' VMLAB_HOME. It is set only around each run (see `run`), never for the session:
+    other session fixtures (the integration test home that QEMU must read) own the variable."""
     home = tmp_path_factory.mktemp("grade-home")
-    old = os.environ.get("VMLAB_HOME")
-    os.environ["VMLAB_HOME"] = str(home)
+    _HOME.append(home)
     yield home
-    if old is None:
-        os.environ.pop("VMLAB_HOME", None)
-    else:
-        os.environ["VMLAB_HOME"] = old
+    _HOME.remove(home)
 
 
 def run(lab: str, out: Path, student: str | None, **kw: object) -> Path:
     from vmlab.labs.pipeline import RunRequest, run_lab
 
     report = out / "report.json"
-    run_lab(RunRequest(lab=lab, student=student, output=report, **kw))  # type: ignore[arg-type]
+    mp = pytest.MonkeyPatch()
+    if _HOME:
+        mp.setenv("VMLAB_HOME", str(_HOME[-1]))
+    try:
+        run_lab(RunRequest(lab=lab, student=student, output=report, **kw))  # type: ignore[arg-type]
+    finally:
+        mp.undo()
     return report
 
 

@@ -39,3 +39,19 @@ def test_accel_row_agrees_with_cpu_flags() -> None:
     assert row.data["hw_virt"] == hw_virt()
     if not hw_virt():
         assert accel == "tcg" and "TCG" in row.detail
+
+
+def test_kvm_probe_agrees_with_the_kvm_api_lab() -> None:
+    """host/kvm.py asks /dev/kvm what the lab's own Kvm handle reads (when this user may open it)."""
+    import pytest
+
+    from vmlab.host.kvm import probe
+    from vmlab.kvmapi.machine import Kvm
+
+    info = probe()
+    if not info["accessible"]:
+        assert info["error"]
+        pytest.skip(f"/dev/kvm: {info['error']}")
+    with Kvm() as kvm:
+        assert info["api_version"] == kvm.api_version and info["api_ok"]
+        assert info["capabilities"] == kvm.capabilities()
