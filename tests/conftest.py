@@ -85,7 +85,7 @@ def make_report() -> Callable[..., Report]:
 @pytest.fixture(scope="session")
 def libvirt_available() -> str:
     """The URI the suite uses, once `virsh -c URI version` answers (libvirt's own client, not vmlab)."""
-    from vmlab.backends.uri import default_uri
+    from vmlab.host.libvirt import default_uri
 
     uri = default_uri()
     why = probe_command(["virsh", "-c", uri, "version"])

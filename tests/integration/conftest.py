@@ -112,27 +112,6 @@ def container_factory(
 
 
 @pytest.fixture(scope="module")
-def shared_guest(libvirt_available: str, tiny_image: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """One booted guest for a whole module of read-only tests (a TCG boot costs seconds)."""
-    from vmlab.backends import get_backend
-
-    backend = get_backend("vm")
-    failed_before = request.session.testsfailed
-    inst = backend.create(InstanceSpec(name="shared", run_id=new_run_id(), lab="tests"))
-    try:
-        inst.start()
-        inst.wait_ready()
-        yield inst
-    finally:
-        if request.session.testsfailed > failed_before:
-            print(
-                f"\n--- console of {inst.resource} ---\n" + "\n".join(inst.console_tail(60)), file=sys.stderr
-            )
-        inst.destroy()
-        backend.close()
-
-
-@pytest.fixture(scope="module")
 def shared_container(docker_available: None, tiny_image: Any) -> Iterator[Any]:
     from vmlab.backends import get_backend
 
@@ -159,7 +138,7 @@ def require_runtime(name: str) -> None:
     CLI listing runsc among its runtimes, virsh on the suite's URI."""
     from tests.conftest import probe_command
 
-    from vmlab.backends.uri import default_uri
+    from vmlab.host.libvirt import default_uri
 
     if name == "libvirt":
         uri = default_uri()

@@ -64,7 +64,7 @@ class CompareOptions:
     only: tuple[str, ...] = EXPERIMENTS
     kinds: tuple[str, ...] = KINDS
     runtimes: tuple[str, ...] = ()  # runtime names overriding a kind's default (vmlab.backends)
-    uri: str | None = None  # libvirt URI (-c); None: backends/uri.py's choice
+    uri: str | None = None  # libvirt URI (-c); None: vmlab.host.libvirt's choice
     touch_mib: int = 32
     idle_s: float = 2.0
     ready_timeout_s: float = 120.0

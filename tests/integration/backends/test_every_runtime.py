@@ -19,6 +19,16 @@ from vmlab.backends.base import CONTAINER_STAGES, VM_STAGES
 from vmlab.errors import BackendError
 from vmlab.host.cpu import full_guest_accel, hw_virt
 
+# Only the libvirt instance of the module-scoped fixture: the same booted guest, no skips for the others.
+ON_THE_GUEST = pytest.mark.parametrize(
+    "runtime_instance",
+    [pytest.param("libvirt", marks=[pytest.mark.libvirt, pytest.mark.slow], id="libvirt")],
+    indirect=True,
+)
+ON_RUNC = pytest.mark.parametrize(
+    "runtime_instance", [pytest.param("docker", marks=pytest.mark.docker, id="docker")], indirect=True
+)
+
 
 def test_ladder_follows_the_runtime_stage_table(runtime_instance: Any) -> None:
     assert tuple(runtime_instance.ladder) == runtime_instance.stages
@@ -88,9 +98,8 @@ def test_stats_show_the_runtime_process(runtime_instance: Any) -> None:
         assert stats["init_process"]["rss"] > 0
 
 
+@ON_RUNC
 def test_a_container_is_its_own_cgroup_without_network(runtime_instance: Any) -> None:
-    if runtime_instance.runtime != "docker":
-        pytest.skip("runc's cgroup and network namespace")
     assert runtime_instance.container.id in runtime_instance.exec(["cat", "/proc/1/cgroup"]).check().stdout
     assert runtime_instance.exec(["ls", "/sys/class/net"]).check().stdout.split() == ["lo"]
 
@@ -128,17 +137,18 @@ def test_trap_counter_counts_an_io_loop(runtime_instance: Any) -> None:
 
 @pytest.fixture
 def guest(runtime_instance: Any) -> Any:
-    if runtime_instance.kind != "vm":
-        pytest.skip("a guest's own property")
+    assert runtime_instance.kind == "vm"
     return runtime_instance
 
 
+@ON_THE_GUEST
 def test_guest_answers_ssh_on_a_forwarded_port(guest: Any) -> None:
     assert guest.ssh_banner.startswith("SSH-2.0-dropbear")
     guest.console_tail(1)  # reads what QEMU wrote since; the I/O workload may have pushed the marker out
     assert any(line.startswith("VMLAB_READY uptime=") for line in guest.console.text.splitlines())
 
 
+@ON_THE_GUEST
 def test_domain_carries_vmlab_metadata(guest: Any) -> None:
     from vmlab.backends.libvirt_adapter import metadata
 
@@ -152,12 +162,14 @@ def test_domain_carries_vmlab_metadata(guest: Any) -> None:
     assert serial is not None and serial.get("type") == "file"
 
 
+@ON_THE_GUEST
 def test_monitor_runs_hmp(guest: Any) -> None:
     assert "running" in guest.monitor("info status")
     if guest.accel == "tcg":
         assert "TB count" in guest.monitor("info jit")
 
 
+@ON_THE_GUEST
 def test_wrong_pinned_host_key_is_refused(guest: Any) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -175,6 +187,7 @@ def test_wrong_pinned_host_key_is_refused(guest: Any) -> None:
         session.run(["true"], timeout=30)
 
 
+@ON_THE_GUEST
 def test_ssh_uses_a_per_run_key_not_the_image_key(guest: Any, tiny_image: Any) -> None:
     import stat
     from pathlib import Path

@@ -166,3 +166,19 @@ def test_help_is_fast_and_imports_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bad_regex_in_lab_toml_is_exit_2_naming_the_check(
+    warmup_report: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    labs = tmp_path / "labs"
+    (labs / "warmup").mkdir(parents=True)
+    original = (Path(__file__).parents[3] / "labs" / "warmup" / "lab.toml").read_text()
+    broken = original.replace('pattern = "^Linux"', 'pattern = "^(Linux"')
+    assert broken != original
+    (labs / "warmup" / "lab.toml").write_text(broken)
+    monkeypatch.setenv("VMLAB_LABS", str(labs))
+    result = runner.invoke(app, ["check", str(warmup_report)])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "kernel-name" in lines[0] and "regular expression" in lines[0]

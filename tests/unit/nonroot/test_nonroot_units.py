@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.backends.uri import SESSION, SYSTEM, decide, local_uris
+from vmlab.host.libvirt import SESSION, SYSTEM, decide, local_uris
 
 
 def opener(answers: dict[str, str | None]) -> object:
