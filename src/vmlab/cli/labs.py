@@ -119,8 +119,8 @@ def lab_run(
 ) -> None:
     """Run a lab's steps and write a report (grade it with 'vmlab check').
 
-    Exit 0 when every step ran, 3 when some step was skipped or failed (the report says why),
-    2 for bad input, 130 after Ctrl-C (the report written so far is kept).
+    Exit 0: every step ran. 3: a step was skipped or failed (the report says why).
+    2: bad input. 130: Ctrl-C (the report written so far is kept).
     """
     from rich.markup import escape
 

@@ -49,8 +49,10 @@ def compare(
     ] = "container,sandbox,vm",
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
-    """Measure start-up, memory overhead and traps of a container, a gVisor sandbox and a guest from the
-    same root fs, with a native process as the baseline."""
+    """Measure start-up, memory and traps: container, gVisor sandbox and guest from one root fs.
+
+    A native process is the baseline.
+    """
     from vmlab.labs.catalog import load_lab, view
     from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
 
