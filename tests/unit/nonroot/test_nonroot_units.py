@@ -132,10 +132,11 @@ def test_listing_covers_every_uri_once(monkeypatch: pytest.MonkeyPatch) -> None:
     libvirt's test:///default keeps one state per process, so it stands in for root's system daemon
     answering both qemu:///system and qemu:///session."""
     libvirt = pytest.importorskip("libvirt")
-    from vmlab.backends import lifecycle, uri
+    from vmlab.backends import lifecycle
     from vmlab.backends.base import NS_URI
+    from vmlab.host import libvirt as host_libvirt
 
-    monkeypatch.setattr(uri, "LOCAL", ("test:///default", "test:///default", "nosuch:///x"))
+    monkeypatch.setattr(host_libvirt, "LOCAL", ("test:///default", "test:///default", "nosuch:///x"))
     monkeypatch.delenv("VMLAB_LIBVIRT_URI", raising=False)
     monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "test:///default")
     conn = libvirt.open("test:///default")
