@@ -67,11 +67,15 @@ class RunscBackend(DockerBackend):
         return RunscInstance(self, container, name, t0, ready_timeout_s)
 
     def destroy_record(self, record: Record) -> None:
-        log = None
-        container_id = str(record.extra.get("container_id", ""))
-        if self.debug_log and container_id:
-            log = find_boot_log(Path(self.debug_log), container_id)
         super().destroy_record(record)
+        self.remove_boot_log(str(record.extra.get("container_id", "")))
+
+    def remove_boot_log(self, container_id: str) -> None:
+        """The Sentry's log goes with its sandbox. Looked up once the sandbox is gone: a sandbox
+        interrupted while it starts (Ctrl-C during `up`) may write its log after removal was asked."""
+        if not (self.debug_log and container_id):
+            return
+        log = find_boot_log(Path(self.debug_log), container_id)
         if log is not None:
             with contextlib.suppress(OSError):
                 log.unlink()
@@ -151,13 +155,8 @@ class RunscInstance(DockerInstance):
         return SentryCounter(self)
 
     def _destroy(self) -> None:
-        log: Path | None = None
-        with contextlib.suppress(NotAvailable, OSError):
-            log = self.boot_log()
         super()._destroy()
-        if log is not None:  # the Sentry's log is this sandbox's file: it goes with it
-            with contextlib.suppress(OSError):
-                log.unlink()
+        self.backend.remove_boot_log(self.container.id)
 
 
 class SentryCounter:
