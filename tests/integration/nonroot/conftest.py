@@ -181,6 +181,8 @@ def _remove_student(name: str, home: Path, userdel: str) -> None:
     _hand_temp_locks_to_root(uid)
     subprocess.run([userdel, "--remove", name], capture_output=True, text=True, timeout=60, check=False)
     shutil.rmtree(home, ignore_errors=True)
+    # the JVM (doctor asks `java -version`) keeps per-user performance data in /tmp/hsperfdata_<user>
+    shutil.rmtree(Path("/tmp") / f"hsperfdata_{name}", ignore_errors=True)
 
 
 def _kill_processes_of(uid: int) -> None:
