@@ -124,6 +124,10 @@ register_runsc() {
   local runsc
   runsc=$(command -v runsc) || return 0
   $SUDO mkdir -p "$RUNSC_LOG" /etc/docker
+  # A sandbox's log goes with the sandbox: its owner (a student in group docker) must be able to remove it.
+  if getent group docker >/dev/null && [ "$(stat -c '%G %a' "$RUNSC_LOG")" != "docker 2775" ]; then
+    $SUDO chgrp docker "$RUNSC_LOG" && $SUDO chmod 2775 "$RUNSC_LOG"
+  fi
   if $SUDO python3 - "$runsc" "$RUNSC_LOG/" <<'PY'
 import json, os, sys
 path = "/etc/docker/daemon.json"
