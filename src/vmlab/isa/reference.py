@@ -18,32 +18,44 @@ class BudgetExceeded(RuntimeError):
     """The program did not halt within the instruction budget."""
 
 
+def _execute(code: bytes, ip: int, a: int, l: int) -> tuple[int, int, int]:
+    """One instruction other than HALT: the next IP and the registers after it."""
+    op = code[ip]
+    if op == CLRA:
+        a = 0
+    elif op == INC3A:
+        a = to_int32(a + 3)
+    elif op == DECA:
+        a = to_int32(a - 1)
+    elif op == SETL:
+        l = a
+    elif op == BACK7:
+        l = to_int32(l - 1)
+        if l > 0:
+            return back_target(ip), a, l
+    else:
+        raise ValueError(f"byte {op} at {ip} is not an opcode")
+    return ip + 1, a, l
+
+
+def _block_exit(code: bytes, start: int) -> int:
+    """Index of the BACK7 or HALT that ends the block starting at `start`."""
+    i = start
+    while code[i] not in (BACK7, HALT):
+        i += 1
+    return i
+
+
 def run_reference(program: Program, max_instructions: int | None = None) -> Result:
     code = program.code
     ip, a, l, executed = 0, to_int32(program.a), to_int32(program.l), 0
     while True:
         if max_instructions is not None and executed >= max_instructions:
             raise BudgetExceeded(f"no HALT within {max_instructions} instructions")
-        op = code[ip]
         executed += 1
-        if op == HALT:
+        if code[ip] == HALT:
             return Result(a=a, l=l, executed=executed)
-        if op == CLRA:
-            a = 0
-        elif op == INC3A:
-            a = to_int32(a + 3)
-        elif op == DECA:
-            a = to_int32(a - 1)
-        elif op == SETL:
-            l = a
-        elif op == BACK7:
-            l = to_int32(l - 1)
-            if l > 0:
-                ip = back_target(ip)
-                continue
-        else:
-            raise ValueError(f"byte {op} at {ip} is not an opcode")
-        ip += 1
+        ip, a, l = _execute(code, ip, a, l)
 
 
 @dataclass
@@ -71,9 +83,7 @@ class BlockTrace:
 
     def simple_loop(self, head: int) -> bool:
         """The block entered at `head` ends at a BACK7 that jumps back to `head` itself."""
-        i = head
-        while self.code[i] not in (BACK7, HALT):
-            i += 1
+        i = _block_exit(self.code, head)
         return self.code[i] == BACK7 and back_target(i) == head
 
     def superblocks(self, hot: int) -> int:
@@ -85,10 +95,7 @@ class BlockTrace:
         heads: set[int] = set()
         for (src, taken), count in self.exits.items():
             if taken and count >= hot:
-                i = src
-                while self.code[i] not in (BACK7, HALT):
-                    i += 1
-                target = back_target(i)
+                target = back_target(_block_exit(self.code, src))
                 if self.simple_loop(target):
                     heads.add(target)
         return len(heads)
@@ -101,24 +108,11 @@ def trace_blocks(program: Program) -> BlockTrace:
     entries, exits = trace.entries, trace.exits
     ip, a, l, start = 0, to_int32(program.a), to_int32(program.l), 0
     entries[0] += 1
-    while True:
+    while code[ip] != HALT:
         op = code[ip]
-        if op == HALT:
-            return trace
-        if op == CLRA:
-            a = 0
-        elif op == INC3A:
-            a = to_int32(a + 3)
-        elif op == DECA:
-            a = to_int32(a - 1)
-        elif op == SETL:
-            l = a
-        elif op == BACK7:
-            l = to_int32(l - 1)
-            taken = l > 0
-            exits[(start, taken)] += 1
-            ip = back_target(ip) if taken else ip + 1
+        ip, a, l = _execute(code, ip, a, l)
+        if op == BACK7:  # a block ends here; the next one starts where execution goes on
+            exits[(start, l > 0)] += 1
             start = ip
             entries[ip] += 1
-            continue
-        ip += 1
+    return trace
