@@ -63,17 +63,11 @@ def integrity_result(
 
 
 def _measurements(report: Report) -> Iterator[tuple[str, Experiment | Measurement]]:
-    for exp_id, entry in report.experiments.items():
-        group = (
-            {exp_id: entry}
-            if isinstance(entry, Experiment)
-            else {f"{exp_id}.{k}": e for k, e in entry.items()}
-        )
-        for where, exp in group.items():
-            if exp.summary is not None:
-                yield where, exp
-            for stage, m in exp.stages.items():
-                yield f"{where}.stages.{stage}", m
+    for where, exp in report.each_experiment():
+        if exp.summary is not None:
+            yield where, exp
+        for stage, m in exp.stages.items():
+            yield f"{where}.stages.{stage}", m
 
 
 def summary_problems(report: Report) -> Iterator[str]:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from vmlab.errors import UsageError
 from vmlab.grade.model import Fingerprint, Measure
-from vmlab.report.model import SCHEMA_VERSION, Experiment, Report
+from vmlab.report.model import SCHEMA_VERSION, Report
 
 REPORT_NAME = "report.json"
 SIGNATURE_KEY = "signature"  # a top-level block outside the signed content
@@ -120,16 +120,6 @@ def load(h: HandIn) -> HandIn:
     return h
 
 
-def _experiments(report: Report) -> list[tuple[str, Experiment]]:
-    out: list[tuple[str, Experiment]] = []
-    for exp_id, entry in report.experiments.items():
-        if isinstance(entry, Experiment):
-            out.append((exp_id, entry))
-        else:
-            out += [(f"{exp_id}.{k}", e) for k, e in entry.items()]
-    return out
-
-
 def fingerprint(report: Report) -> Fingerprint:
     """Run id, the hash of the student's own inputs, and a short hash of every raw sample vector.
 
@@ -139,7 +129,7 @@ def fingerprint(report: Report) -> Fingerprint:
     student_inputs = sorted((n, r.sha256) for n, r in report.inputs.items() if r.source == "student")
     submission = hashlib.sha256(json.dumps(student_inputs).encode()).hexdigest() if student_inputs else None
     vectors: set[str] = set()
-    for _where, exp in _experiments(report):
+    for _where, exp in report.each_experiment():
         series = [exp.samples, *(m.samples for m in exp.stages.values())]
         for s in series:
             if len(s) >= 2 and len(set(s)) > 1:
@@ -150,7 +140,7 @@ def fingerprint(report: Report) -> Fingerprint:
 def measures(report: Report) -> dict[str, Measure]:
     """The median of every measured figure, by its path, for the class site's distributions."""
     out: dict[str, Measure] = {}
-    for where, exp in _experiments(report):
+    for where, exp in report.each_experiment():
         if exp.summary is not None:
             out[where] = Measure(value=exp.summary.median, unit=exp.unit)
         for stage, m in exp.stages.items():

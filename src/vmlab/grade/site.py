@@ -22,7 +22,7 @@ from vmlab.errors import UsageError
 from vmlab.grade.model import ClassResult, StudentResult
 from vmlab.grade.outputs import read_class, safe_name
 from vmlab.labs.model import Lab
-from vmlab.report.model import Experiment, Report
+from vmlab.report.model import Report
 
 ACCEL_COLOURS = {"kvm": "#1b7837", "tcg": "#b2182b", "none": "#4d4d4d"}
 
@@ -114,18 +114,12 @@ def _concepts(lab: Lab | None, report: Report) -> dict[str, str]:
 def report_plots(report: Report, lab: Lab | None) -> list[Plot]:
     concepts = _concepts(lab, report)
     plots: list[Plot] = []
-    for exp_id, entry in report.experiments.items():
-        group = (
-            {exp_id: entry}
-            if isinstance(entry, Experiment)
-            else {f"{exp_id}.{k}": e for k, e in entry.items()}
-        )
-        for where, exp in group.items():
-            sets = {"samples": exp.samples} if exp.samples else {}
-            sets |= {f"stage {k}": m.samples for k, m in exp.stages.items() if m.samples}
-            svg = strip_svg(sets, exp.unit) if sets else ""
-            if svg:
-                plots.append(Plot(where, concepts.get(exp_id, ""), exp.unit, svg))
+    for where, exp in report.each_experiment():
+        sets = {"samples": exp.samples} if exp.samples else {}
+        sets |= {f"stage {k}": m.samples for k, m in exp.stages.items() if m.samples}
+        svg = strip_svg(sets, exp.unit) if sets else ""
+        if svg:
+            plots.append(Plot(where, concepts.get(where.split(".")[0], ""), exp.unit, svg))
     return plots
 
 

@@ -6,6 +6,7 @@ Schema changes bump SCHEMA_VERSION and add a line to MIGRATIONS so tutors' scrip
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -214,6 +215,15 @@ class Report(_Strict):
     checks: list[CheckResult] | None = None
     grade: Grade | None = None
     signature: Signature | None = None
+
+    def each_experiment(self) -> Iterator[tuple[str, Experiment]]:
+        """Every experiment with its dotted path: `id` alone, or `id.variant` inside a group."""
+        for exp_id, entry in self.experiments.items():
+            if isinstance(entry, Experiment):
+                yield exp_id, entry
+            else:
+                for variant, exp in entry.items():
+                    yield f"{exp_id}.{variant}", exp
 
 
 def report_json_schema() -> dict[str, Any]:

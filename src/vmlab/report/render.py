@@ -46,14 +46,9 @@ def render_report(report: Report) -> Iterator[RenderableType]:
     table = Table(title="experiments")
     for col in ("measurement", "unit", "median [min–max] n / value", "source"):
         table.add_column(col, overflow="fold")
-    for exp_id, entry in report.experiments.items():
-        if isinstance(entry, Experiment):
-            for row in _rows(exp_id, entry):
-                table.add_row(*row)
-        else:
-            for variant, exp in entry.items():
-                for row in _rows(f"{exp_id}.{variant}", exp):
-                    table.add_row(*row)
+    for where, exp in report.each_experiment():
+        for row in _rows(where, exp):
+            table.add_row(*row)
     yield table
     if report.checks is not None:
         checks = Table(title="checks")
