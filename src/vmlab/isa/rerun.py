@@ -131,13 +131,10 @@ def _rerun_engine(
     if res.timed_out:
         msg = f"the engine gave no result within {ctx.spec.timeout_s:g} s (an endless loop?)"
         return [check("hidden", False, msg, expected="a result for every hidden program")]
-    try:
-        data = json.loads(res.stdout.strip().splitlines()[-1])
-        if not isinstance(data, dict):
-            raise ValueError
-    except (ValueError, IndexError):
-        tail = (res.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return [check("hidden", None, f"the container exited {res.rc} without a result: {tail}")]
+    data = res.result_json()
+    if data is None:
+        msg = f"the container exited {res.rc} without a result: {res.stderr_tail()}"
+        return [check("hidden", None, msg)]
 
     checks: list[CheckResult] = []
     got_hidden = data.get("hidden") or []

@@ -54,13 +54,10 @@ def rerun(ctx: RerunContext) -> list[CheckResult]:
         return [
             ctx.check("hidden-line", False, f"no result within {ctx.spec.timeout_s:g} s", description=desc)
         ]
-    try:
-        data = json.loads(res.stdout.strip().splitlines()[-1])
-        if not isinstance(data, dict):
-            raise ValueError
-    except (ValueError, IndexError):
-        tail = (res.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return [ctx.check("hidden-line", None, f"the container exited {res.rc} without a result: {tail}")]
+    data = res.result_json()
+    if data is None:
+        msg = f"the container exited {res.rc} without a result: {res.stderr_tail()}"
+        return [ctx.check("hidden-line", None, msg)]
     if data.get("unavailable"):
         return [ctx.check("hidden-line", None, f"not gradable on this runner: {data['unavailable']}")]
     if "error" in data:
