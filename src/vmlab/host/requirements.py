@@ -12,6 +12,8 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vmlab.host import doctor
+
 SYSTEM_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
@@ -43,13 +45,11 @@ def _tool(name: str, program: str, package: str) -> Probe:
     return probe
 
 
-def _from_doctor(name: str, probe_name: str) -> Probe:
+def _from_doctor(name: str, row: Callable[[], doctor.Row]) -> Probe:
     def probe() -> Unmet | None:
-        from vmlab.host import doctor
-
-        row = getattr(doctor, probe_name)()
-        if row.status == "fail":
-            return Unmet(name, row.detail, row.fix)
+        found = row()
+        if found.status == "fail":
+            return Unmet(name, found.detail, found.fix)
         return None
 
     return probe
@@ -62,10 +62,10 @@ def _root() -> Unmet | None:
 
 
 REQUIREMENTS: dict[str, Probe] = {
-    "kvm": _from_doctor("kvm", "_probe_kvm"),
-    "libvirt": _from_doctor("libvirt", "_probe_libvirt"),
-    "docker": _from_doctor("docker", "_probe_docker"),
-    "sandbox": _from_doctor("sandbox", "_probe_sandbox"),
+    "kvm": _from_doctor("kvm", doctor._probe_kvm),
+    "libvirt": _from_doctor("libvirt", doctor._probe_libvirt),
+    "docker": _from_doctor("docker", doctor._probe_docker),
+    "sandbox": _from_doctor("sandbox", doctor._probe_sandbox),
     "root": _root,
     "java": _tool("java", "java", "openjdk-17-jdk-headless"),
     "javac": _tool("javac", "javac", "openjdk-17-jdk-headless"),
