@@ -124,7 +124,8 @@ def lab_run(
     """
     from rich.markup import escape
 
-    from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
+    from vmlab.cli.output import relative_to_cwd
+    from vmlab.labs.pipeline import RunRequest, run_lab
 
     with errors_to_exit():
         request = RunRequest(

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -67,3 +68,11 @@ def progress_printer(prefix: str = "") -> Callable[[str], None]:
         err.print(f"[dim]{escape(prefix + msg)}[/]", highlight=False)
 
     return show
+
+
+def relative_to_cwd(path: Path) -> str:
+    """How a path is shown to the user: relative when under the current folder."""
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -243,11 +243,12 @@ def bench(
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Time every engine on the scenarios: the isa-emulation lab's engine steps, one report."""
+    from vmlab.cli.output import relative_to_cwd
     from vmlab.errors import UsageError
     from vmlab.isa.bench import plot_ns_per_instruction, speedups
     from vmlab.isa.registry import bind_params, get_engine, parse_engines, parse_param
     from vmlab.labs.catalog import load_lab
-    from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
+    from vmlab.labs.pipeline import RunRequest, run_lab
 
     with errors_to_exit():
         nums = _ints(scenarios, "--scenarios")

@@ -374,7 +374,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         if missing:
             record.status, record.message = "skipped", "; ".join(m.one_line() for m in missing)
             say(f"{lab.lab.name}: {step_id} skipped: {record.message}")
-            report = _updated(report, steps, experiments, save_report, path)
+            report = _updated(report, steps, experiments, path)
             continue
         ctx = StepContext(
             run_id=rid,
@@ -389,7 +389,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         )
         say(f"{lab.lab.name}: running {step_id}")
         record.started_at = dt.datetime.now(dt.UTC)
-        report = _updated(report, steps, experiments, save_report, path, accel=accel)
+        report = _updated(report, steps, experiments, path, accel=accel)
         t0 = time.monotonic()
         try:
             with step_timeout(step.timeout_s, step_id):
@@ -418,7 +418,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         experiments.update(produced)
         if ctx.accel is not None:
             accel = ctx.accel
-        report = _updated(report, steps, experiments, save_report, path, accel=accel)
+        report = _updated(report, steps, experiments, path, accel=accel)
         if interrupted:
             break
 
@@ -470,7 +470,6 @@ def _updated(
     report: Report,
     steps: dict[str, StepRecord],
     experiments: dict[str, ExperimentEntry],
-    save: Callable[[Report, Path], Path],
     path: Path,
     *,
     accel: tuple[str, str] | None = None,
@@ -487,17 +486,11 @@ def _updated(
             "host": host,
         }
     )
-    save(new, path)
+    from vmlab.report.io import save_report
+
+    save_report(new, path)
     return new
 
 
 def _jsonable(v: Any) -> bool:
     return isinstance(v, str | int | float | bool | list | dict | type(None)) and not isinstance(v, BaseModel)
-
-
-def relative_to_cwd(path: Path) -> str:
-    """How a path is shown to the user: relative when under the current folder."""
-    try:
-        return str(path.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

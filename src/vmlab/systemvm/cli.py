@@ -53,8 +53,9 @@ def compare(
 
     A native process is the baseline.
     """
+    from vmlab.cli.output import relative_to_cwd
     from vmlab.labs.catalog import load_lab, view
-    from vmlab.labs.pipeline import RunRequest, relative_to_cwd, run_lab
+    from vmlab.labs.pipeline import RunRequest, run_lab
 
     sets = {
         "compare": {
