@@ -73,11 +73,6 @@ class StepContext:
     artifacts: list[Artifact] = field(default_factory=list)
     accel: tuple[str, str] | None = None
 
-    @property
-    def run_dir(self) -> Path:
-        """Older name of `scratch`."""
-        return self.scratch
-
     def attach(self, path: Path, name: str | None = None) -> Artifact:
         """Copy a file into artifacts/<step>/ and list it in the report (name, relative path, sha256)."""
         dest_dir = self.artifacts_dir / self.step_id
