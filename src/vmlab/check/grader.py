@@ -351,12 +351,3 @@ def make_grade(results: list[CheckResult], timing: Timing = "graded") -> Grade:
         counts=counts,
         timing=timing,
     )
-
-
-def grade(report: Report, lab: Lab) -> list[CheckResult]:
-    """The results alone (kept for older callers)."""
-    return grade_report(report, lab)[0]
-
-
-def all_required_pass(results: list[CheckResult]) -> bool:
-    return make_grade(results).passed
