@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from tests.helpers import interrupt_when
 
 from vmlab.backends import runtime_kind
 from vmlab.backends.base import CONTAINER_STAGES, VM_STAGES
@@ -235,9 +236,7 @@ def _names(runtime: str) -> str:
 @pytest.mark.parametrize("runtime", ["docker", "docker-runsc", "libvirt"])
 def test_sigint_during_up_leaves_nothing(runtime: str, test_home: Any, tiny_image: Any) -> None:
     """Ctrl-C once the resource exists, on every runtime: exit 130 and nothing left."""
-    import signal
     import sys
-    import time
     from pathlib import Path
 
     from tests.integration.conftest import require_runtime
@@ -254,18 +253,9 @@ def test_sigint_during_up_leaves_nothing(runtime: str, test_home: Any, tiny_imag
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while run not in _names(runtime):
-            if proc.poll() is not None:  # a container may be ready before we look: nothing to interrupt
-                subprocess.run([vmlab, "down", "--run", run], capture_output=True, check=False)
-                pytest.skip(f"{runtime}: `up` finished before the interrupt ({proc.returncode})")
-            assert time.monotonic() < deadline, "the resource never appeared"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    got = interrupt_when(proc, lambda: run in _names(runtime), what="the resource appearing")
+    if not got.sent:  # a container may be ready before we look: nothing to interrupt
+        subprocess.run([vmlab, "down", "--run", run], capture_output=True, check=False)
+        pytest.skip(f"{runtime}: `up` finished before the interrupt ({got.returncode})")
+    assert got.returncode == 130, got.stderr
     assert run not in _names(runtime)

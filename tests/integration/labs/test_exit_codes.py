@@ -10,14 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Literal
 
 import pytest
+from tests.helpers import interrupt_when
 from typer.testing import CliRunner
 
 from vmlab.cli.main import app
@@ -90,6 +89,14 @@ def test_bad_input_exits_2_before_anything_runs(lab: str, vmlab_home: Path) -> N
 LONGER = {"warmup": ["--set", "true.runs=10000"], "kvm-api": ["--set", "programs.repeats=500"]}
 
 
+def _a_step_started(report: Path) -> bool:
+    try:
+        steps = json.loads(report.read_text())["steps"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return False
+    return any(s.get("started_at") for s in steps.values())
+
+
 def _owned_by(run_id: str) -> list[str]:
     """Domains and containers whose names carry the run id (vmlab names them vmlab-<run>-<name>)."""
     found: list[str] = []
@@ -117,26 +124,10 @@ def test_ctrl_c_exits_130_with_a_valid_partial_report_and_nothing_left(lab: str,
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # interrupt once a step has been running for a moment
-            if proc.poll() is not None:
-                pytest.fail(f"the run ended before it could be interrupted: {proc.communicate()[1]}")
-            try:
-                steps = json.loads(out.read_text())["steps"]
-            except (OSError, json.JSONDecodeError, KeyError):
-                steps = {}
-            if any(s.get("started_at") for s in steps.values()):
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
+    # interrupt once a step has been running for a moment
+    got = interrupt_when(proc, lambda: _a_step_started(out), what="a step starting", timeout=120, settle=0.3)
+    assert got.sent, f"the run ended before it could be interrupted: {got.stderr}"
+    assert got.returncode == 130, got.stderr
     report = load_report(out)
     assert report.run.status == "interrupted"
     statuses = [s.status for s in report.steps.values()]

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import interrupt_when
 from typer.testing import CliRunner
 
 from vmlab.cli.main import app
@@ -121,19 +120,11 @@ def test_sigint_during_up_cleans_up(tiny_image: Any, libvirt_available: str, cle
         text=True,
         env=os.environ.copy(),
     )
-    try:
-        deadline = time.monotonic() + 60
-        while run not in _libvirt_names():  # the domain exists: we interrupt in the middle of `up`
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the domain never appeared"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err
+    # the domain exists: we interrupt in the middle of `up`
+    got = interrupt_when(proc, lambda: run in _libvirt_names(), what="the domain appearing")
+    assert got.sent, got.stderr
+    assert got.returncode == 130, got.stderr
+    assert "interrupted" in got.stderr
     assert run not in _libvirt_names()
     from vmlab.paths import runs_dir
 

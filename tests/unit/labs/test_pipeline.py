@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from tests.helpers import interrupt_when
 from typer.testing import CliRunner
 
 from vmlab.errors import UsageError
@@ -285,22 +284,15 @@ def test_sigint_leaves_a_valid_partial_report(demo_lab: Path) -> None:
     code = "import sys; from vmlab.cli.main import main; sys.argv = ['vmlab'] + sys.argv[1:]; main()"
     argv = [sys.executable, "-c", code, "lab", "run", "demo", "--task", "t3", "--set", "slow.seconds=60"]
     proc = subprocess.Popen([*argv, "-o", str(out)], env=env, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the slow step has started (the report says so)
-        if out.exists():
-            try:
-                started = json.loads(out.read_text())["steps"]["slow"]["started_at"]
-            except (json.JSONDecodeError, KeyError):
-                started = None
-            if started:
-                break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("the slow step never started")
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130, proc.stderr.read() if proc.stderr else ""
+
+    def slow_step_started() -> bool:  # the report says so
+        try:
+            return bool(json.loads(out.read_text())["steps"]["slow"]["started_at"])
+        except (OSError, json.JSONDecodeError, KeyError):
+            return False
+
+    got = interrupt_when(proc, slow_step_started, what="the slow step starting", settle=0.2)
+    assert got.sent and got.returncode == 130, got.stderr
     report = load_report(out)
     assert report.run.status == "interrupted"
     assert report.steps["quick"].status == "ok" and "quick" in report.experiments
