@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
-from vmlab.errors import BackendError
+from vmlab.errors import BackendError, NotAvailable
 
 
 def compare(
@@ -80,8 +80,9 @@ def compare(
         result = run_lab(request, progress_printer())
         report, path = result.report, result.path
         step = report.steps["compare"]
-        if step.status != "ok":
-            raise BackendError(f"compare {step.status}: {step.message}", hint=f"partial report: {path}")
+        if step.status != "ok":  # a requirement unmet is a missing capability (exit 3), else a fault (4)
+            error = NotAvailable if step.status == "skipped" else BackendError
+            raise error(f"compare {step.status}: {step.message}", hint=f"partial report: {path}")
         made = []
         lab = load_lab("system-vm")
         if plots and (write_plots := view(lab, "plots")) is not None:

@@ -265,3 +265,19 @@ def test_partial_results_keep_finished_kinds(monkeypatch: pytest.MonkeyPatch) ->
         compare.run_compare(opts, "r1")
     assert info.value.exit_code == 4 and "dockerd" in info.value.message
     assert set(info.value.partial["startup"]) == {"native", "container"}  # type: ignore[arg-type]
+
+
+def test_compare_without_docker_exits_3_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, vmlab_home: Path
+) -> None:
+    """An unmet requirement is a missing capability (exit 3), not a backend fault (4); nothing is booted."""
+    from typer.testing import CliRunner
+
+    from vmlab.cli.main import app
+    from vmlab.host import requirements
+
+    gone = requirements.Unmet("docker", "daemon not reachable", "make setup (starts dockerd)")
+    monkeypatch.setitem(requirements.REQUIREMENTS, "docker", lambda: gone)
+    result = CliRunner().invoke(app, ["compare", "-n", "1", "-o", str(tmp_path / "r.json")])
+    assert result.exit_code == 3, result.output
+    assert "daemon not reachable" in result.stderr and "make setup" in result.stderr
