@@ -2,9 +2,11 @@
 
 CI runs as root, so the suite makes the student: `useradd`, then every command through `runuser -u`
 with a student's environment (PATH without sbin, HOME theirs, VMLAB_HOME left to its default
-~/.cache/vmlab). The checkout must be readable by that user; the venv's interpreter may not be (a
-pyenv Python under /root, which is 0700), so the student runs the system Python of the same X.Y with
-the venv's site-packages on PYTHONPATH: the same code and libraries, no install.
+~/.cache/vmlab). Neither the checkout nor the venv need be readable by that user (CI may clone into a
+0700 folder; the venv's interpreter may be a pyenv Python under /root, which is 0700): the student gets
+a copy of vmlab's source, labs and image recipes and of the venv's site-packages (without what only
+development uses) in their home, and runs the system Python of the same X.Y on it: the same code and
+libraries, no install.
 
 Cleanup is guaranteed (finally, also after Ctrl-C): `vmlab down --all` as the student, then every
 process still running as them (their libvirtd session daemon, a QEMU) killed by pid, their containers
@@ -100,8 +102,27 @@ def _interpreters() -> list[str]:
     return [p for p in dict.fromkeys(found) if Path(p).exists()]
 
 
-def _pythonpath() -> str:
-    return os.pathsep.join([str(REPO / "src"), str(REPO), sysconfig.get_paths()["purelib"]])
+# what only development needs (a browser driver, type checker, test runners): not copied for the student
+DEV_ONLY = (
+    "playwright",
+    "mypy",
+    "*__mypyc*",
+    "pip",
+    "hypothesis",
+    "_pytest",
+    "pytest",
+    "ruff",
+    "__pycache__",
+)
+
+
+def _copy_kit(dest: Path) -> str:
+    """vmlab as the student will run it, in `dest`; returns the PYTHONPATH that reaches it."""
+    for part in ("src", "labs", "vm-images"):  # labs/ and vm-images/ are found beside src/
+        shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    site = dest / "site-packages"
+    shutil.copytree(sysconfig.get_paths()["purelib"], site, ignore=shutil.ignore_patterns(*DEV_ONLY))
+    return os.pathsep.join([str(dest / "src"), str(site)])
 
 
 def _pick_python(student: Student) -> str:
@@ -149,7 +170,7 @@ def student() -> Iterator[Student]:
             timeout=60,
         )
         created = True
-        st = Student(name, pwd.getpwnam(name).pw_uid, home, "", _pythonpath())
+        st = Student(name, pwd.getpwnam(name).pw_uid, home, "", _copy_kit(home / "kit"))
         st.python = _pick_python(st)
         yield st
     finally:
@@ -170,7 +191,9 @@ def _group_exists(name: str) -> bool:
 def _remove_student(name: str, home: Path, userdel: str) -> None:
     """Everything the student may have left, whatever state the tests stopped in."""
     uid = pwd.getpwnam(name).pw_uid
-    st = Student(name, uid, home, "", _pythonpath())
+    st = Student(
+        name, uid, home, "", os.pathsep.join([str(home / "kit" / "src"), str(home / "kit" / "site-packages")])
+    )
     for py in _interpreters():
         st.python = py
         with contextlib.suppress(subprocess.TimeoutExpired):
