@@ -9,8 +9,13 @@ schema 1) has no such evidence: a missing path fails, as it always did.
 Exit code (Grade.exit_code): 1 when a required check failed (integrity included), else 3 when a
 required, applicable check is skipped or error, else 0. `timing="advisory"` keeps checks marked
 `timing` out of the exit code and the score (they are still graded and shown).
-Score: the points of passed checks over the points of the checks that were graded (pass or fail),
-counting optional ones; a report that fails integrity scores 0, since its figures cannot be trusted.
+Score, failing closed: the points possible are those of every applicable check the lab declares for
+the tasks graded, optional ones included, whatever the report says about its steps. A check that is
+skipped or in error scores 0 of its points and says why, so deleting an experiment or marking its step
+`skipped` never shrinks the denominator. Only a check whose `when` condition is false leaves it, and
+`timing="advisory"` (the grader's choice, never the report's). A report that fails integrity scores 0,
+since its figures cannot be trusted. Faults of the grader itself (a bad expression: GRADER_FAULTS) are
+`error` too; `vmlab grade` holds such a hand-in for review (vmlab.grade.classgrade).
 """
 
 from __future__ import annotations
@@ -42,8 +47,10 @@ from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Grade, Outcome, Report
 
 Timing = Literal["graded", "advisory"]
+# message prefixes of an `error` outcome that is the grader's fault (a lab's expression), not the report's
+GRADER_FAULTS = ("cannot grade:", "grader error:")
 
-__all__ = ["PathMissing", "evaluate_check", "grade_report", "make_grade", "resolve"]
+__all__ = ["GRADER_FAULTS", "PathMissing", "evaluate_check", "grade_report", "make_grade", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -73,13 +80,22 @@ def grade_report(
     tasks: list[str] | None = None,
     timing: Timing = "graded",
     require_artifacts: bool = False,
+    legacy: bool | None = None,
 ) -> tuple[list[CheckResult], Grade]:
-    """Every check's outcome (group checks expanded), the integrity check last, and the grade."""
+    """Every check's outcome (group checks expanded), the integrity check last, and the grade.
+
+    `legacy`: the report comes from schema 1, which recorded no steps, so the data present is graded
+    as it is. None infers it from what an upgrade leaves (no steps, no inputs, no lab hash); a tutor's
+    grader passes what the hand-in's own schema_version says, so deleting `steps` from a schema-2
+    report never makes it one.
+    """
+    if legacy is None:
+        legacy = not report.steps and not report.inputs and not report.run.lab_sha256
     known = [t.id for t in lab.tasks]
     for t in tasks or []:
         if t not in known:
             raise LabError(f"lab {lab.lab.name!r} has no task {t!r}", hint=f"pick one of: {', '.join(known)}")
-    results = [evaluate_check(b, report, lab) for b in _expand(lab, report)]
+    results = [evaluate_check(b, report, lab, legacy=legacy) for b in _expand(lab, report)]
     if tasks:
         results = [r for r in results if r.task in tasks]
     results.append(integrity_result(report, lab, report_dir, require_artifacts=require_artifacts))
@@ -105,7 +121,9 @@ def _expand(lab: Lab, report: Report) -> Iterator[_Bound]:
                 yield _Bound(check, None)  # graded as missing: the group is not in the report
 
 
-def evaluate_check(bound: _Bound | Check, report: Report, lab: Lab | None = None) -> CheckResult:
+def evaluate_check(
+    bound: _Bound | Check, report: Report, lab: Lab | None = None, *, legacy: bool = False
+) -> CheckResult:
     """One check's outcome. Never raises: a grader fault becomes an `error` outcome."""
     b = bound if isinstance(bound, _Bound) else _Bound(bound, None)
     c = b.check
@@ -132,7 +150,7 @@ def evaluate_check(bound: _Bound | Check, report: Report, lab: Lab | None = None
                 )
         if c.each is not None and b.member is None:
             raise PathMissing(f"group {c.each} is not in the report or is empty")
-        gate = _step_gate(b, task, report, lab)
+        gate = None if legacy else _step_gate(b, task, report, lab)
         if gate is not None:
             outcome, message = gate
             return CheckResult(**base, outcome=outcome, expected=expected, message=message)
@@ -185,9 +203,8 @@ def _member_task(b: _Bound, report: Report, lab: Lab) -> str | None:
 
 
 def _step_gate(b: _Bound, task: str | None, report: Report, lab: Lab | None) -> tuple[Outcome, str] | None:
-    """skipped/error when a step behind the check did not run fine; None to grade the data."""
-    if not report.steps:
-        return None  # an upgraded schema-1 report: no evidence of steps, grade what is there
+    """skipped/error when a step behind the check did not run fine (a step with no record did not
+    run); None to grade the data."""
     steps: list[str] = []
     for p in _paths(b):
         if p.experiment is None:
@@ -332,7 +349,6 @@ def make_grade(results: list[CheckResult], timing: Timing = "graded") -> Grade:
         exit_code = 3
     else:
         exit_code = 0
-    graded = [r for r in counted if r.outcome in ("pass", "fail")]
     trusted = all(r.passed for r in results if r.id == INTEGRITY_ID)
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("pass", "fail", "skipped", "error")}
     counts |= {
@@ -347,7 +363,7 @@ def make_grade(results: list[CheckResult], timing: Timing = "graded") -> Grade:
         passed=exit_code == 0,
         exit_code=exit_code,
         score=sum(r.score for r in counted) if trusted else 0.0,
-        max_score=sum(r.points for r in graded),
+        max_score=sum(r.points for r in counted),
         counts=counts,
         timing=timing,
     )

@@ -3,7 +3,7 @@
 
 `vmlab grade HAND_INS... -o OUT/` is short for `vmlab grade class ...`. Exit codes: 0 the class was
 graded (students' verdicts are in OUT/, not in the exit code), 2 bad input, 3 with --fail-on-flags when
-some hand-in is flagged or invalid, 4 when Docker failed during --rerun.
+some hand-in is held, flagged or invalid, 4 when Docker failed during --rerun.
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ OutOpt = Annotated[
     Path, typer.Option("--output", "-o", help="Folder for class.json, class.csv, junit.xml, gradescope/.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the class summary as JSON.")]
+DecisionsOpt = Annotated[
+    Path | None,
+    typer.Option("--decisions", help="The tutor's decisions.toml (hand-in -> accept | zero | points)."),
+]
+RosterOpt = Annotated[
+    Path | None,
+    typer.Option("--roster", help="roster.csv: hand-in folder, login or e-mail -> student id."),
+]
+FailOnFlagsOpt = Annotated[
+    bool, typer.Option("--fail-on-flags", help="Exit 3 when some hand-in is held, flagged or invalid.")
+]
 CompareOpt = Annotated[
     Path | None,
     typer.Option(
@@ -76,19 +87,39 @@ def grade_class_cmd(
     timing: Annotated[
         str, typer.Option("--timing", help="graded or advisory (timing checks shown, not counted).")
     ] = "graded",
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", help="Grade only this task (repeatable; default: every task of the lab)."),
+    ] = None,
+    on_flag: Annotated[
+        str,
+        typer.Option(
+            "--on-flag", help="A flagged hand-in's score: review (held), zero (0 published) or keep."
+        ),
+    ] = "review",
+    held_output: Annotated[
+        str,
+        typer.Option("--held-output", help="Gradescope file of a held hand-in: zero (score 0) or none."),
+    ] = "zero",
+    decisions: DecisionsOpt = None,
+    roster: RosterOpt = None,
     compare_to: CompareOpt = None,
-    fail_on_flags: Annotated[
-        bool, typer.Option("--fail-on-flags", help="Exit 3 when some hand-in is flagged or invalid.")
-    ] = False,
+    fail_on_flags: FailOnFlagsOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Grade every hand-in: verdicts, flags, CSV, JUnit and Gradescope files in OUT/."""
     from vmlab.grade.classgrade import GradeRequest, grade_class, parse_shard
     from vmlab.grade.model import ClassOptions
+    from vmlab.grade.publish import read_decisions
+    from vmlab.grade.roster import read_roster
     from vmlab.grade.sign import read_key
 
     if timing not in ("graded", "advisory"):
         raise fail(f"--timing {timing!r}: use graded or advisory")
+    if on_flag not in ("review", "zero", "keep"):
+        raise fail(f"--on-flag {on_flag!r}: use review, zero or keep")
+    if held_output not in ("zero", "none"):
+        raise fail(f"--held-output {held_output!r}: use zero or none")
     if rerun and secret_file is None:
         raise fail("--rerun needs --secret-file KEY (fix: vmlab grade keygen KEY, kept on the runner only)")
     if require_signature and key_file is None:
@@ -97,10 +128,20 @@ def grade_class_cmd(
         req = GradeRequest(
             hand_ins=hand_ins,
             lab=lab,
-            options=ClassOptions(timing=timing, rerun=rerun, require_signature=require_signature),  # type: ignore[arg-type]
+            options=ClassOptions(
+                timing=timing,  # type: ignore[arg-type]
+                rerun=rerun,
+                require_signature=require_signature,
+                tasks=list(dict.fromkeys(task or [])),
+                on_flag=on_flag,  # type: ignore[arg-type]
+                held_output=held_output,  # type: ignore[arg-type]
+                roster=roster is not None,
+            ),
             shard=parse_shard(shard) if shard else None,
             signature_key=read_key(key_file) if key_file else None,
             rerun_secret=read_key(secret_file) if secret_file else None,
+            roster=read_roster(roster) if roster else None,
+            decisions=read_decisions(decisions) if decisions else {},
         )
         result = grade_class(req, progress=progress_printer("grade: "))
     _finish(result, output, compare_to, json_out, fail_on_flags)
@@ -110,18 +151,25 @@ def grade_class_cmd(
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="Each shard's OUT/ folder or its class.json.")],
     output: OutOpt,
+    decisions: DecisionsOpt = None,
+    roster: RosterOpt = None,
     compare_to: CompareOpt = None,
-    fail_on_flags: Annotated[
-        bool, typer.Option("--fail-on-flags", help="Exit 3 when some hand-in is flagged or invalid.")
-    ] = False,
+    fail_on_flags: FailOnFlagsOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Join the shards of one class; class-wide flags (copies across shards) are computed again."""
+    """Join the shards of one class; class-wide flags (copies across shards), the policy and the
+    tutor's decisions are applied again."""
     from vmlab.grade.classgrade import merge
     from vmlab.grade.outputs import read_class
+    from vmlab.grade.publish import read_decisions
+    from vmlab.grade.roster import read_roster
 
     with errors_to_exit():
-        result = merge([read_class(p) for p in shards])
+        result = merge(
+            [read_class(p) for p in shards],
+            read_decisions(decisions) if decisions else None,
+            read_roster(roster) if roster else None,
+        )
     _finish(result, output, compare_to, json_out, fail_on_flags)
 
 
@@ -167,7 +215,9 @@ def _finish(
     with errors_to_exit():
         paths = write_all(result, output)
         regrade = compare(read_class(compare_to), result) if compare_to else None
-    counts = {k: sum(1 for s in result.students if s.status == k) for k in ("graded", "flagged", "invalid")}
+    from vmlab.grade.model import STATUSES
+
+    counts = {k: sum(1 for s in result.students if s.status == k) for k in STATUSES}
     if json_out:
         payload: dict[str, Any] = {
             "lab": result.lab,
@@ -178,13 +228,18 @@ def _finish(
             "students": [
                 {
                     "student": s.student,
+                    "handin": s.handin,
                     "status": s.status,
                     "score": s.score,
+                    "computed_score": s.computed_score,
                     "max_score": s.max_score,
                     "flags": [f.code for f in s.flags],
+                    "decision": None if s.decision is None else s.decision.action,
                 }
                 for s in result.students
             ],
+            "missing": result.missing,
+            "unused_decisions": result.unused_decisions,
         }
         if regrade is not None:
             payload["regrade"] = regrade
@@ -193,12 +248,17 @@ def _finish(
         _print_table(result)
         if regrade is not None:
             _print_regrade(regrade)
+    shown = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "none"
     err.print(
-        f"[dim]{result.lab}: {len(result.students)} hand-ins ({counts['graded']} graded, {counts['flagged']} "
-        f"flagged, {counts['invalid']} invalid) in {result.seconds or 0:.2f} s; written to {output}/[/]",
+        f"[dim]{result.lab}: {len(result.students)} hand-ins ({shown}) in {result.seconds or 0:.2f} s; "
+        f"written to {output}/[/]",
         highlight=False,
     )
-    if fail_on_flags and (counts["flagged"] or counts["invalid"]):
+    if result.missing:
+        err.print(f"no hand-in from {len(result.missing)} roster student(s): {', '.join(result.missing)}")
+    if result.unused_decisions:
+        err.print(f"decisions naming no hand-in (not applied): {', '.join(result.unused_decisions)}")
+    if fail_on_flags and (counts["review"] or counts["flagged"] or counts["invalid"]):
         raise typer.Exit(3)
 
 
@@ -210,16 +270,21 @@ def _print_table(result: ClassResult) -> None:
     from rich.table import Table
 
     t = Table(title=f"{result.lab}: class verdicts", title_justify="left", expand=False)
-    t.add_column("student", overflow="fold", max_width=20)
+    t.add_column("hand-in", overflow="fold", max_width=20)
     t.add_column("status")
     t.add_column("score", justify="right")
     t.add_column("%", justify="right")
     t.add_column("flags", overflow="fold", max_width=30)
-    style = {"graded": "green", "flagged": "yellow", "invalid": "red"}
+    style = {"graded": "green", "review": "yellow", "flagged": "yellow", "decided": "cyan", "invalid": "red"}
     for s in result.students:
-        score = "-" if s.score is None else f"{s.score:g}/{s.max_score or 0:g}"
+        if s.score is not None:
+            score = f"{s.score:g}/{s.max_score or 0:g}"
+        elif s.computed_score is not None:
+            score = f"({s.computed_score:g})/{s.max_score or 0:g}"  # held: what the checks give
+        else:
+            score = "-"
         t.add_row(
-            s.student,
+            s.handin or s.student,
             f"[{style[s.status]}]{s.status}[/]",
             score,
             _pct(s.score, s.max_score),

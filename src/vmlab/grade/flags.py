@@ -1,14 +1,17 @@
-"""What makes a hand-in worth a tutor's look. Nothing here changes a score; it only explains.
+"""What makes a hand-in worth a tutor's look. Nothing here computes a score; whether a flag holds the
+published one is the policy's job (vmlab.grade.publish).
 
 Per hand-in: unreadable, unknown or newer schema, another lab (blocking: it cannot be graded); an old
-schema, another version of the lab's rules, figures that fail integrity, artifacts missing or not
-matching, values outside the lab's physical bounds, a missing or bad signature.
+schema, another version of the lab's rules or none recorded, figures that fail integrity, artifacts
+missing or not matching, a `checks`/`grade` block that the grader does not reproduce, values outside the
+lab's physical bounds, a missing or bad signature, a report naming another student.
 Across the class (`cross_flags`, run again after a merge): one run id, one submission or one raw sample
-vector under two students, or two hand-ins for one student.
+vector under two students, near-copies of code or samples, or two hand-ins for one student.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -17,7 +20,37 @@ from vmlab.grade.model import Flag, StudentResult
 from vmlab.labs.model import Lab
 from vmlab.report.model import Experiment, Measurement, Report
 
-CROSS = frozenset({"duplicate-run-id", "same-submission", "same-samples", "duplicate-student"})
+CROSS = frozenset({"duplicate-run-id", "same-submission", "same-samples", "duplicate-student", "near-copy"})
+
+
+def verdict_flags(report: Report, lab: Lab) -> list[Flag]:
+    """The report's own `checks` and `grade` must be what grading it again under the same options gives.
+
+    They never feed the score (it is always recomputed), so a mismatch is evidence of an edit, not a
+    way to a better grade. Only reports run under the lab's current rules are compared: other rules may
+    rightly give other verdicts.
+    """
+    from vmlab.check.grader import grade_report
+    from vmlab.check.integrity import INTEGRITY_ID
+
+    if report.checks is None and report.grade is None:
+        return []
+    tasks = [t for t in report.run.tasks if t in {x.id for x in lab.tasks}] or None
+    timing = report.grade.timing if report.grade is not None else "graded"
+    again, grade = grade_report(report, lab, tasks=tasks, timing=timing, legacy=False)
+    now = {r.id: r for r in again if r.id != INTEGRITY_ID}
+    said = {r.id: r for r in report.checks or [] if r.id != INTEGRITY_ID}
+    diffs = [
+        f"{k}: {said[k].outcome} in the report, {now[k].outcome if k in now else 'no such check'} now"
+        for k in sorted(said)
+        if k not in now or (said[k].outcome, said[k].score) != (now[k].outcome, now[k].score)
+    ]
+    if report.grade is not None and not math.isclose(report.grade.score, grade.score, abs_tol=1e-9):
+        diffs.append(f"score {report.grade.score:g} in the report, {grade.score:g} now")
+    if not diffs:
+        return []
+    more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+    return [Flag(code="verdict-edited", message="; ".join(diffs[:3]) + more)]
 
 
 def bound_flags(report: Report, lab: Lab) -> list[Flag]:
@@ -96,10 +129,4 @@ def cross_flags(students: list[StudentResult]) -> list[StudentResult]:
         "another hand-in of this student:",
         "source",
     )
-    return [with_status(s) for s in fresh]
-
-
-def with_status(s: StudentResult) -> StudentResult:
-    """invalid when a flag blocks grading, flagged when any flag is there, graded otherwise."""
-    status = "invalid" if any(f.blocking for f in s.flags) else ("flagged" if s.flags else "graded")
-    return s.model_copy(update={"status": status})
+    return fresh

@@ -1,8 +1,10 @@
 """Finding hand-ins and reading them without trusting them.
 
 A hand-in is one report with its `artifacts/` folder beside it. On the command line it is a report file,
-a folder holding `report.json`, or a folder of such folders or of `*.json` reports. The student id is the
-report's `run.student`, else the folder name (for `report.json`) or the file name.
+a folder holding `report.json`, or a folder of such folders or of `*.json` reports. The student id comes
+from the hand-in, never from the report: the folder name (for `report.json`) or the file name, mapped
+through the roster when there is one. The report's own `run.student` is only a claim, compared with it
+(flag `identity`). Every hand-in gets a key unique in the class (`key`), which names its output files.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import ValidationError
 
 from vmlab.errors import UsageError
 from vmlab.grade.model import Fingerprint, Measure
+from vmlab.grade.roster import Roster
 from vmlab.report.model import SCHEMA_VERSION, Report
 
 REPORT_NAME = "report.json"
@@ -34,27 +37,33 @@ class HandIn:
     report: Report | None = None
     problem: str | None = None
     schema_version: int | None = None
+    student: str = ""  # set by `discover`: the roster's id for name_id, else name_id
+    key: str = ""  # unique in the class: name_id, with -2, -3 ... when two hand-ins share one
+    sha256: str | None = None  # of the report file as read
 
     @property
     def directory(self) -> Path:
         return self.path.parent
 
     @property
-    def student(self) -> str:
-        if self.report is not None and self.report.run.student:
-            return self.report.run.student
+    def claimed_student(self) -> str | None:
+        """The student the report itself names (run.student), if any: a claim, never the identity."""
+        if self.report is not None:
+            return self.report.run.student or None
         raw_run = (self.raw or {}).get("run")
         if isinstance(raw_run, dict) and isinstance(raw_run.get("student"), str) and raw_run["student"]:
             return str(raw_run["student"])
-        return self.name_id
+        return None
 
 
 def _id_of(report: Path) -> str:
     return report.parent.name if report.name == REPORT_NAME else report.stem
 
 
-def discover(args: list[Path]) -> list[HandIn]:
-    """Every hand-in under the given paths, sorted by where it was found; a missing path is an error."""
+def discover(args: list[Path], roster: Roster | None = None) -> list[HandIn]:
+    """Every hand-in under the given paths, sorted by where it was found; a missing path is an error.
+
+    Each gets its student id (through the roster when given) and a key unique in the class."""
     found: dict[Path, HandIn] = {}
 
     def add(report: Path) -> None:
@@ -81,7 +90,13 @@ def discover(args: list[Path]) -> list[HandIn]:
             f"no reports found under {', '.join(map(str, args))}",
             hint="hand-ins are report.json files, each with its artifacts/ folder beside it",
         )
-    return sorted(found.values(), key=lambda h: (h.name_id, h.shown))
+    hand_ins = sorted(found.values(), key=lambda h: (h.name_id, h.shown))
+    used: dict[str, int] = {}
+    for h in hand_ins:
+        h.student = (roster.id_of(h.name_id) if roster else None) or h.name_id
+        n = used[h.name_id] = used.get(h.name_id, 0) + 1
+        h.key = h.name_id if n == 1 else f"{h.name_id}-{n}"
+    return hand_ins
 
 
 def load(h: HandIn) -> HandIn:
@@ -89,7 +104,9 @@ def load(h: HandIn) -> HandIn:
     from vmlab.report.io import upgrade_v1
 
     try:
-        data = json.loads(h.path.read_text())
+        raw = h.path.read_bytes()
+        h.sha256 = hashlib.sha256(raw).hexdigest()
+        data = json.loads(raw)
     except (OSError, UnicodeDecodeError) as e:
         h.problem = f"cannot read {h.shown}: {e}"
         return h
@@ -120,13 +137,19 @@ def load(h: HandIn) -> HandIn:
     return h
 
 
-def fingerprint(report: Report) -> Fingerprint:
+def fingerprint(report: Report, handed_out: frozenset[str] = frozenset()) -> Fingerprint:
     """Run id, the hash of the student's own inputs, and a short hash of every raw sample vector.
 
-    Only vectors of two or more timings that are not all equal count: two honest runs never produce
-    the same timings, while a constant vector (a failed run's zeros) may repeat by chance.
+    Inputs whose sha256 is in `handed_out` (the lab's skeletons, unchanged) are left out: two students
+    who both hand in the skeleton share code that every student got, which is no evidence. Only vectors
+    of two or more timings that are not all equal count: two honest runs never produce the same
+    timings, while a constant vector (a failed run's zeros) may repeat by chance.
     """
-    student_inputs = sorted((n, r.sha256) for n, r in report.inputs.items() if r.source == "student")
+    student_inputs = sorted(
+        (n, r.sha256)
+        for n, r in report.inputs.items()
+        if r.source == "student" and r.sha256 not in handed_out
+    )
     submission = hashlib.sha256(json.dumps(student_inputs).encode()).hexdigest() if student_inputs else None
     vectors: set[str] = set()
     for _where, exp in report.each_experiment():

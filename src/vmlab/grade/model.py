@@ -10,11 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vmlab.report.model import CheckResult
 
-CLASS_FORMAT = "vmlab-class/1"
+CLASS_FORMAT = "vmlab-class/2"
 RERUN = "rerun"  # CheckResult.kind of a re-run check
 CLAIM = "rerun-claim"  # a re-run check of something the report claims: failing it zeroes the score
 
-Status = Literal["graded", "flagged", "invalid"]
+# graded: no flag, the score is published; review: flagged and held until the tutor decides;
+# flagged: flagged, published under --on-flag zero|keep; decided: a tutor's decision is applied;
+# invalid: cannot be graded at all (no score, no Gradescope file)
+Status = Literal["graded", "review", "flagged", "decided", "invalid"]
+STATUSES: tuple[Status, ...] = ("graded", "review", "flagged", "decided", "invalid")
+OnFlag = Literal["review", "zero", "keep"]
+HeldOutput = Literal["zero", "none"]
+Action = Literal["accept", "zero", "points"]
 SignatureState = Literal["valid", "invalid", "absent", "not_checked"]
 
 
@@ -28,6 +35,18 @@ class Flag(_Strict):
     code: str
     message: str
     blocking: bool = False
+
+
+class Decision(_Strict):
+    """A tutor's decision on one hand-in (decisions.toml), applied on every later `vmlab grade`.
+
+    `report_sha256` pins it to the report the tutor looked at: a hand-in changed since is held again.
+    """
+
+    action: Action
+    points: float | None = Field(None, ge=0)
+    reason: str = Field(min_length=1)
+    report_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
 class Fingerprint(_Strict):
@@ -44,14 +63,23 @@ class Measure(_Strict):
 
 
 class StudentResult(_Strict):
+    """One hand-in's verdict. `student` comes from where the hand-in was found (or the roster), never
+    from the report; `handin` is unique in the class and keys every output file. `score` is what is
+    published (None while held or invalid); `computed_score` is what the checks give."""
+
     student: str
+    handin: str = ""
+    claimed_student: str | None = None
     source: str
     lab: str | None = None
     run_id: str | None = None
     schema_version: int | None = None
     status: Status
     score: float | None = None
+    computed_score: float | None = None
     max_score: float | None = None
+    report_sha256: str | None = None
+    decision: Decision | None = None
     exit_code: int | None = None
     accel: str | None = None
     signature: SignatureState = "not_checked"
@@ -72,10 +100,15 @@ class ClassOptions(_Strict):
     timing: Literal["graded", "advisory"] = "graded"
     rerun: bool = False
     require_signature: bool = False
+    tasks: list[str] = Field(default_factory=list)  # empty: every task of the lab
+    on_flag: OnFlag = "review"
+    held_output: HeldOutput = "zero"
+    roster: bool = False
 
 
 class ClassResult(_Strict):
-    format: Literal["vmlab-class/1"] = "vmlab-class/1"
+    # 2: identity from the hand-in, held scores (score None under review), decisions; 1 is still read
+    format: Literal["vmlab-class/1", "vmlab-class/2"] = "vmlab-class/2"
     lab: str
     lab_sha256: str
     vmlab_version: str
@@ -84,3 +117,5 @@ class ClassResult(_Strict):
     options: ClassOptions = Field(default_factory=ClassOptions)
     seconds: float | None = None
     students: list[StudentResult] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)  # roster students with no hand-in
+    unused_decisions: list[str] = Field(default_factory=list)  # decisions naming no hand-in

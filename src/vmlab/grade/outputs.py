@@ -3,15 +3,18 @@
 OUT/class.json    the class result (tutors only: it names students and their flags)
 OUT/class.csv     one row per student, for a spreadsheet
 OUT/junit.xml     one test suite per student, one test case per check, one for the flags
-OUT/gradescope/<student>/results.json   what a course platform imports (Gradescope's format)
+OUT/gradescope/<hand-in>/results.json   what a course platform imports (Gradescope's format)
 
-A student's Gradescope output never names another student nor shows a hidden input: a flag reads as
-"under review by the tutor". An invalid hand-in gets no results.json: "not gradable" is not a zero,
+Every file and row is keyed by the hand-in (unique in the class), so two hand-ins never write one file.
+A student's Gradescope output never names another student nor shows a hidden input or a tutor's
+reason: a held score reads as "under review by the tutor". A held hand-in gets score 0 (or, with
+`--held-output none`, no file); an invalid one gets no results.json: "not gradable" is not a zero,
 and class.csv lists it for the tutor to handle.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -25,10 +28,13 @@ from vmlab.report.model import CheckResult
 
 CSV_FIELDS = [
     "student",
+    "handin",
     "status",
     "score",
     "max_score",
     "percent",
+    "computed_score",
+    "decision",
     "exit_code",
     "accel",
     "flags",
@@ -50,9 +56,19 @@ def write_all(result: ClassResult, out: Path) -> dict[str, Path]:
         "class.csv": write_csv(result, out / "class.csv"),
         "junit.xml": write_junit(result, out / "junit.xml"),
     }
+    held_none = result.options.held_output == "none"
+    written: set[Path] = set()
     for s in result.students:
-        if s.status != "invalid":
-            write_gradescope(s, out / "gradescope" / safe_name(s.student) / "results.json")
+        if s.status != "invalid" and not (s.status == "review" and held_none):
+            path = out / "gradescope" / safe_name(s.handin or s.student) / "results.json"
+            written.add(write_gradescope(s, path, result.options.timing == "advisory"))
+    # a results.json from an earlier grading into this folder must not outlive a hold or an invalid
+    # verdict: an upload script would publish it
+    for stale in (out / "gradescope").glob("*/results.json"):
+        if stale not in written:
+            stale.unlink()
+            with contextlib.suppress(OSError):
+                stale.parent.rmdir()
     paths["gradescope"] = out / "gradescope"
     return paths
 
@@ -89,10 +105,13 @@ def write_csv(result: ClassResult, path: Path) -> Path:
             w.writerow(
                 {
                     "student": s.student,
+                    "handin": s.handin,
                     "status": s.status,
                     "score": _fmt(s.score),
                     "max_score": _fmt(s.max_score),
                     "percent": "" if pct is None else f"{pct:.1f}",
+                    "computed_score": _fmt(s.computed_score),
+                    "decision": "" if s.decision is None else s.decision.action,
                     "exit_code": "" if s.exit_code is None else s.exit_code,
                     "accel": s.accel or "",
                     "flags": ";".join(sorted({f.code for f in s.flags})),
@@ -100,6 +119,8 @@ def write_csv(result: ClassResult, path: Path) -> Path:
                     "source": s.source,
                 }
             )
+        for student in result.missing:  # on the roster, no hand-in: for the tutor, never a silent 0
+            w.writerow({k: "" for k in CSV_FIELDS} | {"student": student, "status": "missing"})
     return path
 
 
@@ -115,12 +136,13 @@ def junit_tree(result: ClassResult) -> ET.ElementTree:
     advisory = result.options.timing == "advisory"
     root = ET.Element("testsuites", name=f"vmlab.{result.lab}")
     for s in result.students:
-        suite = ET.SubElement(root, "testsuite", name=s.student)
+        name = s.handin or s.student
+        suite = ET.SubElement(root, "testsuite", name=name)
         counts = {"failures": 0, "errors": 0, "skipped": 0}
         cases = 0
         for r in s.checks:
             cases += 1
-            case = ET.SubElement(suite, "testcase", classname=f"{s.student}.{r.task or 'lab'}", name=r.id)
+            case = ET.SubElement(suite, "testcase", classname=f"{name}.{r.task or 'lab'}", name=r.id)
             if r.outcome == "error":
                 counts["errors"] += 1
                 ET.SubElement(
@@ -137,7 +159,7 @@ def junit_tree(result: ClassResult) -> ET.ElementTree:
             elif r.outcome == "fail":
                 ET.SubElement(case, "system-out").text = f"not counted: {_case_text(r)}"
         cases += 1
-        case = ET.SubElement(suite, "testcase", classname=f"{s.student}.hand-in", name="hand-in")
+        case = ET.SubElement(suite, "testcase", classname=f"{name}.hand-in", name="hand-in")
         if s.flags:
             tag = "error" if s.status == "invalid" else "failure"
             counts["errors" if tag == "error" else "failures"] += 1
@@ -158,43 +180,53 @@ def write_junit(result: ClassResult, path: Path) -> Path:
     return path
 
 
-def gradescope(s: StudentResult) -> dict[str, Any]:
+GRADESCOPE_NOTE = {
+    "review": "This hand-in is under review by the tutor before its score is published.",
+    "flagged": "This hand-in was flagged for the tutor's attention.",
+    "decided": "The tutor has set this score after a review.",
+}
+
+
+def gradescope(s: StudentResult, advisory: bool = False) -> dict[str, Any]:
     """Gradescope's results.json: tests with score, max_score, status, output, visibility.
 
-    Checks that could not be graded (skipped, error) carry max_score 0 and no status: they neither add
-    nor take away. Re-run checks are visible after publication only, so hidden tests do not leak early.
+    Every counted check carries its points as max_score, also when it could not be graded (skipped,
+    error: 0 of them, failing closed); checks that are not applicable or advisory carry 0. Re-run checks
+    are visible after publication only, so hidden tests do not leak early. A held score is 0.
     """
     tests: list[dict[str, Any]] = []
     for r in s.checks:
         t: dict[str, Any] = {"name": r.id, "output": r.description or r.expected}
-        if r.outcome in ("pass", "fail") and r.applicable:
+        if r.applicable and not (advisory and r.timing):
             t |= {"score": r.score, "max_score": r.points, "status": "passed" if r.passed else "failed"}
-            if r.outcome == "fail" and r.message:
+            if r.outcome in ("skipped", "error"):
+                t["output"] = f"{t['output']}\nnot graded, 0 points: {r.message or r.outcome}".strip()
+            elif r.outcome == "fail" and r.message:
                 t["output"] = f"{t['output']}\n{r.message}".strip()
         else:
-            t |= {"score": 0.0, "max_score": 0.0, "output": f"not graded: {r.message or r.outcome}"}
+            t |= {"score": 0.0, "max_score": 0.0, "output": f"not counted: {r.message or r.outcome}"}
         t["visibility"] = "after_published" if r.kind.startswith("rerun") else "visible"
         tests.append(t)
     out: dict[str, Any] = {
         "score": s.score or 0.0,
         "tests": tests,
-        "extra_data": {"student": s.student, "status": s.status, "run_id": s.run_id},
+        "extra_data": {"student": s.student, "handin": s.handin, "status": s.status, "run_id": s.run_id},
     }
-    if s.flags:
-        out["output"] = "This hand-in is under review by the tutor before its score is published."
+    if s.status in GRADESCOPE_NOTE:
+        out["output"] = GRADESCOPE_NOTE[s.status]
     return out
 
 
-def write_gradescope(s: StudentResult, path: Path) -> Path:
+def write_gradescope(s: StudentResult, path: Path, advisory: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(gradescope(s), indent=2) + "\n")
+    path.write_text(json.dumps(gradescope(s, advisory), indent=2) + "\n")
     return path
 
 
 def compare(old: ClassResult, new: ClassResult) -> list[dict[str, Any]]:
     """Each student's score before and after a rule or vmlab change; students in only one are listed too."""
-    before = {s.student: s for s in old.students}
-    after = {s.student: s for s in new.students}
+    before = {s.handin or s.student: s for s in old.students}
+    after = {s.handin or s.student: s for s in new.students}
     rows = []
     for student in sorted(before.keys() | after.keys()):
         a, b = before.get(student), after.get(student)

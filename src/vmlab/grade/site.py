@@ -19,7 +19,7 @@ from typing import Any
 
 from vmlab import __version__
 from vmlab.errors import UsageError
-from vmlab.grade.model import ClassResult, StudentResult
+from vmlab.grade.model import STATUSES, ClassResult, StudentResult
 from vmlab.grade.outputs import read_class, safe_name
 from vmlab.labs.model import Lab
 from vmlab.report.model import Report
@@ -199,7 +199,7 @@ def _student_report(s: StudentResult) -> Report | None:
 
     if not s.report_path or not Path(s.report_path).is_file():
         return None
-    return load(HandIn(path=Path(s.report_path), name_id=s.student, shown=s.source)).report
+    return load(HandIn(path=Path(s.report_path), name_id=s.handin or s.student, shown=s.source)).report
 
 
 def build_site(source: Path, dest: Path) -> Path:
@@ -215,13 +215,16 @@ def build_site(source: Path, dest: Path) -> Path:
     env = _env()
     lab = _load_lab(result.lab)
     (dest / "students").mkdir(parents=True, exist_ok=True)
-    pages: dict[str, str] = {}
-    for i, s in enumerate(result.students):
+    pages: dict[str, str] = {}  # hand-in key -> page; keys are unique in a class
+    for s in result.students:
+        key = s.handin or s.student
+        name = f"students/{safe_name(key)}.html"
+        if name in pages.values():  # a class.json of format 1 may repeat a student id
+            name = f"students/{safe_name(key)}-{len(pages)}.html"
+        pages[key] = name
+    for s in result.students:
         report = _student_report(s)
-        name = f"students/{safe_name(s.student)}.html"
-        if name in pages.values():  # two hand-ins of one student (flagged): both get a page
-            name = f"students/{safe_name(s.student)}-{i}.html"
-        pages.setdefault(s.student, name)
+        name = pages[s.handin or s.student]
         html = env.get_template("student.html.j2").render(
             s=s,
             lab=result.lab,
@@ -237,7 +240,8 @@ def build_site(source: Path, dest: Path) -> Path:
             result=result,
             rows=rows,
             dists=distributions(result),
-            flagged=[s for s in result.students if s.status != "graded"],
+            flagged=[s for s in result.students if s.flags or s.decision is not None],
+            statuses=STATUSES,
             pages=pages,
             title=lab.lab.title if lab else result.lab,
             version=__version__,

@@ -47,7 +47,11 @@ def test_class_site_shows_heatmap_flags_and_student_pages(
     for i in (0, 1, 2):
         copy_hand_in(kvm_runs[i], hand / f"s{i + 1:02d}")
     shutil.copytree(hand / "s01", hand / "copy")  # same run under a second folder: flagged
-    res = cli("grade", hand, "-o", tmp_path / "out", "--lab", "kvm-api")
+    decisions = tmp_path / "decisions.toml"
+    decisions.write_text('[copy]\naction = "zero"\nreason = "a copy of s01, admitted"\n')
+    res = cli(
+        "grade", hand, "-o", tmp_path / "out", "--lab", "kvm-api", "--task", "own", "--decisions", decisions
+    )
     assert res.exit_code == 0, res.output
     res = cli("report", "html", tmp_path / "out", "-o", tmp_path / "site")
     assert res.exit_code == 0, res.output
@@ -63,6 +67,13 @@ def test_class_site_shows_heatmap_flags_and_student_pages(
     assert rates["own-output"] == "100%" and rates["own-exits"] == "100%"
     flagged = page.inner_text("#flagged")
     assert "duplicate-run-id" in flagged and "same-samples" in flagged
+    # the evidence beside the tutor's decision; s01 (the original) is held until decided
+    copy_row = page.locator('#flagged tr[data-handin="copy"]').inner_text()
+    assert "decided" in copy_row and "zero: a copy of s01, admitted" in copy_row
+    s01_row = page.locator('#flagged tr[data-handin="s01"]').inner_text()
+    assert "review" in s01_row and "add [s01] to decisions.toml" in s01_row
+    students = page.locator('#students tr[data-handin="s01"]').inner_text()
+    assert "held (4/4)" in students
     assert page.locator("figure.distribution svg").count() >= 1
     shot = tmp_path / "class.png"
     page.screenshot(path=str(shot), full_page=True)

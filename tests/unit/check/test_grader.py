@@ -252,13 +252,13 @@ def test_score_counts_points_of_graded_checks() -> None:
     results = [
         res("a", "pass", points=2),
         res("b", "fail", points=3),
-        res("c", "error", points=5),  # not gradable: not in max_score
+        res("c", "error", points=5),  # could not be graded: 0 of its 5 points (fail closed)
         res("d", "pass", required=False, points=1),
         res("e", "fail", required=False),
     ]
     grade = make_grade(results)
-    # score 2 + 1; max 2 + 3 + 1 + 1 (a, b, d, e)
-    assert (grade.score, grade.max_score, grade.exit_code) == (3.0, 7.0, 1)
+    # score 2 + 1; max 2 + 3 + 5 + 1 + 1 (a to e: every check the lab declares counts)
+    assert (grade.score, grade.max_score, grade.exit_code) == (3.0, 12.0, 1)
     assert grade.counts["required"] == 3 and grade.counts["required_passed"] == 1
     assert grade.counts["optional"] == 2 and grade.counts["optional_passed"] == 1
 

@@ -1,0 +1,105 @@
+"""An honest class of every shipped lab grades 100 % unflagged, with fail-closed scoring, identity from
+the hand-in and near-copy detection all on.
+
+Two students per lab run it for real on this machine, each with the reference solution where the lab
+takes a student input (their own copy: a comment with their name), and hand in report.json with its
+artifacts/. The tutor grades the tasks the recipe assigns, with timing checks advisory (wall-clock
+verdicts are noisy here; counts are not). Every hand-in must come out `graded`, unflagged, with the
+lab's full points: two honest runs on one machine are the closest honest hand-ins can come, so this is
+also the false-positive test of the near-copy thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.grade.conftest import DATA, copy_hand_in, run
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Recipe:
+    tasks: list[str] = field(default_factory=list)  # empty: every task of the lab
+    steps: list[str] | None = None
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # input -> reference solution text
+    marks: list[Any] = field(default_factory=list)
+
+
+def _isa_t1() -> str:
+    from tests.integration.isa.students import solution
+
+    return solution("t1")
+
+
+RECIPES = {
+    "warmup": Recipe(),
+    "kvm-api": Recipe(
+        inputs={"program": (DATA / "kvm-api" / "line_hypercall.asm").read_text()},
+        marks=[pytest.mark.kvm],
+    ),
+    "isa-emulation": Recipe(
+        tasks=["t1-interpret"],
+        steps=["switch", "t1"],
+        sets={"switch": {"scenarios": [1, 2, 3, 4], "repeats": 1}, "t1": {"scenarios": [1, 2, 3, 4]}},
+        inputs={"t1": "__isa_t1__"},
+    ),
+    "hll-vm": Recipe(marks=[pytest.mark.java]),
+    "process-vm": Recipe(marks=[pytest.mark.slow]),
+    "system-vm": Recipe(sets={"compare": {"runs": 2}}, marks=[pytest.mark.libvirt, pytest.mark.slow]),
+}
+
+
+def _inputs(recipe: Recipe, student: str, where: Path) -> dict[str, Path]:
+    out = {}
+    for name, text in recipe.inputs.items():
+        text = _isa_t1() if text == "__isa_t1__" else text
+        comment = "#" if name.startswith("t") else ";"
+        suffix = ".py" if name.startswith("t") else ".asm"
+        path = where / student / f"{name}{suffix}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{text}\n{comment} written by {student}\n")
+        out[name] = path
+    return out
+
+
+def test_every_shipped_lab_has_a_recipe() -> None:
+    from vmlab.labs.catalog import lab_names
+
+    assert set(lab_names()) <= set(RECIPES)
+
+
+@pytest.mark.parametrize("lab", [pytest.param(k, marks=r.marks) for k, r in RECIPES.items()])
+def test_an_honest_class_grades_full_marks_unflagged(
+    lab: str, tmp_path: Path, session_home: Path, cli: Any, request: pytest.FixtureRequest
+) -> None:
+    if lab == "kvm-api":
+        request.getfixturevalue("kvm_ok")
+    recipe = RECIPES[lab]
+    hand = tmp_path / "hand-ins"
+    for student in ("ana", "ben"):
+        report = run(
+            lab,
+            tmp_path / "runs" / student,
+            student,
+            tasks=recipe.tasks or None,
+            steps=recipe.steps,
+            sets=recipe.sets,
+            inputs=_inputs(recipe, student, tmp_path / "src"),
+        )
+        copy_hand_in(report, hand / student)
+    args = [a for t in recipe.tasks for a in ("--task", t)]
+    res = cli("grade", hand, "-o", tmp_path / "out", "--lab", lab, "--timing", "advisory", "--json", *args)
+    assert res.exit_code == 0, res.output
+    students = json.loads((tmp_path / "out" / "class.json").read_text())["students"]
+    for s in students:
+        # timing checks do not count under --timing advisory (they may fail on a busy host)
+        failed = [(c["id"], c["message"]) for c in s["checks"] if c["outcome"] != "pass" and not c["timing"]]
+        assert (s["handin"], s["flags"], failed) == (s["student"], [], [])
+        assert s["status"] == "graded"
+        assert s["score"] == s["max_score"] > 0
