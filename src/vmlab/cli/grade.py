@@ -103,6 +103,13 @@ def grade_class_cmd(
     ] = "zero",
     decisions: DecisionsOpt = None,
     roster: RosterOpt = None,
+    near_copies: Annotated[
+        str,
+        typer.Option(
+            "--near-copies",
+            help="Compare hand-ins for near-copies: all (code and samples), samples, or none.",
+        ),
+    ] = "all",
     compare_to: CompareOpt = None,
     fail_on_flags: FailOnFlagsOpt = False,
     json_out: JsonOpt = False,
@@ -120,6 +127,8 @@ def grade_class_cmd(
         raise fail(f"--on-flag {on_flag!r}: use review, zero or keep")
     if held_output not in ("zero", "none"):
         raise fail(f"--held-output {held_output!r}: use zero or none")
+    if near_copies not in ("all", "samples", "none"):
+        raise fail(f"--near-copies {near_copies!r}: use all, samples or none")
     if rerun and secret_file is None:
         raise fail("--rerun needs --secret-file KEY (fix: vmlab grade keygen KEY, kept on the runner only)")
     if require_signature and key_file is None:
@@ -136,6 +145,7 @@ def grade_class_cmd(
                 on_flag=on_flag,  # type: ignore[arg-type]
                 held_output=held_output,  # type: ignore[arg-type]
                 roster=roster is not None,
+                near_copies=near_copies,  # type: ignore[arg-type]
             ),
             shard=parse_shard(shard) if shard else None,
             signature_key=read_key(key_file) if key_file else None,

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmlab import __version__
-from vmlab.errors import UsageError
+from vmlab.errors import UsageError, VmlabError
 from vmlab.grade import flags as fl
 from vmlab.grade.handins import HandIn, discover, fingerprint, load, measures
 from vmlab.grade.model import CLAIM, ClassOptions, ClassResult, Decision, Flag, StudentResult
@@ -29,6 +30,9 @@ from vmlab.grade.publish import publish
 from vmlab.grade.roster import Roster
 from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Report
+
+if TYPE_CHECKING:
+    from vmlab.grade.nearcopy import NearCopy
 
 Progress = Callable[[str], None]
 
@@ -99,7 +103,8 @@ def grade_class(req: GradeRequest, progress: Progress | None = None) -> ClassRes
     for k, h in enumerate(chosen, 1):
         say(f"[{k}/{len(chosen)}] {h.key}: {h.shown}")
         students.append(grade_one(h, lab, req, progress=say, handed_out=handed_out))
-    students = fl.cross_flags(sorted(students, key=lambda s: (s.student, s.handin)))
+    near = _near_copies(chosen, lab, lab_path(lab_name).parent, req.options, say)
+    students = fl.cross_flags(sorted(students, key=lambda s: (s.student, s.handin)), near)
     published, unused = publish(students, req.options, req.decisions)
     handed_in = {s.student for s in students}
     return ClassResult(
@@ -114,6 +119,35 @@ def grade_class(req: GradeRequest, progress: Progress | None = None) -> ClassRes
         missing=[] if req.roster is None or req.shard else [i for i in req.roster.ids if i not in handed_in],
         unused_decisions=[] if req.shard else unused,
     )
+
+
+def _near_copies(
+    hand_ins: list[HandIn], lab: Lab, lab_dir: Path, options: ClassOptions, say: Progress
+) -> list[NearCopy]:
+    if options.near_copies == "none":
+        return []
+    from vmlab.grade.nearcopy import class_near_copies
+
+    graded = [(h.key, h.report, h.directory) for h in hand_ins if h.report and h.report.lab == lab.lab.name]
+    say(f"comparing {len(graded)} hand-ins for near-copies ({options.near_copies})")
+    return class_near_copies(graded, lab, lab_dir, code=options.near_copies == "all")
+
+
+def _near_copies_again(students: list[StudentResult], result: ClassResult) -> list[NearCopy]:
+    """Near-copies across shards, from the hand-ins where class.json found them (a merge on the
+    runner that graded, or with the hand-ins checked out at the same paths)."""
+    from vmlab.labs.catalog import lab_path, load_lab
+
+    found = []
+    for s in students:
+        if s.status != "invalid" and s.report_path and Path(s.report_path).is_file():
+            h = HandIn(path=Path(s.report_path), name_id=s.handin, shown=s.source, key=s.handin)
+            found.append(load(h))
+    try:
+        lab = load_lab(result.lab)
+    except VmlabError:
+        return []
+    return _near_copies(found, lab, lab_path(result.lab).parent, result.options, lambda _m: None)
 
 
 def _flag(code: str, message: str, blocking: bool = False) -> Flag:
@@ -302,8 +336,9 @@ def _rerun(
 
 
 def _withheld_inputs(report: Report, lab: Lab, report_dir: Path, tasks: list[str]) -> list[str]:
-    """Re-run inputs read by a step of the graded tasks that the report does not say failed to run,
-    for which the hand-in has no matching file: deleting `inputs` (or the file) never skips a re-run."""
+    """Re-run inputs read by a step of the graded tasks that ran fine, for which the hand-in has no
+    matching file: deleting `inputs` (or the file) never skips a re-run. A step without an `ok`
+    record earns no points (fail closed), so there is no claim of its to re-run."""
     from vmlab.grade.rerun import recorded_inputs
 
     if lab.rerun is None:
@@ -312,8 +347,8 @@ def _withheld_inputs(report: Report, lab: Lab, report_dir: Path, tasks: list[str
     needed: list[str] = []
     for sid in dict.fromkeys(steps):
         rec = report.steps.get(sid)
-        if rec is not None and rec.status != "ok":
-            continue  # it did not run: its checks score 0, there is nothing to re-run
+        if rec is None or rec.status != "ok":
+            continue
         needed += [n for n in lab.experiments[sid].inputs if n in lab.rerun.inputs]
     needed = list(dict.fromkeys(needed))
     have = recorded_inputs(report, report_dir, needed)
@@ -346,9 +381,9 @@ def merge(
                 f"shards {', '.join(shards)} are not one complete set i/N",
                 hint="merge every shard's class.json",
             )
-    students = fl.cross_flags(
-        sorted((s for p in parts for s in p.students), key=lambda s: (s.student, s.handin))
-    )
+    students = sorted((s for p in parts for s in p.students), key=lambda s: (s.student, s.handin))
+    near = _near_copies_again(students, first)
+    students = fl.cross_flags(students, near)
     published, unused = publish(students, first.options, decisions)
     handed_in = {s.student for s in students}
     return ClassResult(

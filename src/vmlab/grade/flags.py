@@ -13,14 +13,27 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from vmlab.check.paths import PathMissing, parse_path, resolve_raw
 from vmlab.grade.model import Flag, StudentResult
 from vmlab.labs.model import Lab
 from vmlab.report.model import Experiment, Measurement, Report
 
-CROSS = frozenset({"duplicate-run-id", "same-submission", "same-samples", "duplicate-student", "near-copy"})
+if TYPE_CHECKING:
+    from vmlab.grade.nearcopy import NearCopy
+
+CROSS = frozenset(
+    {
+        "duplicate-run-id",
+        "same-submission",
+        "same-samples",
+        "same-timestamps",
+        "duplicate-student",
+        "near-copy",
+    }
+)
 
 
 def verdict_flags(report: Report, lab: Lab) -> list[Flag]:
@@ -93,11 +106,13 @@ def _numbers(node: object) -> Iterator[float]:
         yield from (float(x) for x in node if isinstance(x, int | float) and not isinstance(x, bool))
 
 
-def cross_flags(students: list[StudentResult]) -> list[StudentResult]:
-    """The class-wide flags, recomputed from scratch (old ones dropped), and each status again.
+def cross_flags(students: list[StudentResult], near: Sequence[NearCopy] = ()) -> list[StudentResult]:
+    """The class-wide flags, recomputed from scratch (old ones dropped).
 
-    Messages name the other hand-in by its student id: class.json is for tutors only; the Gradescope
-    output a student sees says only that the hand-in is under review.
+    `near`: near-copy pairs by hand-in key (vmlab.grade.nearcopy); a pair already flagged as an exact
+    copy (the same submission, or a shared sample vector) is not flagged twice. Messages name the other
+    hand-in: class.json is for tutors only; the Gradescope output a student sees says only that the
+    hand-in is under review.
     """
     fresh = [s.model_copy(update={"flags": [f for f in s.flags if f.code not in CROSS]}) for s in students]
 
@@ -124,9 +139,26 @@ def cross_flags(students: list[StudentResult]) -> list[StudentResult]:
     )
     group({i: f.samples for i, f in enumerate(fp)}, "same-samples", "same raw samples as")
     group(
+        {i: f.timestamps for i, f in enumerate(fp)},
+        "same-timestamps",
+        "a run or step started at the same microsecond as in",
+    )
+    group(
         {i: [s.student] for i, s in enumerate(fresh)},
         "duplicate-student",
         "another hand-in of this student:",
         "source",
     )
+    at = {s.handin or s.student: i for i, s in enumerate(fresh)}
+    for n in near:
+        if n.a not in at or n.b not in at:
+            continue
+        fa, fb = fresh[at[n.a]].fingerprint, fresh[at[n.b]].fingerprint
+        if n.kind == "code" and fa.submission is not None and fa.submission == fb.submission:
+            continue
+        if n.kind == "samples" and set(fa.samples) & set(fb.samples):
+            continue
+        for me, other in ((n.a, n.b), (n.b, n.a)):
+            message = f"{n.kind} nearly the same as {other}'s (similarity {n.score:.2f}): {n.evidence}"
+            fresh[at[me]].flags.append(Flag(code="near-copy", message=message))
     return fresh

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,29 +62,95 @@ def _id_of(report: Path) -> str:
     return report.parent.name if report.name == REPORT_NAME else report.stem
 
 
+# A class folder holds one entry per student; a course has hundreds. Past this the folder is not a
+# class (a home directory, an unpacked tree): refuse it in one line rather than stat every entry.
+MAX_FOLDER_ENTRIES = 10_000
+ARTIFACTS_NAME = "artifacts"
+
+
+def _listing(folder: Path) -> list[os.DirEntry[str]]:
+    """The entries of one folder, sorted by name; only this folder, never what lies below it."""
+    entries: list[os.DirEntry[str]] = []
+    try:
+        with os.scandir(folder) as it:
+            for entry in it:
+                entries.append(entry)
+                if len(entries) > MAX_FOLDER_ENTRIES:
+                    raise UsageError(
+                        f"hand-in folder {folder} holds more than {MAX_FOLDER_ENTRIES} entries "
+                        f"(limit {MAX_FOLDER_ENTRIES}): not a class of hand-ins",
+                        hint="pass the folders of the hand-ins themselves, or split the class into folders",
+                    )
+    except OSError as e:
+        raise UsageError(f"cannot list hand-in folder {folder}: {e.strerror}") from None
+    return sorted(entries, key=lambda e: e.name)
+
+
+def _escapes(path: Path, folder: Path) -> str | None:
+    """Where `path` leads when it is a symlink out of `folder` (resolved), else None."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    return None if target.is_relative_to(folder.resolve()) else str(target)
+
+
+def _problem(report: Path, shown: str, folder: Path, *, named: bool) -> str | None:
+    """Why a hand-in cannot be read, found without reading it: a symlink out of its hand-in folder
+    (the report, unless the tutor named that file, or its artifacts/), or no regular file there."""
+    if not named and (target := _escapes(report, folder)) is not None:
+        return f"{shown} is a symlink to {target}, outside its hand-in folder {folder}: not read"
+    artifacts = report.parent / ARTIFACTS_NAME
+    if (target := _escapes(artifacts, report.parent)) is not None:
+        return f"{artifacts} is a symlink to {target}, outside its hand-in folder {report.parent}: not read"
+    try:
+        mode = report.stat().st_mode
+    except FileNotFoundError:
+        if report.is_symlink():
+            return f"{shown} is a symlink to {os.readlink(report)}, which does not exist"
+        return f"{shown} does not exist"
+    except OSError as e:
+        return f"cannot read {shown}: {e.strerror}"
+    if stat.S_ISDIR(mode):
+        return f"{shown} is a folder, not a report file"
+    if not stat.S_ISREG(mode):
+        return f"{shown} is not a regular file (a FIFO, socket or device): not read"
+    return None
+
+
 def discover(args: list[Path], roster: Roster | None = None) -> list[HandIn]:
     """Every hand-in under the given paths, sorted by where it was found; a missing path is an error.
 
+    Only the named folders and their direct sub-folders are listed (a bounded listing, never a walk).
+    A hand-in whose report or artifacts/ is a symlink out of its folder, or whose report is no regular
+    file, is kept with its `problem` (graded as unreadable), never followed nor read.
     Each gets its student id (through the roster when given) and a key unique in the class."""
     found: dict[Path, HandIn] = {}
 
-    def add(report: Path) -> None:
-        key = report.resolve()
+    def add(report: Path, folder: Path, *, named: bool = False) -> None:
+        key = report.parent.resolve() / report.name  # the final link is not followed: never merges two
         if key not in found:
-            found[key] = HandIn(path=report, name_id=_id_of(report), shown=str(report))
+            shown = str(report)
+            found[key] = HandIn(
+                path=report,
+                name_id=_id_of(report),
+                shown=shown,
+                problem=_problem(report, shown, folder, named=named),
+            )
 
     for arg in args:
-        if arg.is_file():
-            add(arg)
-        elif arg.is_dir():
-            if (arg / REPORT_NAME).is_file():
-                add(arg / REPORT_NAME)
+        if arg.is_dir():
+            if os.path.lexists(arg / REPORT_NAME):
+                add(arg / REPORT_NAME, arg)
                 continue
-            for child in sorted(arg.iterdir()):
-                if child.is_dir() and (child / REPORT_NAME).is_file():
-                    add(child / REPORT_NAME)
-                elif child.is_file() and child.suffix == ".json":
-                    add(child)
+            for entry in _listing(arg):
+                child = arg / entry.name
+                if entry.is_dir():
+                    if os.path.lexists(child / REPORT_NAME):
+                        add(child / REPORT_NAME, child)
+                elif child.suffix == ".json":
+                    add(child, arg)
+        elif os.path.lexists(arg):  # a file, or a FIFO or dangling symlink the tutor named: one problem
+            add(arg, arg.parent, named=True)
         else:
             raise UsageError(f"hand-in {arg} does not exist", hint="pass report files or folders of them")
     if not found:
@@ -100,18 +168,19 @@ def discover(args: list[Path], roster: Roster | None = None) -> list[HandIn]:
 
 
 def load(h: HandIn) -> HandIn:
-    """Read the JSON and validate it as a report; any problem is recorded, never raised."""
-    from vmlab.report.io import upgrade_v1
+    """Read the JSON (bounded in size and nesting) and validate it as a report; any problem is
+    recorded as one line, never raised. A problem `discover` found is kept and nothing is read."""
+    from vmlab.errors import ReportError
+    from vmlab.report.io import parse_json, read_bounded, upgrade_v1
 
-    try:
-        raw = h.path.read_bytes()
-        h.sha256 = hashlib.sha256(raw).hexdigest()
-        data = json.loads(raw)
-    except (OSError, UnicodeDecodeError) as e:
-        h.problem = f"cannot read {h.shown}: {e}"
+    if h.problem is not None:
         return h
-    except json.JSONDecodeError as e:
-        h.problem = f"not valid JSON (line {e.lineno}: {e.msg})"
+    try:
+        raw = read_bounded(h.path, "report", shown=h.shown)
+        h.sha256 = hashlib.sha256(raw).hexdigest()
+        data = parse_json(raw, "report", h.shown)
+    except ReportError as e:
+        h.problem = e.message
         return h
     if not isinstance(data, dict):
         h.problem = "not a JSON object"
@@ -141,7 +210,8 @@ def fingerprint(report: Report, handed_out: frozenset[str] = frozenset()) -> Fin
     """Run id, the hash of the student's own inputs, and a short hash of every raw sample vector.
 
     Inputs whose sha256 is in `handed_out` (the lab's skeletons, unchanged) are left out: two students
-    who both hand in the skeleton share code that every student got, which is no evidence. Only vectors
+    who both hand in the skeleton share code that every student got, which is no evidence. Timestamps
+    are kept to the microsecond: two honest runs never start in the same one. Only vectors
     of two or more timings that are not all equal count: two honest runs never produce the same
     timings, while a constant vector (a failed run's zeros) may repeat by chance.
     """
@@ -157,7 +227,12 @@ def fingerprint(report: Report, handed_out: frozenset[str] = frozenset()) -> Fin
         for s in series:
             if len(s) >= 2 and len(set(s)) > 1:
                 vectors.add(hashlib.sha256(json.dumps(s).encode()).hexdigest()[:24])
-    return Fingerprint(run_id=report.run_id, submission=submission, samples=sorted(vectors))
+    stamps = [report.created_at, report.run.finished_at]
+    stamps += [s.started_at for s in report.steps.values()]
+    timestamps = sorted({t.isoformat() for t in stamps if t is not None})
+    return Fingerprint(
+        run_id=report.run_id, submission=submission, samples=sorted(vectors), timestamps=timestamps
+    )
 
 
 def measures(report: Report) -> dict[str, Measure]:

@@ -22,6 +22,7 @@ STATUSES: tuple[Status, ...] = ("graded", "review", "flagged", "decided", "inval
 OnFlag = Literal["review", "zero", "keep"]
 HeldOutput = Literal["zero", "none"]
 Action = Literal["accept", "zero", "points"]
+NearCopies = Literal["all", "samples", "none"]  # what near-copy detection compares
 SignatureState = Literal["valid", "invalid", "absent", "not_checked"]
 
 
@@ -55,6 +56,8 @@ class Fingerprint(_Strict):
     run_id: str | None = None
     submission: str | None = None
     samples: list[str] = Field(default_factory=list)
+    # when the run and each step started and finished, to the microsecond: a copy keeps them
+    timestamps: list[str] = Field(default_factory=list)
 
 
 class Measure(_Strict):
@@ -104,6 +107,7 @@ class ClassOptions(_Strict):
     on_flag: OnFlag = "review"
     held_output: HeldOutput = "zero"
     roster: bool = False
+    near_copies: NearCopies = "all"
 
 
 class ClassResult(_Strict):

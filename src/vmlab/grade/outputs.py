@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -24,7 +25,10 @@ from typing import Any
 
 from vmlab.errors import UsageError
 from vmlab.grade.model import ClassResult, StudentResult
+from vmlab.report.io import write_atomic, writing
 from vmlab.report.model import CheckResult
+
+ELSEWHERE = "write the class outputs elsewhere with -o OUT/"
 
 CSV_FIELDS = [
     "student",
@@ -50,7 +54,8 @@ def safe_name(student: str) -> str:
 
 
 def write_all(result: ClassResult, out: Path) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out, elsewhere=ELSEWHERE):
+        out.mkdir(parents=True, exist_ok=True)
     paths = {
         "class.json": write_json(result, out / "class.json"),
         "class.csv": write_csv(result, out / "class.csv"),
@@ -74,18 +79,20 @@ def write_all(result: ClassResult, out: Path) -> dict[str, Path]:
 
 
 def write_json(result: ClassResult, path: Path) -> Path:
-    path.write_text(result.model_dump_json(indent=2) + "\n")
-    return path
+    return write_atomic(path, result.model_dump_json(indent=2) + "\n", elsewhere=ELSEWHERE)
 
 
 def read_class(path: Path) -> ClassResult:
+    """class.json, bounded in size and nesting like a report (a shard's output may come from a runner)."""
     from pydantic import ValidationError
 
+    from vmlab.report.io import check_nesting, read_bounded
+
     p = path / "class.json" if path.is_dir() else path
+    raw = read_bounded(p, "class result", fix="pass the class.json that vmlab grade wrote")
+    check_nesting(raw, "class result", str(p))
     try:
-        return ClassResult.model_validate_json(p.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{p} does not exist", hint="pass the class.json that vmlab grade wrote") from None
+        return ClassResult.model_validate_json(raw)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "<root>"
@@ -97,31 +104,32 @@ def _fmt(x: float | None) -> str:
 
 
 def write_csv(result: ClassResult, path: Path) -> Path:
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for s in result.students:
-            pct = s.percent
-            w.writerow(
-                {
-                    "student": s.student,
-                    "handin": s.handin,
-                    "status": s.status,
-                    "score": _fmt(s.score),
-                    "max_score": _fmt(s.max_score),
-                    "percent": "" if pct is None else f"{pct:.1f}",
-                    "computed_score": _fmt(s.computed_score),
-                    "decision": "" if s.decision is None else s.decision.action,
-                    "exit_code": "" if s.exit_code is None else s.exit_code,
-                    "accel": s.accel or "",
-                    "flags": ";".join(sorted({f.code for f in s.flags})),
-                    "run_id": s.run_id or "",
-                    "source": s.source,
-                }
-            )
-        for student in result.missing:  # on the roster, no hand-in: for the tutor, never a silent 0
-            w.writerow({k: "" for k in CSV_FIELDS} | {"student": student, "status": "missing"})
-    return path
+    """Rows built in memory, then written in one atomic step."""
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    for s in result.students:
+        pct = s.percent
+        w.writerow(
+            {
+                "student": s.student,
+                "handin": s.handin,
+                "status": s.status,
+                "score": _fmt(s.score),
+                "max_score": _fmt(s.max_score),
+                "percent": "" if pct is None else f"{pct:.1f}",
+                "computed_score": _fmt(s.computed_score),
+                "decision": "" if s.decision is None else s.decision.action,
+                "exit_code": "" if s.exit_code is None else s.exit_code,
+                "accel": s.accel or "",
+                "flags": ";".join(sorted({f.code for f in s.flags})),
+                "run_id": s.run_id or "",
+                "source": s.source,
+            }
+        )
+    for student in result.missing:  # on the roster, no hand-in: for the tutor, never a silent 0
+        w.writerow({k: "" for k in CSV_FIELDS} | {"student": student, "status": "missing"})
+    return write_atomic(path, buf.getvalue(), elsewhere=ELSEWHERE)
 
 
 def _case_text(r: CheckResult) -> str:
@@ -164,6 +172,8 @@ def junit_tree(result: ClassResult) -> ET.ElementTree:
             tag = "error" if s.status == "invalid" else "failure"
             counts["errors" if tag == "error" else "failures"] += 1
             text = "\n".join(f"{f.code}: {f.message}" for f in s.flags)
+            if s.decision is not None:
+                text += f"\ndecision: {s.decision.action}: {s.decision.reason}"
             ET.SubElement(
                 case, tag, message=f"{s.status}: {', '.join(f.code for f in s.flags)}", type="flag"
             ).text = text
@@ -176,8 +186,9 @@ def junit_tree(result: ClassResult) -> ET.ElementTree:
 def write_junit(result: ClassResult, path: Path) -> Path:
     tree = junit_tree(result)
     ET.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    return write_atomic(path, buf.getvalue(), elsewhere=ELSEWHERE)
 
 
 GRADESCOPE_NOTE = {
@@ -218,9 +229,7 @@ def gradescope(s: StudentResult, advisory: bool = False) -> dict[str, Any]:
 
 
 def write_gradescope(s: StudentResult, path: Path, advisory: bool = False) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(gradescope(s, advisory), indent=2) + "\n")
-    return path
+    return write_atomic(path, json.dumps(gradescope(s, advisory), indent=2) + "\n", elsewhere=ELSEWHERE)
 
 
 def compare(old: ClassResult, new: ClassResult) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from vmlab.errors import VmlabError
+from vmlab.errors import BackendError, VmlabError
 from vmlab.report.model import CheckResult
 
 if TYPE_CHECKING:
@@ -42,7 +42,11 @@ def derive(secret: bytes, lab: str, student: str, purpose: str, n: int = 32) -> 
 
 @dataclass
 class RerunContext:
-    """What a lab's re-run hook gets. `inputs` are the student's recorded files (name -> path)."""
+    """What a lab's re-run hook gets. `inputs` are the student's recorded files (name -> path).
+
+    `spec.solutions` is what the hook's in-container half must refuse to the student's code
+    (`vmlab.grade.sandbox.install_guard`); the image already leaves those files out.
+    """
 
     lab: Lab
     spec: Rerun
@@ -63,7 +67,21 @@ class RerunContext:
         limits = Limits(timeout_s=s.timeout_s, cpus=s.cpus, memory_mb=s.memory_mb, kvm=s.kvm)
         if overrides:
             limits = Limits(**{**limits.__dict__, **overrides})
-        return self.sandbox_factory().run(argv, files, limits)
+        sandbox = self.sandbox_factory()
+        self._check_plan(sandbox)
+        return sandbox.run(argv, files, limits)
+
+    def _check_plan(self, sandbox: Sandbox) -> None:
+        """Never run a student's code in an image that may hold this lab's solutions (a lab that is not in
+        the catalog the image was planned from), nor one that lacks this lab's entry modules."""
+        from vmlab.grade.sandbox import is_solution
+
+        plan = sandbox.plan
+        missing = [m for m in self.spec.solutions if not is_solution(m, plan.solutions)]
+        absent = [m for m in self.spec.modules if m not in plan.entry]
+        if missing or absent:
+            why = f"keeps {', '.join(missing)}" if missing else f"was built without {', '.join(absent)}"
+            raise BackendError(f"the re-run image {sandbox.image} {why}: it was planned from other labs")
 
     def check(
         self, check_id: str, ok: bool | None, message: str = "", *, claimed: bool = False, **fields: Any

@@ -5,12 +5,19 @@ The image holds a Python made from the grading host's own interpreter (its binar
 standard library) plus vmlab and the few packages the re-run entry points import. There is no image
 registry on the runners, so the image is a `docker import` of a tar built here, tagged by a digest of
 what went in (vmlab/rerun-python:<digest12>) and built only when that tag is missing.
+
+What runs inside and what is the labs' solution material is not named here: every lab's `[rerun]`
+declares its entry `modules` and its `solutions` (`ImagePlan`). The image holds vmlab without the
+solutions' files, so a student's code cannot import or read them; `install_guard` additionally refuses
+their import inside the container with `SolutionRefused`, which a hook reports as `uses-reference`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.abc
+import importlib.machinery
 import io
 import json
 import os
@@ -22,9 +29,10 @@ import sysconfig
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType, ModuleType
 from typing import Any
 
 from vmlab.errors import BackendError, NotAvailable
@@ -32,15 +40,6 @@ from vmlab.errors import BackendError, NotAvailable
 REPO = "vmlab/rerun-python"
 PREFIX = "/opt/py"
 NOBODY = "65534:65534"
-# what runs inside: their imports decide which installed packages go into the image
-ENTRY_MODULES = (
-    "vmlab.isa.rerun",
-    "vmlab.isa.gen",
-    "vmlab.isa.engines.switch",
-    "vmlab.kvmapi.rerun",
-    "vmlab.kvmapi.vmm",
-    "vmlab.kvmapi.programs",
-)
 _SKIP_STDLIB = {
     "site-packages",
     "test",
@@ -52,6 +51,88 @@ _SKIP_STDLIB = {
     "__pycache__",
 }
 LABELS = {"vmlab.owner": "vmlab", "vmlab.purpose": "rerun"}
+
+
+def is_solution(module: str, solutions: Iterable[str]) -> bool:
+    """A solution names a module or a package: the package's submodules are solution material too."""
+    return any(module == s or module.startswith(s + ".") for s in solutions)
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """What the image must be able to run (`entry`) and must not hold (`solutions`), as the labs say."""
+
+    entry: tuple[str, ...]
+    solutions: tuple[str, ...]
+
+
+def plan_from_labs() -> ImagePlan:
+    """The union of every catalogued lab's `[rerun]` modules and solutions.
+
+    One image serves every lab, so it leaves out every lab's solutions. A lab.toml that does not parse
+    stops the build: its solutions are unknown, and an image that might hold them is not built.
+    """
+    from vmlab.labs.catalog import lab_names, load_lab
+
+    specs = [lab.rerun for lab in map(load_lab, lab_names()) if lab.rerun is not None]
+    entry = sorted({m for s in specs for m in s.modules})
+    solutions = sorted({m for s in specs for m in s.solutions})
+    return ImagePlan(entry=tuple(entry), solutions=tuple(solutions))
+
+
+class SolutionRefused(ImportError):
+    """A student's code imported solution material inside the re-run; `name` is the module it asked for."""
+
+
+class SolutionGuard(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path in the container: every import of a solution module raises SolutionRefused
+    and is remembered, even one the student's code catches (on the student's machine it would have
+    succeeded, so what they measured may be vmlab's code)."""
+
+    def __init__(self, solutions: Sequence[str]) -> None:
+        self.solutions = tuple(solutions)
+        self.refused: list[str] = []
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not is_solution(fullname, self.solutions):
+            return None
+        asked = _asked_for(fullname)
+        if asked not in self.refused:
+            self.refused.append(asked)
+        raise SolutionRefused(
+            f"{asked} is not available in the re-run: it is vmlab's own solution", name=asked
+        )
+
+
+def _asked_for(fullname: str) -> str:
+    """The module the import statement named: importing a.b.c finds a.b first, inside a.b.c's load."""
+    best = fullname
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name.startswith("_find_and_load") and "importlib._bootstrap" in code.co_filename:
+            name = frame.f_locals.get("name")
+            if isinstance(name, str) and name.startswith(fullname + ".") and len(name) > len(best):
+                best = name
+        frame = frame.f_back
+    return best
+
+
+def install_guard(solutions: Sequence[str]) -> SolutionGuard:
+    """Refuse the solutions from now on; call it before the student's code is loaded. A solution module
+    already imported is forgotten, also as its parent package's attribute (`from pkg import sub`)."""
+    for name in [n for n in sys.modules if is_solution(n, solutions)]:
+        del sys.modules[name]
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and getattr(sys.modules[parent], child, None) is not None:
+            with contextlib.suppress(AttributeError):
+                delattr(sys.modules[parent], child)
+    guard = SolutionGuard(solutions)
+    sys.meta_path.insert(0, guard)
+    importlib.invalidate_caches()
+    return guard
 
 
 @dataclass(frozen=True)
@@ -92,13 +173,17 @@ def _interpreter() -> Path:
     return Path(os.path.realpath(base))
 
 
-def _site_files() -> dict[str, Path]:
-    """Top-level installed modules the entry points import, asked of a fresh interpreter."""
+def _site_files(plan: ImagePlan) -> dict[str, Path]:
+    """Top-level installed modules the entry points import, asked of a fresh interpreter.
+
+    An entry module that imports solution material would break in the pruned image: that stops the build
+    here, with the names, rather than every re-run later."""
     code = (
-        "import importlib, sys, sysconfig\n"
-        f"for m in {ENTRY_MODULES!r}: importlib.import_module(m)\n"
-        "std = sysconfig.get_paths()['stdlib']\n"
+        "import importlib, sys\n"
+        f"for m in {list(plan.entry)!r}: importlib.import_module(m)\n"
+        f"sol = {list(plan.solutions)!r}\n"
         "for name, mod in sorted(sys.modules.items()):\n"
+        "    if any(name == s or name.startswith(s + '.') for s in sol): print('!', name)\n"
         "    f = getattr(mod, '__file__', None) or ''\n"
         "    if '.' not in name and 'site-packages' in f: print(name, f)\n"
     )
@@ -107,6 +192,12 @@ def _site_files() -> dict[str, Path]:
     )
     if out.returncode != 0:
         raise BackendError(f"cannot list the re-run's imports: {out.stderr.strip().splitlines()[-1:]}")
+    leaked = [line[2:] for line in out.stdout.splitlines() if line.startswith("! ")]
+    if leaked:
+        raise BackendError(
+            f"the re-run's entry modules import solution material: {', '.join(leaked)}",
+            hint="an entry module ([rerun] modules) must not import a [rerun] solutions module at top level",
+        )
     import vmlab
 
     found: dict[str, Path] = {
@@ -119,6 +210,16 @@ def _site_files() -> dict[str, Path]:
     return found
 
 
+def module_of(rel: Path) -> str:
+    """The dotted module a file under site-packages belongs to: pkg/sub/mod.cpython-311.so -> pkg.sub.mod,
+    pkg/sub/__init__.py -> pkg.sub; a data file pkg/sub/x.json -> pkg.sub.x (inside the package)."""
+    parts = list(rel.parts[:-1])
+    stem = rel.name.split(".", 1)[0]
+    if stem != "__init__":
+        parts.append(stem)
+    return ".".join(parts)
+
+
 def _libraries(binaries: list[Path]) -> set[Path]:
     """Shared libraries `ldd` lists for these files, and the dynamic loader."""
     libs: set[Path] = set()
@@ -129,8 +230,9 @@ def _libraries(binaries: list[Path]) -> set[Path]:
     return libs
 
 
-def _sources() -> list[tuple[str, Path]]:
-    """(path in the image, path here) of every file that goes in."""
+def _sources(plan: ImagePlan | None = None) -> list[tuple[str, Path]]:
+    """(path in the image, path here) of every file that goes in: never a file of a solution module."""
+    plan = plan or plan_from_labs()
     items: list[tuple[str, Path]] = []
     py = _interpreter()
     items.append((f"{PREFIX}/bin/python3", py))
@@ -147,12 +249,15 @@ def _sources() -> list[tuple[str, Path]]:
         for fname in sorted(files):
             items.append((f"{PREFIX}/lib/{ver}/{(rel / fname).as_posix()}", Path(root) / fname))
     site = f"{PREFIX}/lib/{ver}/site-packages"
-    for name, path in _site_files().items():
+    for name, path in _site_files(plan).items():
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc", ".html", ".j2"):
-                    items.append((f"{site}/{name}/{f.relative_to(path).as_posix()}", f))
-        else:
+                if not f.is_file() or "__pycache__" in f.parts or f.suffix in (".pyc", ".html", ".j2"):
+                    continue
+                rel = Path(name) / f.relative_to(path)
+                if not is_solution(module_of(rel), plan.solutions):
+                    items.append((f"{site}/{rel.as_posix()}", f))
+        elif not is_solution(name, plan.solutions):
             items.append((f"{site}/{path.name}", path))
     binaries = [py] + [src for _dst, src in items if src.suffix == ".so" or ".so." in src.name]
     for lib in sorted(_libraries(binaries)):
@@ -164,7 +269,7 @@ def _sources() -> list[tuple[str, Path]]:
 
 def _digest(items: list[tuple[str, Path]]) -> str:
     """Cheap and stable: what goes where, with each file's size and mtime."""
-    h = hashlib.sha256(b"vmlab rerun image 1\n")
+    h = hashlib.sha256(b"vmlab rerun image 2\n")  # 2: solutions left out
     for dst, src in items:
         st = src.stat()
         h.update(f"{dst}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -199,11 +304,11 @@ def _tar(items: list[tuple[str, Path]]) -> bytes:
     return buf.getvalue()
 
 
-def ensure_image(client: Any, progress: Any = None) -> str:
+def ensure_image(client: Any, progress: Any = None, plan: ImagePlan | None = None) -> str:
     """The tag of the re-run image, imported now when missing."""
     from docker.errors import APIError, ImageNotFound
 
-    items = _sources()
+    items = _sources(plan)
     tag = f"{REPO}:{_digest(items)[:12]}"
     try:
         client.images.get(tag)
@@ -234,11 +339,12 @@ def ensure_image(client: Any, progress: Any = None) -> str:
 class Sandbox:
     """Runs argv in a fresh container per call; the container and its input folder never outlive it."""
 
-    def __init__(self, progress: Any = None) -> None:
+    def __init__(self, progress: Any = None, plan: ImagePlan | None = None) -> None:
         from vmlab.images.docker_image import docker_client
 
         self.client = docker_client()
-        self.image = ensure_image(self.client, progress)
+        self.plan = plan or plan_from_labs()
+        self.image = ensure_image(self.client, progress, self.plan)
 
     def run(self, argv: list[str], files: dict[str, bytes], limits: Limits) -> SandboxResult:
         with _input_dir(files) as folder:

@@ -99,10 +99,9 @@ def sign_file(path: Path, key: bytes) -> dict[str, str]:
     """Add (or replace) the signature block of a report file, written atomically."""
     import tempfile
 
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UsageError(f"cannot read report {path}: {e}") from None
+    from vmlab.report.io import read_json
+
+    raw = read_json(path)  # bounded in size and depth: one line for a file that is no report
     if not isinstance(raw, dict):
         raise UsageError(f"report {path} is not a JSON object")
     raw["signature"] = signature(raw, key)

@@ -197,8 +197,8 @@ def _load_lab(name: str | None) -> Lab | None:
 def _student_report(s: StudentResult) -> Report | None:
     from vmlab.grade.handins import HandIn, load
 
-    if not s.report_path or not Path(s.report_path).is_file():
-        return None
+    if s.status == "invalid" or not s.report_path or not Path(s.report_path).is_file():
+        return None  # an invalid hand-in (a symlink out of its folder, say) is never read again
     return load(HandIn(path=Path(s.report_path), name_id=s.handin or s.student, shown=s.source)).report
 
 

@@ -8,10 +8,18 @@ Two halves in one module, so the container needs nothing but vmlab:
   programs it is given and prints one JSON line. It knows no oracle, so faking its output gains nothing.
 
 Each task engine the student handed in (inputs t1..t6) is re-run; per engine tN the checks are
+`rerun:uses-reference[tN]` (the engine imports none of the lab's `[rerun] solutions`: vmlab's reference
+engines, their registry, the reference interpreter; a claim check, so failing it zeroes the score),
 `rerun:hidden-<k>[tN]` (final A and executed instructions equal the reference interpreter's),
 `rerun:claims[tN]` (the engine gives today the outcomes its report claims on the public scenarios) and
 `rerun:speed[tN]` (its speed relative to the built-in switch engine, measured side by side in the
 container, agrees with the report's within the lab's tolerance: timing, reported, never scored).
+
+The image holds none of the solutions, and the container refuses their import before the engine loads.
+The switch baseline the speed check needs is solution material too, so it never shares a container with
+the graded results: a first container runs the engine on the hidden programs and public scenarios with
+no baseline anywhere; only then a second one gets the baseline's source as an input file, loads it under
+a private name after the engine, and times the two. The host reads nothing but timings from the second.
 """
 
 # ruff: noqa: E741  (l is the homework's register L)
@@ -102,6 +110,46 @@ def _task_of(ctx: RerunContext, step: str) -> str | None:
     return next((t.id for t in ctx.lab.tasks if step in t.experiments), None)
 
 
+BASELINE = "vmlab.isa.engines.switch"
+_WHAT = {
+    "vmlab.isa.engines": "one of vmlab's reference engines",
+    "vmlab.isa.registry": "vmlab's engine registry, which loads the reference engines",
+    "vmlab.isa.reference": "vmlab's reference interpreter, the hidden checks' oracle",
+}
+
+
+def _what(module: str) -> str:
+    """How a refused module is named to the student: what it is, not just where."""
+    if module == "vmlab.isa.engines":
+        return "vmlab's reference engines"
+    hit = max((k for k in _WHAT if module == k or module.startswith(k + ".")), key=len, default=None)
+    return _WHAT[hit] if hit else "part of vmlab's own solution"
+
+
+def uses_reference_message(step: str, refused: list[str]) -> str:
+    """'t1 imports vmlab.isa.engines.switch, one of vmlab's reference engines: the re-run grades ...'"""
+    named = "; ".join(f"{m}, {_what(m)}" for m in refused)
+    return f"{step} imports {named}: the re-run grades your own code"
+
+
+def _baseline_source() -> bytes | None:
+    """The switch engine's source on this grading host, or None where it is not installed (a student kit)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(BASELINE)
+    except ImportError:
+        return None
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None
+    return Path(spec.origin).read_bytes()
+
+
+def _refused(data: dict[str, Any]) -> list[str]:
+    got = data.get("uses_reference")
+    return [str(m) for m in got] if isinstance(got, list) else []
+
+
 def _rerun_engine(
     ctx: RerunContext, p: RerunParams, programs: list[tuple[Program, tuple[int, int]]], step: str
 ) -> list[CheckResult]:
@@ -116,17 +164,19 @@ def _rerun_engine(
     public = sorted(int(n[1:]) for n, o in claimed.items() if o is not None and n[1:].isdigit())
     # the report claims a working engine when every public scenario it ran matches the oracle
     works = bool(public) and all(claimed[f"S{n}"] == _oracle(n) for n in public)
+    engine = ctx.inputs[step].read_bytes()
+    solutions = list(ctx.spec.solutions)
     spec = {
+        "solutions": solutions,
         "hidden": [{"code": prog.code.hex(), "a": prog.a, "l": prog.l} for prog, _ in programs],
         "public": public,
-        "timing": {"scenario": p.timing_scenario, "repeats": p.repeats},
     }
     ctx.progress(
         f"{ctx.student}: {step} on {len(programs)} hidden programs and {len(public)} public scenarios"
     )
     res = ctx.run(
         ["-m", "vmlab.isa.rerun", "--engine", "/in/engine.py", "--spec", "/in/spec.json"],
-        {"engine.py": ctx.inputs[step].read_bytes(), "spec.json": json.dumps(spec).encode()},
+        {"engine.py": engine, "spec.json": json.dumps(spec).encode()},
     )
     if res.timed_out:
         msg = f"the engine gave no result within {ctx.spec.timeout_s:g} s (an endless loop?)"
@@ -135,15 +185,39 @@ def _rerun_engine(
     if data is None:
         msg = f"the container exited {res.rc} without a result: {res.stderr_tail()}"
         return [check("hidden", None, msg)]
+    refused = _refused(data)
+    unloaded = str(data["error"])[:200] if "error" in data else None  # the student's fault, not timed
+    timing: dict[str, Any] = {}
+    timing_note = "no timings came back from the container"
+    if not refused and unloaded is None:  # the baseline goes only to a timing-only container, only now
+        timing, timing_note, late = _timing_run(ctx, p, engine, solutions)
+        refused += [m for m in late if m not in refused]
 
-    checks: list[CheckResult] = []
+    checks: list[CheckResult] = [
+        check(
+            "uses-reference",
+            not refused,
+            uses_reference_message(step, refused) if refused else "",
+            claimed=True,
+            measured=", ".join(refused) or "none",
+            expected=f"no import of vmlab's solution modules ({', '.join(solutions) or 'none declared'})",
+            description=f"your {step} engine is your own code, not one of vmlab's reference engines",
+        )
+    ]
     got_hidden = data.get("hidden") or []
     for k, ((prog, (a, executed)), got) in enumerate(
         zip(programs, [*got_hidden, *[{}] * len(programs)], strict=False), 1
     ):
         want = f"A={a} instructions={executed}"
+        if refused:  # whatever it returned may be vmlab's answer, not the student's
+            msg = f"not graded as your work: {step} imports {refused[0]}"
+            checks.append(
+                check(f"hidden-{k}", False, msg, claimed=works, expected="your own engine's result")
+            )
+            continue
         if not isinstance(got, dict) or "error" in got or "a" not in got:
             why = got.get("error", "no result") if isinstance(got, dict) else "no result"
+            why = data.get("error", why) if why == "no result" else why
             msg = f"engine failed: {str(why)[:200]}"
             checks.append(check(f"hidden-{k}", False, msg, claimed=works, expected="a result"))
             continue
@@ -171,12 +245,50 @@ def _rerun_engine(
             description="the submitted engine reproduces the outcomes its report claims",
         )
     )
-    checks.append(_speed(ctx, data.get("timing") or {}, p, step, task))
+    if refused or unloaded is not None:
+        why = f"{step} imports {refused[0]}" if refused else f"the engine did not load ({unloaded})"
+        checks.append(
+            ctx.check(f"speed[{step}]", False, f"not timed: {why}", task=task, timing=True).model_copy(
+                update={"outcome": "skipped"}
+            )
+        )
+    else:
+        checks.append(_speed(ctx, timing, p, step, task, timing_note))
     return checks
 
 
+def _timing_run(
+    ctx: RerunContext, p: RerunParams, engine: bytes, solutions: list[str]
+) -> tuple[dict[str, Any], str, list[str]]:
+    """(timings, why there are none, modules refused) from a second container: the engine and the switch
+    baseline, interleaved. Its hidden results, had it any, would be ignored: the student's code shares this
+    container with the baseline, so only timings (never scored) come from here."""
+    source = _baseline_source()
+    if source is None:
+        return {}, f"the baseline {BASELINE} is not installed on this grading host", []
+    spec = {"solutions": solutions, "timing": {"scenario": p.timing_scenario, "repeats": p.repeats}}
+    argv = ["-m", "vmlab.isa.rerun", "--engine", "/in/engine.py", "--spec", "/in/spec.json"]
+    res = ctx.run(
+        [*argv, "--baseline", "/in/baseline.py"],
+        {"engine.py": engine, "spec.json": json.dumps(spec).encode(), "baseline.py": source},
+    )
+    if res.timed_out:
+        return {}, f"the timing run gave no result within {ctx.spec.timeout_s:g} s", []
+    data = res.result_json()
+    if data is None:
+        return {}, f"the timing container exited {res.rc} without a result: {res.stderr_tail()}", []
+    timing = data.get("timing")
+    note = str(data.get("timing_error") or "no timings came back from the container")
+    return (timing if isinstance(timing, dict) else {}), note, _refused(data)
+
+
 def _speed(
-    ctx: RerunContext, timing: dict[str, Any], p: RerunParams, step: str, task: str | None
+    ctx: RerunContext,
+    timing: dict[str, Any],
+    p: RerunParams,
+    step: str,
+    task: str | None,
+    note: str = "no timings came back from the container",
 ) -> CheckResult:
     """engine/switch now vs in the report, on the timing scenario: within the tolerance factor."""
     from vmlab.check.paths import PathMissing, number
@@ -201,7 +313,7 @@ def _speed(
         return ctx.check(
             f"speed[{step}]",
             None,
-            "no timings came back from the container",
+            note,
             task=task,
             timing=True,
             description=desc,
@@ -222,17 +334,21 @@ def _speed(
 
 def _load_engine(path: Path) -> Any:
     """The student's run(code, a, l), loaded here rather than through the engine registry (which is
-    being reworked): the re-run depends only on the homework's interface."""
+    solution material, refused in the re-run): the re-run depends only on the homework's interface."""
+    return _load_run(path, "student_engine", "run(code, a, l)")
+
+
+def _load_run(path: Path, name: str, what: str) -> Any:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("student_engine", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"{path.name} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     fn = getattr(module, "run", None)
     if not callable(fn):
-        raise ImportError(f"{path.name} defines no function run(code, a, l)")
+        raise ImportError(f"{path.name} defines no function {what}")
     return fn
 
 
@@ -256,18 +372,22 @@ def _timed(engine: Any, prog: Program) -> tuple[int, int, int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Inside the container: run the engine on the given programs, print one JSON line."""
+    """Inside the container: guard the solutions, load the engine, run it, print one JSON line.
+
+    Without --baseline: the hidden programs and the public scenarios. With --baseline (a second
+    container): only the timing scenario, the engine interleaved with the baseline, which is loaded
+    under a private name after the engine, from the file the host passed in for this run alone.
+    """
     parser = argparse.ArgumentParser(prog="python -m vmlab.isa.rerun")
     parser.add_argument("--engine", type=Path, required=True)
     parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--baseline", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    import importlib
-
-    from vmlab.isa.gen import scenario_program
-    from vmlab.isa.machine import Program
+    from vmlab.grade.sandbox import install_guard
 
     spec = json.loads(args.spec.read_text())
+    guard = install_guard([str(m) for m in spec.get("solutions", [])])  # before any student code
     result: dict[str, Any] = {"hidden": [], "public": {}, "timing": {}}
     with contextlib.redirect_stdout(sys.stderr):  # the engine's prints must not mix with the result
         try:
@@ -275,30 +395,56 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException as e:
             result["error"] = f"{type(e).__name__}: {e}"
             engine = None
-        if engine is not None:
-            for i, h in enumerate(spec["hidden"]):
-                prog = Program(code=bytes.fromhex(h["code"]), a=h["a"], l=h["l"], name=f"hidden-{i + 1}")
-                try:
-                    a, l, executed, _ = _timed(engine, prog)
-                    result["hidden"].append({"a": a, "l": l, "executed": executed})
-                except Exception as e:
-                    result["hidden"].append({"error": f"{type(e).__name__}: {e}"})
-            for n in spec["public"]:
-                try:
-                    a, _l, executed, _ = _timed(engine, scenario_program(n))
-                    result["public"][f"S{n}"] = f"A={a} instructions={executed}"
-                except Exception as e:
-                    result["public"][f"S{n}"] = f"error: {type(e).__name__}: {e}"
-            t = spec["timing"]
-            prog = scenario_program(int(t["scenario"]))
-            with contextlib.suppress(Exception):
-                switch = importlib.import_module("vmlab.isa.engines.switch").run
-                for _ in range(int(t["repeats"])):  # interleaved, so a load change hits both alike
-                    for name, eng in (("switch", switch), ("candidate", engine)):
-                        result["timing"].setdefault(name, []).append(_timed(eng, prog)[3])
+        if engine is not None and args.baseline is None:
+            _run_programs(engine, spec, result)
+        elif engine is not None:
+            _run_timing(engine, args.baseline, spec["timing"], guard.refused, result)
+    result["uses_reference"] = list(guard.refused)
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
     return 0
+
+
+def _run_programs(engine: Any, spec: dict[str, Any], result: dict[str, Any]) -> None:
+    from vmlab.isa.gen import scenario_program
+    from vmlab.isa.machine import Program
+
+    for i, h in enumerate(spec["hidden"]):
+        prog = Program(code=bytes.fromhex(h["code"]), a=h["a"], l=h["l"], name=f"hidden-{i + 1}")
+        try:
+            a, l, executed, _ = _timed(engine, prog)
+            result["hidden"].append({"a": a, "l": l, "executed": executed})
+        except Exception as e:
+            result["hidden"].append({"error": f"{type(e).__name__}: {e}"})
+    for n in spec["public"]:
+        try:
+            a, _l, executed, _ = _timed(engine, scenario_program(n))
+            result["public"][f"S{n}"] = f"A={a} instructions={executed}"
+        except Exception as e:
+            result["public"][f"S{n}"] = f"error: {type(e).__name__}: {e}"
+
+
+def _run_timing(
+    engine: Any, baseline: Path, t: dict[str, Any], refused: list[str], result: dict[str, Any]
+) -> None:
+    from vmlab.isa.gen import scenario_program
+
+    before = len(refused)
+    try:
+        switch = _load_run(baseline, "_vmlab_rerun_baseline", "run(code, a, l)")
+    except Exception as e:
+        result["timing_error"] = f"the baseline did not load: {type(e).__name__}: {e}"
+        return
+    finally:
+        del refused[before:]  # what the baseline itself imports is not the student's doing
+    prog = scenario_program(int(t["scenario"]))
+    try:
+        for _ in range(int(t["repeats"])):  # interleaved, so a load change hits both alike
+            for name, eng in (("switch", switch), ("candidate", engine)):
+                result["timing"].setdefault(name, []).append(_timed(eng, prog)[3])
+    except Exception as e:
+        result["timing"] = {}
+        result["timing_error"] = f"timing failed: {type(e).__name__}: {e}"
 
 
 if __name__ == "__main__":

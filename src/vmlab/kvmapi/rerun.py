@@ -5,6 +5,10 @@ a length in the lab's range, ending in a newline); the student's recorded progra
 with /dev/kvm under vmlab's own VMM; the check compares what the guest printed with the line, byte for
 byte, and its exits with the budget. Container side, `main()` (`python -m vmlab.kvmapi.rerun`): load
 the program, place the line at 0x8000, run it once, print one JSON line with the output and the exits.
+
+The student hands in a guest program, not Python, so nothing of theirs can import vmlab: the lab declares
+no `[rerun] solutions` and no import guard is needed. Its `[rerun] modules` (this module, vmlab.kvmapi.lab,
+.vmm, .programs) are what `main()` imports, so the shared, pruned re-run image is planned to hold them.
 """
 
 from __future__ import annotations

@@ -109,10 +109,20 @@ class Rerun(_Strict):
     the recorded `inputs` in a container with these limits and returns check results against an oracle.
     Timings are compared as ratios within `tolerance` (a factor) and reported, never scored to zero.
     `task` is the task whose claims the re-run tests (a report passing it whose code then fails is flagged).
+    `modules` are what runs inside the container (`python -m ...`): their imports decide what the image
+    holds. `solutions` name vmlab's own answers to the lab (a module or a package, with everything under
+    it): the image leaves their files out and the hook refuses a student's import of them (a failed
+    `rerun:uses-reference`), so the re-run grades the student's code, never vmlab's.
     """
 
     hook: str = Field(pattern=_SPEC)
     inputs: list[str] = Field(default_factory=list)
+    modules: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = Field(
+        default_factory=list
+    )
+    solutions: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = Field(
+        default_factory=list
+    )
     timeout_s: float = Field(120.0, gt=0)
     cpus: float = Field(1.0, gt=0)
     memory_mb: int = Field(512, ge=64)
@@ -121,6 +131,14 @@ class Rerun(_Strict):
     task: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+
+    @model_validator(mode="after")
+    def _entry_is_no_solution(self) -> Rerun:
+        for m in self.modules:
+            hit = next((s for s in self.solutions if m == s or m.startswith(s + ".")), None)
+            if hit is not None:
+                raise ValueError(f"module {m!r} runs in the container but is solution material ({hit!r})")
+        return self
 
 
 class Bound(_Strict):
@@ -179,13 +197,25 @@ class Lab(_Strict):
         return self
 
 
-def parse_lab(path: Path) -> Lab:
+def read_lab_toml(path: Path) -> dict[str, Any]:
+    """The TOML of a lab.toml, or one LabError naming the file and the fault (shared with the CLI's
+    start-up, so both say the same line about a broken lab)."""
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LabError(f"{path} does not exist") from None
     except tomllib.TOMLDecodeError as e:
         raise LabError(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise LabError(f"{path} is not valid TOML: not UTF-8 text (byte {e.start})") from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise LabError(f"{path} is not valid TOML: it nests too deep") from None
+    except OSError as e:
+        raise LabError(f"cannot read {path}: {e.strerror}") from None
+
+
+def parse_lab(path: Path) -> Lab:
+    data = read_lab_toml(path)
     try:
         return Lab.model_validate(data)
     except ValidationError as e:

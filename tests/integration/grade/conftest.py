@@ -1,6 +1,7 @@
 """Real lab runs, made once per session and shared: a class of kvm-api hand-ins (the lab whose task
 `own` takes a student file), an isa-emulation hand-in with a correct engine and one with an engine that
-returns the public oracle constants. Probes are independent of vmlab: opening /dev/kvm, `docker info`."""
+returns the public oracle constants, and isa-emulation hand-ins whose engines run vmlab's own reference
+code (CHEATS). Probes are independent of vmlab: opening /dev/kvm, `docker info`."""
 
 from __future__ import annotations
 
@@ -55,6 +56,52 @@ def run(code, a, l):
     return final_a, 0, executed
 """
 
+# Engines that hand in vmlab's own answer. On the student's machine (the full vmlab) each one works and
+# its report claims every public oracle; the re-run image holds no reference engine and refuses them.
+SWITCH_IMPORT_ENGINE = """\
+from vmlab.isa.engines.switch import run
+"""
+
+IMPORTLIB_ENGINE = """\
+import importlib
+
+_ENGINE = importlib.import_module("vmlab" + ".isa." + "engines" + ".switch")
+
+
+def run(code, a, l):
+    return _ENGINE.run(code, a, l)
+"""
+
+# imports the reference interpreter only when first called, through __import__
+LAZY_REFERENCE_ENGINE = """\
+def run(code, a, l):
+    reference = __import__("vmlab.isa.reference", fromlist=["run_reference"])
+    from vmlab.isa.machine import Program
+
+    r = reference.run_reference(Program(code=bytes(code), a=a, l=l))
+    return r.a, r.l, r.executed
+"""
+
+# no import of the engine: reads switch.py next to the installed vmlab and executes its text
+READ_SOURCE_ENGINE = """\
+import os
+
+import vmlab.isa
+
+PATH = os.path.join(os.path.dirname(vmlab.isa.__file__), "engines", "switch.py")
+NS = {"__name__": "copied_switch"}
+with open(PATH) as f:
+    exec(compile(f.read(), "switch.py", "exec"), NS)
+run = NS["run"]
+"""
+
+CHEATS = {
+    "trudy": SWITCH_IMPORT_ENGINE,
+    "ursula": IMPORTLIB_ENGINE,
+    "victor": LAZY_REFERENCE_ENGINE,
+    "walter": READ_SOURCE_ENGINE,
+}
+
 
 @pytest.fixture(scope="session")
 def kvm_ok() -> None:
@@ -85,13 +132,15 @@ def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     _HOME.remove(home)
 
 
-def run(lab: str, out: Path, student: str | None, **kw: object) -> Path:
+def run(lab: str, out: Path, student: str | None, home: Path | None = None, **kw: object) -> Path:
+    """A real lab run; `home` (default: the grade session's) is its VMLAB_HOME, e.g. the integration
+    home that holds the tiny image for labs that boot guests."""
     from vmlab.labs.pipeline import RunRequest, run_lab
 
     report = out / "report.json"
     mp = pytest.MonkeyPatch()
-    if _HOME:
-        mp.setenv("VMLAB_HOME", str(_HOME[-1]))
+    if home is not None or _HOME:
+        mp.setenv("VMLAB_HOME", str(home or _HOME[-1]))
     try:
         run_lab(RunRequest(lab=lab, student=student, output=report, **kw))  # type: ignore[arg-type]
     finally:
@@ -141,6 +190,25 @@ def isa_runs(runs_root: Path) -> dict[str, Path]:
             tasks=["t1-interpret"],
             sets=ISA_SETS,
             inputs={"t1": engines / name},
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def cheat_runs(runs_root: Path) -> dict[str, Path]:
+    """isa-emulation task t1 on S1-S3 with each of CHEATS' engines, run here with the full vmlab."""
+    engines = runs_root / "cheats"
+    engines.mkdir()
+    out = {}
+    for student, source in CHEATS.items():
+        (engines / f"{student}.py").write_text(source)
+        out[student] = run(
+            "isa-emulation",
+            runs_root / "isa" / student,
+            student,
+            tasks=["t1-interpret"],
+            sets=ISA_SETS,
+            inputs={"t1": engines / f"{student}.py"},
         )
     return out
 

@@ -10,11 +10,12 @@ The same logic is tested without /dev/kvm on the toy lab (tests/unit/grade/test_
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.grade.conftest import copy_hand_in, edit, run
+from tests.integration.grade.conftest import DATA, copy_hand_in, edit, run
 
 pytestmark = pytest.mark.kvm
 
@@ -40,8 +41,7 @@ def test_a_failing_step_marked_error_or_skipped_with_its_experiment_deleted_scor
     hand = tmp_path / "hand-ins"
     copy_hand_in(skeleton_run, hand / "tom")
     copy_hand_in(skeleton_run, hand / "tim")
-    for s in ("tom", "tim"):
-        edit(hand / s / "report.json", lambda d: d["run"].update(student=s))
+    edit(hand / "tim" / "report.json", lambda d: d["run"].update(student="tim"))
 
     def hide(d: dict[str, Any]) -> None:
         d["steps"]["own-program"].update(status=status, message="requires kvm")
@@ -101,3 +101,57 @@ def test_a_hand_in_without_its_inputs_block_cannot_skip_the_rerun(
     s03 = _grade(cli, hand, tmp_path / "out", "--rerun", "--secret-file", secret)["s03"]
     assert "rerun-input-missing" in {f["code"] for f in s03["flags"]}
     assert s03["computed_score"] == 0.0 and s03["status"] == "review"
+
+
+def test_a_jittered_copy_of_a_whole_kvm_api_run_is_a_near_copy(
+    runs_root: Path, kvm_ok: None, tmp_path: Path, cli: Any
+) -> None:
+    """The issue's near-copy: another student's hand-in, one comment changed in the program (its
+    sha256 updated), a new run id and timestamps, every sample moved by < 1 % and the summaries
+    recomputed. A whole kvm-api run holds 9 programs x 5 loop timings and the exit-cost repeats: enough
+    samples to tell. (Task own alone keeps 3, never enough: that copy is caught by its timestamps.)"""
+    import datetime as dt
+    import hashlib
+
+    from vmlab.report.stats import summarize
+
+    progs = tmp_path / "src"
+    progs.mkdir()
+    hand = tmp_path / "hand-ins"
+    for s in ("una", "val"):  # two honest students of the same machine
+        prog = progs / f"{s}.asm"
+        prog.write_text((DATA / "kvm-api" / "line_hypercall.asm").read_text() + f"; by {s}\n")
+        copy_hand_in(run("kvm-api", runs_root / "whole" / s, s, inputs={"program": prog}), hand / s)
+    shutil.copytree(hand / "una", hand / "wes")
+    program = next((hand / "wes" / "artifacts" / "inputs" / "program").iterdir())
+    program.write_text(program.read_text().replace("; by una", "; by wes, all my own work"))
+
+    def forge(d: dict[str, Any]) -> None:
+        d["inputs"]["program"].update(
+            sha256=hashlib.sha256(program.read_bytes()).hexdigest(), size=program.stat().st_size
+        )
+        d["run_id"], d["run"]["student"] = "wes-run", "wes"
+        shift = dt.timedelta(minutes=41, microseconds=7)
+
+        def later(t: str | None) -> str | None:
+            return None if t is None else (dt.datetime.fromisoformat(t) + shift).isoformat()
+
+        d["created_at"], d["run"]["finished_at"] = later(d["created_at"]), later(d["run"]["finished_at"])
+        for step in d["steps"].values():
+            step["started_at"] = later(step["started_at"])
+        for entry in d["experiments"].values():
+            for exp in entry.values() if "unit" not in entry else [entry]:
+                for m in [exp, *exp.get("stages", {}).values()]:
+                    if len(m.get("samples", [])) >= 2:
+                        m["samples"] = [x * (1.008 if i % 2 else 0.993) for i, x in enumerate(m["samples"])]
+                        m["summary"] = summarize(m["samples"]).model_dump()
+        d.pop("checks", None), d.pop("grade", None)
+
+    edit(hand / "wes" / "report.json", forge)
+    res = cli("grade", hand, "-o", tmp_path / "out", "--lab", "kvm-api", "--timing", "advisory", "--json")
+    assert res.exit_code == 0, res.output
+    got = {s["handin"]: s for s in json.loads((tmp_path / "out" / "class.json").read_text())["students"]}
+    wes = {f["code"]: f["message"] for f in got["wes"]["flags"]}
+    assert wes["near-copy"].startswith("samples nearly the same as una's"), wes
+    assert got["wes"]["status"] == "review" and got["wes"]["score"] is None
+    assert got["val"]["flags"] == [] and got["val"]["status"] == "graded"

@@ -80,6 +80,10 @@ def test_an_honest_class_grades_full_marks_unflagged(
 ) -> None:
     if lab == "kvm-api":
         request.getfixturevalue("kvm_ok")
+    home = None
+    if lab == "system-vm":  # boots the tiny guest: the integration home holds its image
+        request.getfixturevalue("tiny_image")
+        home = request.getfixturevalue("test_home")
     recipe = RECIPES[lab]
     hand = tmp_path / "hand-ins"
     for student in ("ana", "ben"):
@@ -87,6 +91,7 @@ def test_an_honest_class_grades_full_marks_unflagged(
             lab,
             tmp_path / "runs" / student,
             student,
+            home=home,
             tasks=recipe.tasks or None,
             steps=recipe.steps,
             sets=recipe.sets,

@@ -59,7 +59,8 @@ def test_isa_rerun_passes_a_real_engine_and_fails_public_constants(
     own = {c["id"]: c["outcome"] for c in mallory["checks"]}
     assert own["oracle-S1[t1]"] == "pass"  # the report alone looks right
     assert own["rerun:hidden-1[t1]"] == "fail" and own["rerun:hidden-2[t1]"] == "fail"
-    assert "rerun-mismatch" in {f["code"] for f in mallory["flags"]} and mallory["score"] == 0
+    assert "rerun-mismatch" in {f["code"] for f in mallory["flags"]} and mallory["computed_score"] == 0
+    assert mallory["status"] == "review" and mallory["score"] is None  # held until the tutor decides
 
 
 def test_kvm_rerun_passes_a_real_guest(
@@ -88,3 +89,65 @@ def test_hidden_inputs_never_reach_the_outputs(
         if f.is_file():
             text = f.read_text()
             assert key not in text and hidden not in text
+
+
+def _rerun_checks(student: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["id"]: c for c in student["checks"] if c["kind"].startswith("rerun")}
+
+
+def _computed_score(student: dict[str, Any]) -> Any:
+    """The score the checks give, before a flag holds the published one back for review."""
+    return student.get("computed_score", student["score"])
+
+
+def test_isa_rerun_refuses_vmlab_reference_code(
+    docker_ok: None, cheat_runs: dict[str, Path], tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    """Each engine below works on the student's machine (its report passes every public oracle) because
+    it runs vmlab's own code; the re-run image holds none of it and refuses the import."""
+    hand = [copy_hand_in(cheat_runs[s], tmp_path / "in" / s) for s in cheat_runs]
+    got = _grade(cli, hand, tmp_path / "out", "isa-emulation", secret)
+    for student in cheat_runs:
+        own = {c["id"]: c["outcome"] for c in got[student]["checks"]}
+        assert own["oracle-S1[t1]"] == "pass", student  # the report alone looks right
+    # the module each engine was written to import (conftest.CHEATS), in the message the brief specifies
+    imported = {
+        "trudy": ("vmlab.isa.engines.switch", "one of vmlab's reference engines"),
+        "ursula": ("vmlab.isa.engines.switch", "one of vmlab's reference engines"),
+        "victor": ("vmlab.isa.reference", "vmlab's reference interpreter, the hidden checks' oracle"),
+    }
+    for student, (module, what) in imported.items():
+        checks = _rerun_checks(got[student])
+        use = checks["rerun:uses-reference[t1]"]
+        assert use["outcome"] == "fail" and use["kind"] == "rerun-claim" and use["required"] is True, student
+        assert use["message"] == f"t1 imports {module}, {what}: the re-run grades your own code"
+        assert use["measured"] == module and use["task"] == "t1-interpret"
+        assert checks["rerun:hidden-1[t1]"]["outcome"] == "fail"
+        assert checks["rerun:hidden-2[t1]"]["outcome"] == "fail"
+        assert checks["rerun:speed[t1]"]["outcome"] == "skipped"  # no baseline for refused code
+        codes = {f["code"] for f in got[student]["flags"]}
+        assert "uses-reference" in codes, (student, codes)
+        assert _computed_score(got[student]) == 0
+    # walter imports nothing vmlab refuses: he opens switch.py by path, and the image has no such file
+    walter = _rerun_checks(got["walter"])
+    assert walter["rerun:uses-reference[t1]"]["outcome"] == "pass"
+    for k in (1, 2):
+        hidden = walter[f"rerun:hidden-{k}[t1]"]
+        assert hidden["outcome"] == "fail" and hidden["kind"] == "rerun-claim"
+        assert "FileNotFoundError" in hidden["message"] and "engines/switch.py" in hidden["message"]
+    assert walter["rerun:speed[t1]"]["outcome"] == "skipped"  # not an infrastructure error
+    assert "rerun-error" not in {f["code"] for f in got["walter"]["flags"]}
+    assert _computed_score(got["walter"]) == 0
+
+
+def test_isa_rerun_times_an_honest_engine_against_the_baseline(
+    docker_ok: None, isa_runs: dict[str, Path], tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    """The speed check still gets timings: from the second container, which alone holds the baseline."""
+    hand = [copy_hand_in(isa_runs["ivy"], tmp_path / "in" / "ivy")]
+    ivy = _rerun_checks(_grade(cli, hand, tmp_path / "out", "isa-emulation", secret)["ivy"])
+    use = ivy["rerun:uses-reference[t1]"]
+    assert use["outcome"] == "pass" and use["kind"] == "rerun-claim" and use["measured"] == "none"
+    speed = ivy["rerun:speed[t1]"]
+    assert speed["outcome"] in ("pass", "fail"), speed  # measured, whatever the runner's load
+    assert isinstance(speed["measured"], float) and speed["measured"] > 0

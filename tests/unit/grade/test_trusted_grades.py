@@ -275,3 +275,86 @@ def test_a_check_the_grader_cannot_evaluate_holds_the_hand_in_for_review(toy: To
     assert "grader-error" in {f["code"] for f in row["flags"]}
     assert row["status"] == "review" and row["score"] is None
     assert row["max_score"] == LAB_POINTS + 1  # the broken check still counts: nothing is given away
+
+
+def _forge(d: dict[str, Any], student: str) -> None:
+    """What a careful copier does: a new run id and timestamps, every sample moved by < 1 % (a fixed
+    pattern of +-0.9 %, then shuffled), the summaries recomputed, their own name."""
+    import datetime as dt
+    import random
+
+    from vmlab.report.stats import summarize
+
+    rng = random.Random(7)
+    d["run_id"] = f"forged-{student}"
+    d["run"]["student"] = student
+    shift = dt.timedelta(hours=5, microseconds=123)
+    d["created_at"] = (dt.datetime.fromisoformat(d["created_at"]) + shift).isoformat()
+    d["run"]["finished_at"] = (dt.datetime.fromisoformat(d["run"]["finished_at"]) + shift).isoformat()
+    for step in d["steps"].values():
+        if step.get("started_at"):
+            step["started_at"] = (dt.datetime.fromisoformat(step["started_at"]) + shift).isoformat()
+    exp = d["experiments"]["time"]
+    moved = [x * (1 + 0.009 * (-1) ** i) for i, x in enumerate(exp["samples"])]
+    rng.shuffle(moved)
+    exp["samples"] = moved
+    exp["summary"] = summarize(moved).model_dump()
+    d.pop("checks"), d.pop("grade")
+
+
+def test_a_copy_with_samples_moved_by_under_one_percent_is_a_near_copy(toy: Toy) -> None:
+    original = toy.run("vera")
+    toy.hand_in(original, "vera")
+    toy.hand_in(toy.run("walt"), "walt")  # honest, on the same machine: not flagged
+    copy = toy.hand_in(original, "xena")
+    toy.edit(copy, lambda d: _forge(d, "xena"))
+    g = grade(toy)
+    assert g["rows"]["walt"]["flags"] == [] and g["rows"]["walt"]["status"] == "graded"
+    xena = {f["code"]: f["message"] for f in g["full"]["xena"]["flags"]}
+    assert set(xena) == {"near-copy", "same-submission"}  # the program is vera's, byte for byte
+    assert xena["near-copy"].startswith("samples nearly the same as vera's (similarity 0.99")
+    assert "time (n=32)" in xena["near-copy"]
+    assert "near-copy" in g["rows"]["vera"]["flags"]  # both sides are held: who copied is the tutor's call
+    off = grade(toy, "--near-copies", "none")
+    assert "near-copy" not in off["rows"]["xena"]["flags"]
+
+
+LONG_SOLUTION = """\
+; prints the line with one exit: a hypercall whose request block points at the line
+    mov si, line          ; the line the VMM placed
+    mov cx, 24            ; its length
+    mov di, request
+    mov [di], si
+    mov [di + 2], cx
+    mov dx, 0x500         ; the hypercall port
+    mov ax, di
+    out dx, ax            ; the one exit
+    cmp ax, 0
+    jne failed
+    print
+    hlt
+failed:
+    mov al, 0x21
+    out 0xe9, al
+    hlt
+request: dw 0, 0
+line: db 0
+"""
+
+
+def test_a_program_with_comments_labels_and_layout_changed_is_a_near_copy(toy: Toy) -> None:
+    disguised = (
+        LONG_SOLUTION.replace("failed", "oops")
+        .replace("request", "blk")
+        .replace("; the one exit", "; MY exit (wrote this myself)")
+        .replace("0x500", "1280")
+        .replace("    ", "\t")
+    )
+    toy.hand_in(toy.run("yuri", LONG_SOLUTION), "yuri")
+    toy.hand_in(toy.run("zoe", disguised), "zoe")
+    toy.hand_in(toy.run("abe"), "abe")  # the short canonical solution: convergent, never evidence
+    toy.hand_in(toy.run("bea"), "bea")
+    g = grade(toy)
+    zoe = {f["code"]: f["message"] for f in g["full"]["zoe"]["flags"]}
+    assert zoe["near-copy"].startswith("code nearly the same as yuri's (similarity 1.00): program:")
+    assert g["rows"]["abe"]["flags"] == [] and g["rows"]["bea"]["flags"] == []
