@@ -6,16 +6,32 @@ Each error names what failed and, where we know it, the command or change that f
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
+PARTIAL_REPORT = "partial report: "  # a hint that is no fix: where the report measured so far is
+
 
 class VmlabError(Exception):
-    """Root of every error vmlab raises on purpose."""
+    """Root of every error vmlab raises on purpose.
+
+    `partial_report` is where the report measured before the error was kept: the CLI prints it on a
+    line of its own, so the one line of the error holds one problem and one fix. A hint written as
+    "partial report: PATH" (as callers did before) is taken as that path, not as a fix.
+    """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, partial_report: str | os.PathLike[str] | None = None
+    ) -> None:
         super().__init__(message)
+        if hint is not None and hint.startswith(PARTIAL_REPORT) and partial_report is None:
+            partial_report, hint = hint[len(PARTIAL_REPORT) :], None
         self.message = message
         self.hint = hint
+        self.partial_report = str(partial_report) if partial_report is not None else None
 
     def one_line(self) -> str:
         """The message and its fix on one line, as the CLI prints it."""
@@ -34,6 +50,48 @@ class ReportError(UsageError):
 
 class LabError(UsageError):
     """A lab that does not exist or a lab.toml that is malformed."""
+
+
+_WRITE_ERRNOS = tuple(
+    c for c in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EROFS, errno.EACCES, errno.EPERM) if c
+)
+
+
+class OutputError(UsageError):
+    """A file or folder vmlab must write cannot be written: a full disk, a read-only or foreign folder.
+
+    Exit 2 like other bad input: the fix is the user's (free space, or write elsewhere), never a retry.
+    """
+
+    @classmethod
+    def from_os(
+        cls, e: OSError, path: str | os.PathLike[str], *, elsewhere: str = "write elsewhere with -o"
+    ) -> OutputError:
+        """Name the path that was meant (not a temp file), what failed and the fix for that errno."""
+        where = Path(path)
+        folder = where if where.is_dir() else where.parent
+        why = e.strerror or str(e)
+        code = e.errno
+        if code is None and e.args and isinstance(e.args[0], list) and e.args[0]:
+            # shutil.copytree gathers its faults as (src, dst, why) and loses the errno: find it again
+            why = str(e.args[0][0][-1])
+            code = next((c for c in _WRITE_ERRNOS if os.strerror(c) in why), None)
+        if code == errno.ENOSPC:
+            return cls(
+                f"cannot write {where}: the disk holding {folder} is full", hint=f"free space or {elsewhere}"
+            )
+        if code == getattr(errno, "EDQUOT", -1):
+            return cls(
+                f"cannot write {where}: your disk quota on {folder} is used up",
+                hint=f"free space or {elsewhere}",
+            )
+        if code == errno.EROFS:
+            return cls(f"cannot write {where}: {folder} is on a read-only file system", hint=elsewhere)
+        if code in (errno.EACCES, errno.EPERM):
+            return cls(
+                f"cannot write {where}: permission denied", hint=f"{elsewhere}, or make {folder} writable"
+            )
+        return cls(f"cannot write {where}: {why}", hint=elsewhere)
 
 
 class NotAvailable(VmlabError):

@@ -7,6 +7,7 @@ is theirs: qemu:///session runs QEMU as them.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -33,6 +34,38 @@ def vmlab_home() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/vmlab")
     return Path.home() / ".cache" / "vmlab"
+
+
+def usable_home() -> Path:
+    """VMLAB_HOME with its runs/ folder made and shown writable, before a run creates anything.
+
+    A home that cannot be created or written (read-only, a file, full, not ours) is one UsageError
+    naming it, so a run stops before any step instead of failing half-way through its first write.
+    """
+    from vmlab.errors import UsageError
+
+    home = vmlab_home()
+    fix = "set VMLAB_HOME to a writable folder, e.g. export VMLAB_HOME=~/vmlab"
+    probe = home / "runs" / f".probe-{secrets.token_hex(4)}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"vmlab\n")
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as e:
+        why = {
+            errno.EROFS: "it is on a read-only file system",
+            errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied",
+            errno.ENOSPC: "its disk is full",
+            errno.ENOTDIR: "a file stands where a folder is needed",
+            errno.EEXIST: "a file stands where a folder is needed",
+        }.get(e.errno or 0, e.strerror or str(e))
+        raise UsageError(f"VMLAB_HOME {home} cannot be used: {why}", hint=fix) from None
+    return home
 
 
 def images_dir() -> Path:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
+import re
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import docker.errors
 import requests
@@ -35,6 +37,8 @@ from vmlab.backends.readiness import CONTAINER_LADDER, climb
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, UsageError
 
+log = logging.getLogger("vmlab")
+T = TypeVar("T")
 LABEL_FILTER = "vmlab.owner"
 RUNTIME = "docker"
 # what the Docker SDK raises: its own errors, and requests' (an OSError) when the socket is gone
@@ -45,8 +49,29 @@ class DaemonGone(BackendError):
     """dockerd stopped answering in the middle of an operation."""
 
 
+class DaemonSlow(BackendError):
+    """dockerd is there but did not answer in time, also after retries: a busy host, not a dead one."""
+
+
+# A read timeout is dockerd alive but busy (two compares beside a test run did it): idempotent calls
+# are tried this many times in all before it is reported, as slow, not dead.
+SLOW_ATTEMPTS = 3
+
+
+def _timed_out(e: Exception) -> bool:
+    return isinstance(e, requests.Timeout) or "Read timed out" in str(e)
+
+
 def translate(e: Exception, what: str) -> BackendError:
-    """The one place Docker errors become vmlab errors (one line, the daemon named when it is gone)."""
+    """The one place Docker errors become vmlab errors (one line, the daemon named when it is gone,
+    and a read timeout told apart from a daemon that is gone)."""
+    if _timed_out(e):
+        limit = re.search(r"read timeout=([\d.]+)", str(e))
+        within = f" within {limit.group(1)} s" if limit else " in time"
+        return DaemonSlow(
+            f"{what}: dockerd did not answer{within} (it runs, but is busy)",
+            hint="retry when the host is less busy (other runs, a test suite)",
+        )
     if isinstance(e, requests.RequestException) or "Connection refused" in str(e):
         return DaemonGone(
             f"{what}: dockerd does not answer (it stopped or was killed)",
@@ -54,6 +79,27 @@ def translate(e: Exception, what: str) -> BackendError:
         )
     explanation = getattr(e, "explanation", None) or str(e)
     return BackendError(f"{what}: {str(explanation).splitlines()[0][:200]}")
+
+
+def call(fn: Callable[[], T], what: str, attempts: int = SLOW_ATTEMPTS) -> T:
+    """fn(), an idempotent Docker call, with errors translated; a read timeout is tried again (up to
+    `attempts` in all) before DaemonSlow says so. Never for calls that change state twice."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except DOCKER_ERRORS as e:
+            if _timed_out(e) and attempt < attempts:
+                log.info(
+                    "%s: dockerd is slow to answer (attempt %d of %d), trying again", what, attempt, attempts
+                )
+                continue
+            err = translate(e, what)
+            if isinstance(err, DaemonSlow):
+                err = DaemonSlow(
+                    err.message.replace(" (it runs", f", {attempts} times (it runs"), hint=err.hint
+                )
+            raise err from e
+    raise AssertionError("unreachable")
 
 
 def open_runtime(ctx: RunContext) -> DockerBackend:
@@ -133,17 +179,14 @@ class DockerBackend:
         return inst
 
     def list_owned(self) -> list[Record]:
-        try:
-            containers = self.client.containers.list(all=True, filters={"label": LABEL_FILTER})
-        except DOCKER_ERRORS as e:
-            raise translate(e, "listing containers failed") from e
+        containers = call(
+            lambda: self.client.containers.list(all=True, filters={"label": LABEL_FILTER}),
+            "listing containers failed",
+        )
         return [_record(c, self) for c in containers if self._owns(c.labels or {})]
 
     def attach(self, record: Record) -> DockerInstance:
-        try:
-            container = self.client.containers.get(record.resource)
-        except DOCKER_ERRORS as e:
-            raise translate(e, f"container {record.resource} not found") from e
+        container = call(lambda: self.client.containers.get(record.resource), f"container {record.resource}")
         inst = self._instance(container, record.name, time.monotonic(), 60.0)
         inst.ladder.clear()
         return inst
@@ -162,14 +205,18 @@ class DockerBackend:
 
 
 def _remove(client: Any, resource: str) -> None:
-    try:
-        client.api.remove_container(resource, force=True, v=True)
-    except docker.errors.NotFound:
-        pass
-    except DOCKER_ERRORS as e:
-        if "is already in progress" in str(e):
-            return
-        raise translate(e, f"removing container {resource} failed") from e
+    """Force-remove; tried again when dockerd is slow (removing twice is harmless: NotFound)."""
+
+    def remove() -> None:
+        try:
+            client.api.remove_container(resource, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            if "is already in progress" not in str(e):
+                raise
+
+    call(remove, f"removing container {resource} failed")
 
 
 def _record(c: Any, backend: DockerBackend) -> Record:

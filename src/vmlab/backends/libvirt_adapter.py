@@ -19,11 +19,26 @@ from vmlab.host.libvirt import connect as _connect
 from vmlab.host.libvirt import probe as probe
 
 
+class DaemonGone(BackendError):
+    """libvirtd stopped answering in the middle of an operation (killed, crashed, restarted)."""
+
+
+# what libvirt's client says when the daemon's socket went away under a live connection
+_GONE = ("client socket is closed", "cannot recv data", "cannot write data", "end of file while reading")
+
+
 def translate(e: Exception, what: str) -> BackendError:
-    """The one place libvirt errors become vmlab errors (one line: what failed, libvirt's reason)."""
+    """The one place libvirt errors become vmlab errors (one line: what failed, libvirt's reason);
+    a daemon that went away is DaemonGone, named as such, never mistaken for the guest's fault."""
     msg = e.get_error_message() if hasattr(e, "get_error_message") else None
     lines = str(msg or e).splitlines()
-    return BackendError(f"{what}: {lines[0] if lines else type(e).__name__}")
+    reason = lines[0] if lines else type(e).__name__
+    if any(g in reason.lower() for g in _GONE):
+        return DaemonGone(
+            f"{what}: libvirtd stopped answering (it was stopped, killed or restarted)",
+            hint="start libvirtd again (make setup, or libvirtd -d as root)",
+        )
+    return BackendError(f"{what}: {reason}")
 
 
 def open_connection(uri: str) -> Any:
@@ -88,12 +103,33 @@ def list_domains(conn: Any, where: str) -> list[Any]:
 
 
 def is_active(dom: Any) -> bool:
-    """Whether QEMU runs; a domain that vanished meanwhile is not active."""
+    """Whether QEMU runs; a domain that vanished meanwhile is not active. DaemonGone when libvirtd
+    itself stopped answering: then nobody knows, and QEMU may well still run."""
     libvirt = silenced()
     try:
         return bool(dom.isActive())
-    except libvirt.libvirtError:
+    except libvirt.libvirtError as e:
+        err = translate(e, "asking libvirt whether the guest runs")
+        if isinstance(err, DaemonGone):
+            raise err from e
         return False
+
+
+def stop_reason(dom: Any) -> str:
+    """Why a domain that is not running stopped, as libvirt tells it ("crashed", "destroyed", ...)."""
+    libvirt = silenced()
+    try:
+        state, reason = dom.state()
+    except libvirt.libvirtError:
+        return ""
+    if state != libvirt.VIR_DOMAIN_SHUTOFF:
+        return ""
+    return {
+        libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "shut down",
+        libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "destroyed",
+        libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "crashed",
+        libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "failed to start",
+    }.get(reason, "")
 
 
 def name_of(dom: Any) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vmlab.backends import libvirt_adapter as lv
+from vmlab.backends import libvirt_recovery as recovery
 from vmlab.backends.base import (
     ExecResult,
     InstanceBase,
@@ -320,6 +321,7 @@ class LibvirtInstance(InstanceBase):
         self.guest_uptime_s: float | None = None
         self.ssh_banner: str | None = None
         self._ssh: SshSession | None = None
+        self._qemu_pid: int | None = None  # read once QEMU runs: cleanup needs it when libvirtd is gone
 
     @property
     def ssh_port(self) -> int:
@@ -350,11 +352,17 @@ class LibvirtInstance(InstanceBase):
                 except lv.PortTaken as e:
                     last = e
                     continue  # the port was taken between choosing and binding it: another one
+                except lv.DaemonGone:
+                    raise  # libvirtd's fault, with its own fix
                 except BackendError as e:
+                    if "unexpectedly closed" in e.message:  # QEMU died while libvirt started it
+                        ended = self._qemu_ended(e.message)
+                        raise self._failed(ended, ended.hint) from e
                     raise self._failed(e, "see the console tail; `vmlab doctor` checks libvirt") from e
             break
         else:
             raise BackendError(f"no free SSH port for {self.resource}: {last.message if last else '?'}")
+        self._qemu_pid = self.pid()
         self.mark("process_running")
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
@@ -370,6 +378,8 @@ class LibvirtInstance(InstanceBase):
             )
         except ReadyTimeout as e:
             raise GuestNotReady(e.message, hint=e.hint, console_tail=self._tail_for_error()) from e
+        except lv.DaemonGone:
+            raise  # the daemon's fault: the guest's console has nothing to say about it
         except BackendError as e:
             raise self._failed(e, e.hint) from e
         self.guest_uptime_s = found["serial_marker"]
@@ -402,10 +412,39 @@ class LibvirtInstance(InstanceBase):
         return True if res.ok else None
 
     def _abort_reason(self) -> str | None:
-        if not lv.is_active(self.dom):
-            panic = self.console.panic()
-            return "the guest stopped" + (f" ({panic})" if panic else " (QEMU exited)")
-        return None
+        """None while QEMU runs; otherwise raises what ended the wait, each with the fix that fits:
+        libvirtd gone (QEMU may well still run), the guest kernel's panic, or QEMU itself ended."""
+        try:
+            active = lv.is_active(self.dom)
+        except lv.DaemonGone as e:
+            pid = self._qemu_pid
+            runs = pid is not None and recovery.is_qemu_of(pid, self.resource)
+            qemu = f"QEMU pid {pid} still runs" if runs else "QEMU's state is unknown"
+            raise lv.DaemonGone(
+                f"{self.name}: libvirtd stopped answering while the guest booted ({qemu})", hint=e.hint
+            ) from e
+        if active:
+            return None
+        panic = self.console.panic()
+        if panic:
+            raise BackendError(
+                f"{self.name}: the guest kernel panicked: {panic}",
+                hint="see the console tail above; the kernel, the initrd or --kernel-args are at fault",
+            )
+        why = lv.stop_reason(self.dom)
+        raise self._qemu_ended(
+            f"{self.name}: QEMU exited before the guest was ready" + (f" (libvirt: {why})" if why else "")
+        )
+
+    def _qemu_ended(self, message: str) -> BackendError:
+        """QEMU is gone, not slow: its own last words, and a fix that does not blame the timeout."""
+        last = recovery.qemu_last_words(self.resource)
+        log_file = recovery.qemu_log(self.resource)
+        return BackendError(
+            message + (f"; QEMU's log: {last}" if last else ""),
+            hint="QEMU was ended from outside or crashed (a longer --timeout will not help)"
+            + (f"; see {log_file}" if log_file else ""),
+        )
 
     def _failed(self, e: BackendError, hint: str | None) -> GuestFailed:
         return GuestFailed(e.message, hint=hint, console_tail=self._tail_for_error())
@@ -570,10 +609,21 @@ class LibvirtInstance(InstanceBase):
         with deferred_interrupts():
             if self._ssh is not None:
                 self._ssh.close()
-            lv.destroy(self.dom)
-            state = self.meta.get("state_dir")
-            if state:
-                self.host.remove_state(Path(state))
+            try:
+                lv.destroy(self.dom)
+            except lv.DaemonGone:
+                left = recovery.remove_without_daemon(
+                    self.backend.uri, self.resource, self._qemu_pid or self.pid(), self._remove_state
+                )
+                if left is not None:
+                    raise lv.DaemonGone(f"{self.name}: {left}") from None
+                return
+            self._remove_state()
+
+    def _remove_state(self) -> None:
+        state = self.meta.get("state_dir")
+        if state:
+            self.host.remove_state(Path(state))
 
 
 def _largest_mappings(p: Any, n: int = 3) -> list[dict[str, Any]]:

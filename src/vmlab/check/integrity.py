@@ -137,16 +137,24 @@ def _artifacts(report: Report) -> dict[str, str]:
 
 
 def artifact_problems(report: Report, report_dir: Path | None) -> tuple[list[str], list[str], int]:
-    """(problems, absent files, how many were verified)."""
+    """(problems, absent files, how many were verified).
+
+    A listed path is read only when it resolves inside the report's folder: a symlink in a hand-in
+    pointing at a file elsewhere (another student's, the tutor's) is a problem, never hashed.
+    """
     problems: list[str] = []
     absent: list[str] = []
     verified = 0
+    folder = report_dir.resolve() if report_dir is not None else None
     for rel, sha in _artifacts(report).items():
         pure = PurePosixPath(rel)
         if pure.is_absolute() or ".." in pure.parts:
             problems.append(f"artifact {rel} is not inside the report's folder")
             continue
         path = report_dir / pure if report_dir is not None else None
+        if path is not None and folder is not None and not path.resolve().is_relative_to(folder):
+            problems.append(f"artifact {rel} is a symlink out of the report's folder: not read")
+            continue
         if path is None or not path.is_file():
             absent.append(rel)
             continue

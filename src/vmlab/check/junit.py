@@ -51,8 +51,13 @@ def junit_tree(results: list[CheckResult], lab: str, grade: Grade | None = None)
 
 
 def write_junit(results: list[CheckResult], lab: str, path: Path, *, grade: Grade | None = None) -> Path:
+    """Written atomically: CI never reads half a file, and a full disk leaves the last one whole."""
+    import io
+
+    from vmlab.report.io import write_atomic
+
     tree = junit_tree(results, lab, grade)
     ET.indent(tree)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    return write_atomic(path, buf.getvalue(), elsewhere="write it elsewhere with --junit PATH")

@@ -15,13 +15,14 @@ lab_app = typer.Typer(help="List, read and run labs.", no_args_is_help=True)
 
 @lab_app.command("ls")
 def lab_ls(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the labs and their tasks."""
+    """List the labs and their tasks; a lab whose lab.toml is broken is one warning line, left out."""
     from rich.table import Table
 
-    from vmlab.labs.catalog import lab_names, load_lab
+    from vmlab.cli.output import warn_once
+    from vmlab.labs.catalog import usable_labs
 
     with errors_to_exit():
-        labs = [load_lab(n) for n in lab_names()]
+        labs = usable_labs(warn_once)
     if json_out:
         emit_json(
             [
@@ -60,8 +61,11 @@ def lab_show(
 
 
 def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:
-    """--set step.key=value → {step: {key: value}}; values are parsed as JSON when they can be."""
+    """--set step.key=value → {step: {key: value}}; values are parsed as JSON when they can be
+    (bounded in nesting like a report, so no value typed can make the parser recurse away)."""
     import json
+
+    from vmlab.report.io import MAX_JSON_DEPTH, json_nesting
 
     params: dict[str, dict[str, Any]] = {}
     for item in sets:
@@ -70,6 +74,12 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:
         if not eq or not dot or not step or not key:
             raise UsageError(
                 f"--set {item!r}: expected STEP.KEY=VALUE", hint="for example --set true.runs=10"
+            )
+        depth = json_nesting(raw.encode("utf-8", "surrogateescape"))
+        if depth is not None:
+            raise UsageError(
+                f"--set {target}=…: the value nests JSON {depth} levels deep (limit {MAX_JSON_DEPTH})",
+                hint="give a plain value, such as --set true.runs=10",
             )
         try:
             value: Any = json.loads(raw)

@@ -59,12 +59,14 @@ def _register() -> None:
     """Core groups, then each lab's own group as its lab.toml names it (`[lab] cli`).
 
     Every group's module imports only typer at module level; heavy libraries load inside commands.
-    A lab whose CLI module cannot be imported is left out with a warning, never breaking the others.
+    A lab whose lab.toml does not parse, or whose CLI module cannot be imported, is left out with one
+    warning line on stderr, never breaking the others nor `vmlab --help`.
     """
     import importlib
     import sys
 
     from vmlab.cli import check, doctor, grade, image, labs, lifecycle, report
+    from vmlab.cli.output import warn_once
     from vmlab.labs.catalog import cli_registrars
 
     doctor.register(app)
@@ -74,12 +76,19 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     app.add_typer(image.app, name="image")
     lifecycle.register(app)
-    for lab, spec in cli_registrars():
+    broken: list[str] = []
+    for lab, spec in cli_registrars(broken.append):
         module_name, _, func = spec.partition(":")
         try:
             getattr(importlib.import_module(module_name), func)(app)
         except (ImportError, AttributeError) as e:
-            print(f"vmlab: warning: lab {lab}: its commands ({spec}) are unavailable: {e}", file=sys.stderr)
+            warn_once(f"lab {lab}: its commands ({spec}) are unavailable: {e}")
+    # A lab.toml that does not parse is said where labs are shown (help here, `lab ls` itself); a
+    # command that loads that lab says it as its one error line, so it is not said twice there.
+    args = sys.argv[1:]
+    if not args or "--help" in args or "-h" in args:
+        for line in broken:
+            warn_once(line)
 
 
 _flags_without_type()

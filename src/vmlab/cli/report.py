@@ -46,11 +46,38 @@ def html(
     json_out: Annotated[bool, typer.Option("--json", help="Print the site's paths as JSON.")] = False,
 ) -> None:
     """Write a static site (no server): a class page and one page per report, with plots and verdicts."""
-    from vmlab.grade.site import build_site
-
     with errors_to_exit():
-        index = build_site(source, output)
+        index = _build_site_atomically(source, output)
     if json_out:
         emit_json({"index": str(index), "site": str(output)})
     else:
         out.print(f"site written to {index}", highlight=False)
+
+
+def _build_site_atomically(source: Path, output: Path) -> Path:
+    """Build the site in a temp folder beside OUTPUT, then move each page into place.
+
+    A full disk or a read-only folder is one line naming OUTPUT; the pages of an earlier site stay as
+    they were and no temp folder is left. Files in OUTPUT that the site does not write are kept.
+    """
+    import os
+    import secrets
+    import shutil
+
+    from vmlab.grade.site import build_site
+    from vmlab.report.io import writing
+
+    elsewhere = "build the site elsewhere with -o DIR"
+    shown, output = output, output.absolute()
+    tmp = output.parent / f".{output.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        with writing(output, elsewhere=elsewhere):
+            output.parent.mkdir(parents=True, exist_ok=True)
+            index = build_site(source, tmp)
+            for page in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                dest = output / page.relative_to(tmp)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(page, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return shown / index.relative_to(tmp)

@@ -35,6 +35,8 @@ def lab_path(name: str) -> Path:
         p = root / name / "lab.toml"
         if p.is_file():
             return p
+        if p.exists():
+            raise LabError(f"{p} is not a regular file", hint="a lab is a folder holding a lab.toml file")
     known = ", ".join(lab_names()) or "none"
     raise LabError(f"no lab named {name!r} (known: {known})", hint="run 'vmlab lab ls'")
 
@@ -67,20 +69,35 @@ def view(lab: Lab, which: str) -> Callable[..., Any] | None:
     return resolve(spec, f"view {which}") if spec else None
 
 
-def cli_registrars() -> list[tuple[str, str]]:
+def usable_labs(warn: Callable[[str], None]) -> list[Lab]:
+    """Every lab that loads, for listings: a broken lab.toml is one `warn` line and left out, so one
+    bad folder in VMLAB_LABS never hides the others."""
+    labs: list[Lab] = []
+    for name in lab_names():
+        try:
+            labs.append(load_lab(name))
+        except LabError as e:
+            warn(f"lab {name} skipped: {e.one_line()}")
+    return labs
+
+
+def cli_registrars(warn: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
     """(lab name, "module:register") of every lab that brings a command group, read without pydantic.
 
-    Runs at every CLI start, so it only parses TOML; a malformed lab.toml is reported by `vmlab lab`.
+    Runs at every CLI start, so it only parses TOML; a lab.toml that does not parse is left out with
+    one `warn` line (the same line `vmlab lab ls` gives), never breaking `vmlab --help`.
     """
-    import tomllib
+    from vmlab.labs.model import read_lab_toml
 
     found: list[tuple[str, str]] = []
     for name in lab_names():
         try:
-            meta = tomllib.loads(lab_path(name).read_text()).get("lab", {})
-        except (OSError, tomllib.TOMLDecodeError):
+            meta = read_lab_toml(lab_path(name)).get("lab", {})
+        except LabError as e:
+            if warn is not None:
+                warn(f"lab {name} skipped: {e.one_line()}")
             continue
-        spec = meta.get("cli")
+        spec = meta.get("cli") if isinstance(meta, dict) else None
         if isinstance(spec, str) and ":" in spec:
             found.append((name, spec))
     return found

@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import inspect
 import logging
+import os
 import shutil
 import subprocess
 import time
@@ -150,12 +151,20 @@ def plan_run(req: RunRequest) -> _Plan:
                 hint=f"steps: {', '.join(lab.experiments)}",
             )
         if step_id not in steps:
-            raise UsageError(f"--set {step_id}.…: step {step_id!r} is not part of this run")
+            raise UsageError(
+                f"--set {step_id}.…: step {step_id!r} is not part of this run",
+                hint=f"set one of this run's steps: {', '.join(steps) or 'none'}; "
+                f"or add the task of {step_id} with --task",
+            )
     for name, path in req.inputs.items():
         if name not in lab.inputs:
             known = ", ".join(lab.inputs) or "none"
-            raise UsageError(f"--input {name}=…: lab {req.lab!r} has no input {name!r} (inputs: {known})")
-        _check_input(name, lab.inputs[name].kind, lab.inputs[name].suffixes, path)
+            raise UsageError(
+                f"--input {name}=…: lab {req.lab!r} has no input {name!r} (inputs: {known})",
+                hint=_input_hint(list(lab.inputs)),
+            )
+        decl = lab.inputs[name]
+        _check_input(name, decl.kind, decl.suffixes, path, decl.default)
     runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]] = {}
     params: dict[str, StepParams] = {}
     for step_id in steps:
@@ -167,15 +176,34 @@ def plan_run(req: RunRequest) -> _Plan:
     return _Plan(lab=lab, steps=steps, tasks=tasks, runners=runners, params=params)
 
 
-def _check_input(name: str, kind: str, suffixes: list[str], path: Path) -> None:
+def _input_hint(names: list[str]) -> str:
+    if not names:
+        return "drop --input: this lab takes none"
+    if len(names) == 1:
+        return f"use --input {names[0]}=PATH"
+    return f"use --input NAME=PATH with NAME one of {', '.join(names)}"
+
+
+def _check_input(name: str, kind: str, suffixes: list[str], path: Path, default: str | None = None) -> None:
+    """The student's file or folder exists, is of the declared kind and can be read: found here, before
+    anything is made, rather than as a traceback while it is copied."""
+    noun = "file" if kind == "file" else "folder"
     if not path.exists():
-        raise UsageError(f"--input {name}={path}: no such {'file' if kind == 'file' else 'folder'}")
-    if kind == "file" and not path.is_file():
+        dangling = f" (a symlink to {os.readlink(path)}, which does not exist)" if path.is_symlink() else ""
+        fallback = f"; without --input {name} the lab uses {default}" if default else ""
+        raise UsageError(
+            f"--input {name}={path}: no such {noun}{dangling}", hint=f"give the path of your {noun}{fallback}"
+        )
+    if kind == "file" and path.is_dir():
         raise UsageError(f"--input {name}={path}: expected a file, this is a folder")
     if kind == "dir" and not path.is_dir():
         raise UsageError(f"--input {name}={path}: expected a folder, this is a file")
+    if kind == "file" and not path.is_file():
+        raise UsageError(f"--input {name}={path}: expected a file, this is a FIFO, socket or device")
     if kind == "file" and suffixes and path.suffix not in suffixes:
         raise UsageError(f"--input {name}={path}: expected a {' or '.join(suffixes)} file")
+    if not os.access(path, os.R_OK | (os.X_OK if kind == "dir" else 0)):
+        raise UsageError(f"--input {name}={path}: cannot read this {noun}: permission denied")
 
 
 # ---- inputs and provenance ------------------------------------------------------------------------
@@ -288,80 +316,113 @@ def _default_output(run_id: str) -> Path:
     return run_dir(run_id) / "report.json"
 
 
-def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> RunOutcome:
-    """Validate, then run the steps one by one, writing the report after each; see the module doc."""
-    from vmlab.host.fingerprint import host_info
-    from vmlab.host.requirements import Unmet, unmet
-    from vmlab.paths import new_run_id, run_dir
-    from vmlab.report.io import save_report
+_ELSEWHERE = "write the report elsewhere with -o DIR/report.json"
+_HOME_FIX = "set VMLAB_HOME to a writable folder"
 
-    say = progress or log.info
-    plan = plan_run(req)
-    lab = plan.lab
-    rid = new_run_id()
-    path = (req.output or _default_output(rid)).absolute()
-    if path.exists() and path.is_dir():
-        raise UsageError(f"-o {req.output}: is a folder; give a file name such as {path / 'report.json'}")
-    artifacts = path.parent / ARTIFACTS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = run_dir(rid)
+
+def _prepare_outputs(
+    lab: Lab, req: RunRequest, scratch: Path, artifacts: Path, path: Path
+) -> tuple[dict[str, InputRecord], dict[str, Path]]:
+    """Stage the inputs in the run's scratch, then fill a fresh artifacts/ beside the report.
+
+    Inputs are staged before the artifacts folder is emptied: a student may re-run from a hand-in,
+    giving a file that lies in the very artifacts/ this run replaces. Every write fault is one
+    OutputError naming the folder (VMLAB_HOME's for staging, the report's for artifacts).
+    """
+    from vmlab.errors import LabError
+    from vmlab.report.io import writing
+
     lab_dir = lab_path(req.lab).parent
-
-    # Inputs are staged before the artifacts folder is emptied: a student may re-run from a hand-in,
-    # giving a file that lies in the very artifacts/ this run replaces.
     staged: dict[str, tuple[Path, str]] = {}
     for name, decl in lab.inputs.items():
         given = req.inputs.get(name)
         src, source = (given, "student") if given is not None else (None, "default")
         if src is None and decl.default is not None:
             src = lab_dir / decl.default
+            if not src.exists():
+                raise LabError(f"lab {req.lab!r}: the default of input {name!r}, {src}, is missing")
         if src is None:
             continue
         stage = scratch / "inputs" / name / src.name
-        stage.parent.mkdir(parents=True, exist_ok=True)
-        if decl.kind == "file":
-            shutil.copyfile(src, stage)
-        else:
-            shutil.copytree(src, stage, dirs_exist_ok=True)
+        with writing(stage.parent, elsewhere=_HOME_FIX):
+            stage.parent.mkdir(parents=True, exist_ok=True)
+            if decl.kind == "file":
+                shutil.copyfile(src, stage)
+            else:
+                shutil.copytree(src, stage, dirs_exist_ok=True)
         staged[name] = (stage, source)
-    _prepare_artifacts(artifacts)
     inputs: dict[str, InputRecord] = {}
     input_paths: dict[str, Path] = {}
-    for name, (stage, source) in staged.items():
-        kind = lab.inputs[name].kind
-        inputs[name], input_paths[name] = record_input(name, kind, stage, source, artifacts)
+    with writing(artifacts, elsewhere=_ELSEWHERE):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _prepare_artifacts(artifacts)
+        for name, (stage, source) in staged.items():
+            kind = lab.inputs[name].kind
+            inputs[name], input_paths[name] = record_input(name, kind, stage, source, artifacts)
     shutil.rmtree(scratch / "inputs", ignore_errors=True)
+    return inputs, input_paths
 
-    commit, dirty = vmlab_commit()
-    home = str(Path.home())
-    host = host_info(tuple(lab.lab.tools))
-    steps = {
-        s: StepRecord(
-            status="not_run",
-            params=plan.params[s].model_dump(mode="json"),
-            requires=lab.experiments[s].requires,
+
+def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> RunOutcome:
+    """Validate, then run the steps one by one, writing the report after each; see the module doc."""
+    from vmlab.host.fingerprint import host_info
+    from vmlab.host.requirements import Unmet, unmet
+    from vmlab.paths import new_run_id, run_dir, usable_home
+    from vmlab.report.io import probe_writable, save_report
+
+    say = progress or log.info
+    plan = plan_run(req)
+    lab = plan.lab
+    usable_home()  # every run's scratch lives there, with -o or without: checked before anything is made
+    rid = new_run_id()
+    given = req.output.absolute() if req.output is not None else None
+    if given is not None and given.is_dir():
+        raise UsageError(f"-o {req.output}: is a folder; give a file name such as {given / 'report.json'}")
+    if given is not None:
+        probe_writable(given, elsewhere=_ELSEWHERE)  # a read-only or full -o: one line, old files kept
+    path = given or _default_output(rid).absolute()
+    artifacts = path.parent / ARTIFACTS
+    ours = not artifacts.exists() or (artifacts / _MARKER).exists()
+    scratch = run_dir(rid)
+    try:
+        inputs, input_paths = _prepare_outputs(lab, req, scratch, artifacts, path)
+        commit, dirty = vmlab_commit()
+        home = str(Path.home())
+        host = host_info(tuple(lab.lab.tools))
+        steps = {
+            s: StepRecord(
+                status="not_run",
+                params=plan.params[s].model_dump(mode="json"),
+                requires=lab.experiments[s].requires,
+            )
+            for s in plan.steps
+        }
+        report = Report(
+            vmlab_version=__version__,
+            lab=lab.lab.name,
+            run_id=rid,
+            created_at=dt.datetime.now(dt.UTC),
+            host=host.model_copy(update={"accel": None, "accel_reason": None}),
+            run=RunInfo(
+                student=req.student or None,
+                vmlab_commit=commit,
+                vmlab_dirty=dirty,
+                lab_sha256=lab_sha256(req.lab),
+                tasks=plan.tasks,
+                status="partial",
+            ),
+            params=_scrub({k: v for k, v in req.options.items() if _jsonable(v)}, home),
+            steps=steps,
+            inputs=inputs,
         )
-        for s in plan.steps
-    }
-    report = Report(
-        vmlab_version=__version__,
-        lab=lab.lab.name,
-        run_id=rid,
-        created_at=dt.datetime.now(dt.UTC),
-        host=host.model_copy(update={"accel": None, "accel_reason": None}),
-        run=RunInfo(
-            student=req.student or None,
-            vmlab_commit=commit,
-            vmlab_dirty=dirty,
-            lab_sha256=lab_sha256(req.lab),
-            tasks=plan.tasks,
-            status="partial",
-        ),
-        params=_scrub({k: v for k, v in req.options.items() if _jsonable(v)}, home),
-        steps=steps,
-        inputs=inputs,
-    )
-    save_report(report, path)
+        save_report(report, path)
+    except BaseException:  # nothing ran yet: leave no half-made run behind (the old report is intact)
+        shutil.rmtree(scratch / "inputs", ignore_errors=True)
+        if ours and (artifacts / _MARKER).exists():
+            shutil.rmtree(artifacts, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            scratch.rmdir()
+        raise
 
     experiments: dict[str, ExperimentEntry] = {}
     probed: dict[str, Unmet | None] = {}
@@ -432,7 +493,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
             "run": report.run.model_copy(update={"status": status, "finished_at": dt.datetime.now(dt.UTC)})
         }
     )
-    save_report(report, path)
+    _save_kept(report, path)
     if scratch != path.parent:
         with contextlib.suppress(OSError):
             scratch.rmdir()  # only when the steps left nothing there: a run's scratch is not kept empty
@@ -486,10 +547,21 @@ def _updated(
             "host": host,
         }
     )
+    _save_kept(new, path)
+    return new
+
+
+def _save_kept(report: Report, path: Path) -> None:
+    """Rewrite the report during a run; when the write fails (a disk filling up), the report last
+    written is still whole at `path`, and the error says so on its second line."""
+    from vmlab.errors import OutputError
     from vmlab.report.io import save_report
 
-    save_report(new, path)
-    return new
+    try:
+        save_report(report, path)
+    except OutputError as e:
+        e.partial_report = str(path)
+        raise
 
 
 def _jsonable(v: Any) -> bool:

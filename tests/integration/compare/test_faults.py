@@ -1,8 +1,10 @@
-"""Faults injected into real runs: dockerd going away mid-compare, gVisor's Sentry or QEMU killed.
+"""Faults injected into real runs: dockerd going away mid-compare or too busy to answer, gVisor's
+Sentry killed.
 
 dockerd itself is shared by everyone on a lab machine or CI runner, so its death is injected for this
 process only: the Docker client talks to dockerd through a UNIX-socket relay the test owns, and the
-relay is cut in the middle of the run. To vmlab that is exactly a daemon that stopped answering.
+relay is cut in the middle of the run (to vmlab exactly a daemon that stopped answering) or stalled
+for a while (a daemon that is alive but too busy to answer in time).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Relay:
         self.server.listen(32)
         self.conns: list[socket.socket] = []
         self.cut_now = False
+        self.flowing = threading.Event()  # cleared by stall(): a daemon that is alive but busy
+        self.flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -49,16 +53,22 @@ class Relay:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                self.flowing.wait()
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
 
+    def stall(self, seconds: float) -> None:
+        """Hold every byte for `seconds` from now, then let it flow: dockerd busy, not dead."""
+        self.flowing.clear()
+        threading.Timer(seconds, self.flowing.set).start()
+
     def cut(self) -> None:
         self.cut_now = True
+        self.flowing.set()
         self.server.close()
         for c in self.conns:
             with contextlib.suppress(OSError):
@@ -158,3 +168,23 @@ def test_two_compares_at_once_both_complete(test_home: Path, tiny_image: Any, tm
     results = [(p.wait(timeout=600), p.stderr.read() if p.stderr else "") for p in procs]
     for rc, err in results:
         assert rc == 0, err[-2000:]
+
+
+def test_a_busy_dockerd_is_retried_and_then_reported_as_slow_not_dead(relay: Relay) -> None:
+    from vmlab.backends.docker_backend import SLOW_ATTEMPTS, DaemonGone, DaemonSlow, DockerBackend
+    from vmlab.images.docker_image import docker_client
+
+    backend = DockerBackend(docker_client(timeout=2))  # through the relay (DOCKER_HOST)
+    try:
+        relay.stall(3.0)  # the first attempt times out after 2 s, the second is answered at 3 s
+        assert isinstance(backend.list_owned(), list)
+        relay.stall(2.0 * SLOW_ATTEMPTS + 2.0)  # longer than every attempt: reported, as slow
+        with pytest.raises(DaemonSlow) as info:
+            backend.list_owned()
+        assert not isinstance(info.value, DaemonGone)
+        assert info.value.one_line() == (
+            f"listing containers failed: dockerd did not answer within 2 s, {SLOW_ATTEMPTS} times "
+            "(it runs, but is busy) (fix: retry when the host is less busy (other runs, a test suite))"
+        )
+    finally:
+        backend.close()

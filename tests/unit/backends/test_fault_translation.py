@@ -1,0 +1,89 @@
+"""Each daemon fault is named for what it is: the one translation per runtime, on the exceptions the
+libraries raise (as built by hand here; the real faults are injected in tests/integration)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from vmlab.backends import docker_backend as db
+from vmlab.backends import libvirt_adapter as lv
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (
+            requests.ReadTimeout(
+                "UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. (read timeout=30)"
+            ),
+            db.DaemonSlow,
+        ),
+        (
+            requests.ConnectionError(
+                "('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))"
+            ),
+            db.DaemonGone,
+        ),
+        (requests.ConnectionError("Connection refused"), db.DaemonGone),
+    ],
+)
+def test_docker_faults_tell_a_busy_daemon_from_a_gone_one(exc: Exception, kind: type) -> None:
+    err = db.translate(exc, "listing containers failed")
+    assert type(err) is kind
+    if kind is db.DaemonSlow:
+        assert (
+            err.message
+            == "listing containers failed: dockerd did not answer within 30 s (it runs, but is busy)"
+        )
+
+
+def test_a_timeout_is_tried_again_and_a_refusal_is_not() -> None:
+    calls: list[int] = []
+
+    def busy_then_fine() -> str:
+        calls.append(1)
+        if len(calls) < db.SLOW_ATTEMPTS:
+            raise requests.ReadTimeout("Read timed out. (read timeout=2)")
+        return "ok"
+
+    assert db.call(busy_then_fine, "x") == "ok" and len(calls) == db.SLOW_ATTEMPTS
+    calls.clear()
+
+    def refused() -> str:
+        calls.append(1)
+        raise requests.ConnectionError("Connection refused")
+
+    with pytest.raises(db.DaemonGone):
+        db.call(refused, "x")
+    assert len(calls) == 1  # a daemon that is gone is not waited for here
+
+
+class _LibvirtError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def get_error_message(self) -> str:
+        return self.message
+
+
+@pytest.mark.parametrize(
+    ("message", "gone"),
+    [
+        ("internal error: client socket is closed", True),
+        ("Cannot recv data: Connection reset by peer", True),
+        ("End of file while reading data: Input/output error", True),
+        ("Requested operation is not valid: domain is not running", False),
+    ],
+)
+def test_libvirt_faults_name_the_daemon_only_when_it_is_gone(message: str, gone: bool) -> None:
+    err = lv.translate(_LibvirtError(message), "stopping the domain failed")
+    assert isinstance(err, lv.DaemonGone) is gone
+    if gone:
+        assert err.one_line() == (
+            "stopping the domain failed: libvirtd stopped answering (it was stopped, killed or restarted) "
+            "(fix: start libvirtd again (make setup, or libvirtd -d as root))"
+        )
+    else:
+        assert err.message == f"stopping the domain failed: {message}"
