@@ -16,6 +16,10 @@ skipped or in error scores 0 of its points and says why, so deleting an experime
 `timing="advisory"` (the grader's choice, never the report's). A report that fails integrity scores 0,
 since its figures cannot be trusted. Faults of the grader itself (a bad expression: GRADER_FAULTS) are
 `error` too; `vmlab grade` holds such a hand-in for review (vmlab.grade.classgrade).
+
+The lab's `[[questions]]` are graded here too (vmlab.check.questions): `q:<id>` results of kind
+`question` or `question-text`, optional unless the question says `required`, whose points count in the
+points possible like any check's, so an unanswered question scores 0 of them.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from vmlab.check.model import (
     RegexCheck,
 )
 from vmlab.check.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
+from vmlab.check.questions import question_results
 from vmlab.errors import LabError
 from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Grade, Outcome, Report
@@ -81,8 +86,12 @@ def grade_report(
     timing: Timing = "graded",
     require_artifacts: bool = False,
     legacy: bool | None = None,
+    answer_key: dict[str, str] | None = None,
 ) -> tuple[list[CheckResult], Grade]:
-    """Every check's outcome (group checks expanded), the integrity check last, and the grade.
+    """Every check's outcome (group checks expanded), then the questions' (`q:<id>`, and the `answers`
+    check when answers were handed in: vmlab.check.questions), the integrity check last, and the grade.
+
+    `answer_key`: the choice questions' key; None reads the lab's solution/answers.toml.
 
     `legacy`: the report comes from schema 1, which recorded no steps, so the data present is graded
     as it is. None infers it from what an upgrade leaves (no steps, no inputs, no lab hash); a tutor's
@@ -96,8 +105,14 @@ def grade_report(
         if t not in known:
             raise LabError(f"lab {lab.lab.name!r} has no task {t!r}", hint=f"pick one of: {', '.join(known)}")
     results = [evaluate_check(b, report, lab, legacy=legacy) for b in _expand(lab, report)]
+    asked, answers = question_results(
+        report, lab, report_dir=report_dir, answer_key=answer_key, legacy=legacy
+    )
+    results += asked
     if tasks:
         results = [r for r in results if r.task in tasks]
+    if answers is not None:
+        results.append(answers)
     results.append(integrity_result(report, lab, report_dir, require_artifacts=require_artifacts))
     return results, make_grade(results, timing)
 
@@ -203,10 +218,16 @@ def _member_task(b: _Bound, report: Report, lab: Lab) -> str | None:
 
 
 def _step_gate(b: _Bound, task: str | None, report: Report, lab: Lab | None) -> tuple[Outcome, str] | None:
-    """skipped/error when a step behind the check did not run fine (a step with no record did not
-    run); None to grade the data."""
+    return paths_gate(_paths(b), task, report, lab)
+
+
+def paths_gate(
+    paths: list[ParsedPath], task: str | None, report: Report, lab: Lab | None
+) -> tuple[Outcome, str] | None:
+    """skipped/error when a step behind the paths did not run fine (a step with no record did not
+    run); None to grade the data. Shared with the questions (vmlab.check.questions)."""
     steps: list[str] = []
-    for p in _paths(b):
+    for p in paths:
         if p.experiment is None:
             continue
         step = _step_of(p.experiment, report)

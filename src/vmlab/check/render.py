@@ -18,6 +18,7 @@ from rich.text import Text
 
 from vmlab.check.integrity import INTEGRITY_ID
 from vmlab.check.model import Check
+from vmlab.check.questions import QUESTION, QUESTION_TEXT
 from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Grade, Report
 
@@ -58,7 +59,26 @@ def render_lab_sheet(lab: Lab, sheet_text: str | None, width: int = 100) -> list
         points = f"{c.points:g} pt" + ("" if c.points == 1 else "s") + ("" if c.required else ", optional")
         table.add_row(Text.assemble((c.id, "bold"), f"\n{task} · {c.kind} · {points}"), _what(c))
     parts.append(Fit(table, width))
+    if lab.questions:
+        parts.append(Fit(_questions_table(lab), width))
     return parts
+
+
+def _questions_table(lab: Lab) -> Table:
+    """Each task's questions: what is asked, of which kind, for how many points (never a key)."""
+    from vmlab.check.questions import question_summary
+
+    title = f"questions of {lab.lab.name} (vmlab lab answers {lab.lab.name})"
+    table = Table(title=title, title_justify="left", expand=True)
+    table.add_column("question · task", overflow="fold", ratio=2)
+    table.add_column("asks", overflow="fold", ratio=5)
+    for task in lab.tasks:
+        for q in (q for q in lab.questions if q.task == task.id):
+            table.add_row(
+                Text.assemble((q.id, "bold"), f"\n{task.id}"),
+                Text.assemble(q.prompt.strip(), (f"\n{question_summary(q)}", "dim")),
+            )
+    return table
 
 
 def _what(c: Check) -> str:
@@ -130,7 +150,12 @@ def render_verdict(
     advisory = grade.timing == "advisory"
     head = Text.assemble((f"{lab.lab.name}", "bold"), f" · run {report.run_id} · ", _headline(grade))
     tasks = _task_table(lab, results, advisory)
-    shown = [r for r in results if verbose or not r.passed or (r.id == INTEGRITY_ID and r.message)]
+    asked = [r for r in results if r.kind in (QUESTION, QUESTION_TEXT)]
+    shown = [
+        r
+        for r in results
+        if r not in asked and (verbose or not r.passed or (r.id == INTEGRITY_ID and r.message))
+    ]
     checks = Table.grid(padding=(0, 1))
     checks.add_column(no_wrap=True, min_width=5)
     checks.add_column(overflow="fold", ratio=1)
@@ -141,7 +166,26 @@ def render_verdict(
     body: list[RenderableType] = [head, Text(_numbers(grade)), tasks]
     if shown:
         body += [Text(title, style="bold"), checks]
+    if asked:
+        body += [Text("questions (your answers)", style="bold"), _answers_grid(asked)]
     return [Fit(Group(*body), width)]
+
+
+def _answers_grid(asked: list[CheckResult]) -> Table:
+    """Every question, passed or not: a prediction's line is its feedback (predicted vs measured)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=5)
+    grid.add_column(overflow="fold", ratio=1)
+    for r in asked:
+        word, style = _MARK["error" if r.outcome == "error" else ("pass" if r.passed else "fail")]
+        if r.kind == QUESTION_TEXT and r.passed:
+            word, style = "tutor", "cyan"
+        text = Text(r.id, style="bold")
+        text.append(f" · {r.task or ''} · {r.score:g}/{r.points:g} pt", style="dim")
+        if r.message:
+            text.append(f"\n{r.message}")
+        grid.add_row(Text(word, style=style), text)
+    return grid
 
 
 def _task_table(lab: Lab, results: list[CheckResult], advisory: bool) -> Table:

@@ -1,4 +1,4 @@
-"""`vmlab lab ls|show|run` and `vmlab check`."""
+"""`vmlab lab ls|show|answers|predict|run`."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def lab_show(
     name: Annotated[str, typer.Argument(help="Lab name (see 'vmlab lab ls').")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the parsed lab.toml as JSON.")] = False,
 ) -> None:
-    """Print a lab's task sheet and its checks."""
+    """Print a lab's task sheet, its checks and its questions."""
     from vmlab.labs.catalog import lab_path, load_lab
 
     with errors_to_exit():
@@ -58,6 +58,113 @@ def lab_show(
     text = sheet.read_text() if sheet.is_file() else None
     for part in render_lab_sheet(lab, text, width=min(out.width, 100)):
         out.print(part)
+
+
+def _write_new(path: Path, text: str, force: bool) -> None:
+    """Write a file the student asked for, never over one they already have (their answers)."""
+    from vmlab.report.io import write_atomic
+
+    if path.is_dir():
+        raise UsageError(f"-o {path}: is a folder", hint=f"give a file name such as {path / 'answers.toml'}")
+    if path.exists() and not force:
+        raise UsageError(f"-o {path}: exists; it is not overwritten", hint="give another file, or --force")
+    write_atomic(path, text, elsewhere="write it elsewhere with -o")
+
+
+@lab_app.command("answers")
+def lab_answers(
+    name: Annotated[str, typer.Argument(help="Lab name (see 'vmlab lab ls').")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the template here (default: print it).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the -o file when it exists.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the questions and the template as JSON.")
+    ] = False,
+) -> None:
+    """Write the answers template of a lab: one table per question, `answer` left empty.
+
+    Fill it in and hand it in with the run: 'vmlab lab run LAB --input answers=FILE'.
+    """
+    from vmlab.check.questions import answers_template
+    from vmlab.labs.catalog import load_lab
+
+    with errors_to_exit():
+        lab = load_lab(name)
+        if not lab.questions:
+            raise UsageError(
+                f"lab {name!r} asks no questions", hint="'vmlab lab show NAME' lists a lab's tasks"
+            )
+        text = answers_template(lab)
+        if output is not None:
+            _write_new(output, text, force)
+    if json_out:
+        emit_json(
+            {
+                "lab": lab.lab.name,
+                "output": str(output) if output is not None else None,
+                "questions": [q.model_dump(mode="json") for q in lab.questions],
+                "template": text,
+            }
+        )
+    elif output is not None:
+        err.print(f"{len(lab.questions)} questions written to [bold]{output}[/]", highlight=False)
+    else:
+        import sys
+
+        sys.stdout.write(text)
+
+
+@lab_app.command("predict")
+def lab_predict(
+    name: Annotated[str, typer.Argument(help="Lab name (see 'vmlab lab ls').")],
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", help="Your answers file: answers=FILE.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Write the sealed predictions here (default: print)."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the -o file when it exists.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the sealed predictions as JSON.")] = False,
+) -> None:
+    """Seal your numeric answers before you measure: their sha256, the numbers and the time (UTC).
+
+    Then run with 'vmlab lab run LAB --input answers=FILE --predictions SEALED': the report records the
+    seal, and grading fails the `answers` check when the numbers changed or the seal came after the run.
+    """
+    import json
+
+    from vmlab.check.questions import seal
+    from vmlab.labs.catalog import load_lab
+    from vmlab.labs.model import ANSWERS_INPUT
+
+    with errors_to_exit():
+        lab = load_lab(name)
+        given = _parse_inputs(inputs or [])
+        other = [n for n in given if n != ANSWERS_INPUT]
+        if other or ANSWERS_INPUT not in given:
+            raise UsageError(
+                f"lab predict seals one input, {ANSWERS_INPUT}"
+                + (f" (not {', '.join(other)})" if other else ""),
+                hint=f"vmlab lab predict {name} --input {ANSWERS_INPUT}=answers.toml -o sealed.json",
+            )
+        sealed = seal(lab, given[ANSWERS_INPUT])
+        text = json.dumps(sealed.model_dump(mode="json"), indent=2) + "\n"
+        if output is not None:
+            _write_new(output, text, force)
+    if output is not None:
+        err.print(
+            f"{len(sealed.values)} predictions sealed at {sealed.sealed_at.isoformat(timespec='seconds')} "
+            f"to [bold]{output}[/]",
+            highlight=False,
+        )
+    if json_out:
+        emit_json(sealed)
+    elif output is None:
+        import sys
+
+        sys.stdout.write(text)
 
 
 def _parse_sets(sets: list[str]) -> dict[str, dict[str, Any]]:
@@ -121,6 +228,10 @@ def lab_run(
     student: Annotated[
         str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="Your student id.")
     ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="Your sealed predictions ('vmlab lab predict'), recorded."),
+    ] = None,
     grade: Annotated[bool, typer.Option("--check", help="Grade the report right away.")] = False,
     connect: Annotated[
         str | None, typer.Option("--connect", "-c", help="libvirt URI for the lab's guests.")
@@ -146,6 +257,7 @@ def lab_run(
             student=student,
             output=output,
             options={"connect": connect} if connect else {},
+            predictions=predictions.expanduser().absolute() if predictions is not None else None,
         )
         result = run_lab(request, progress_printer())
     shown = relative_to_cwd(result.path)

@@ -65,7 +65,7 @@ def _register() -> None:
     import importlib
     import sys
 
-    from vmlab.cli import check, doctor, grade, image, labs, lifecycle, report
+    from vmlab.cli import check, doctor, grade, image, labs, lifecycle, release, report
     from vmlab.cli.output import warn_once
     from vmlab.labs.catalog import cli_registrars
 
@@ -76,6 +76,7 @@ def _register() -> None:
     app.add_typer(report.app, name="report")
     app.add_typer(image.app, name="image")
     lifecycle.register(app)
+    release.register(app)
     broken: list[str] = []
     for lab, spec in cli_registrars(broken.append):
         module_name, _, func = spec.partition(":")

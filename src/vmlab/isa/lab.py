@@ -7,9 +7,11 @@ engine reports: blocks_translated, chainings, superblocks, ...), the wall-time s
 translators, `stages.translate` / `stages.execute`.
 
 A task step (`t1` .. `t6`) runs the student's file for that task, given as
-`vmlab lab run isa-emulation --input t3=my_super.py`, in a child process with a timeout. Without it,
-vmlab's reference engine for the task stands in (so the lab passes out of the box) and the report says
-so in `values.engine` ("builtin:super" rather than "student:my_super.py").
+`vmlab lab run isa-emulation --input t3=my_super.py`, in a child process with a timeout; without it the
+input's default, the task's skeleton, which fails until the student writes it. vmlab's reference engine
+never stands in for a task: with no file at all (a lab.toml declaring no default) the step records a
+failed run per scenario, so the task's checks fail closed instead of passing on vmlab's own answer.
+`values.engine` says whose engine ran ("student:my_super.py").
 """
 
 from __future__ import annotations
@@ -25,21 +27,11 @@ from vmlab.errors import UsageError
 from vmlab.isa.bench import Run, failed_experiment, run_matrix, to_experiment
 from vmlab.isa.gen import SCENARIOS, Scenario
 from vmlab.isa.machine import Result
-from vmlab.isa.registry import ENGINES
+from vmlab.isa.registry import ENGINES, get_engine
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry
 
 ParamValue = int | float | bool | str
-
-# The reference engine that stands in for a task when the student gives no file for it.
-TASK_REFERENCE = {
-    "t1": "switch",
-    "t2": "predecoded",
-    "t3": "super",
-    "t4": "bt-block",
-    "t5": "bt-chain",
-    "t6": "bt-superblock",
-}
 
 
 class EngineParams(StepParams):
@@ -99,9 +91,7 @@ def engine(params: EngineParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}", hint=f"choose from {', '.join(ENGINES)}")
     if name == "x86":
-        from vmlab.isa.engines.x86 import unavailable_reason
-
-        reason = unavailable_reason()
+        reason = _x86_unavailable()
         if reason is not None:
             ctx.progress(f"x86 skipped: {reason}")
             return {}
@@ -115,15 +105,34 @@ def engine(params: EngineParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     return {ctx.step_id: dict(matrix[name])}
 
 
+def _x86_unavailable() -> str | None:
+    """Why the x86 engine cannot run here, asked through the registry: the engines package is the
+    tutors' part, so the step module never imports it by name (a student kit leaves it out, and then
+    get_engine says it is not installed)."""
+    import importlib
+
+    get_engine("x86")
+    reason: str | None = importlib.import_module(ENGINES["x86"]).unavailable_reason()
+    return reason
+
+
 def task(params: TaskParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """The student's engine for one task (input `t<n>`), else vmlab's reference engine for it."""
+    """The student's engine for one task (input `t<n>`: their file, else the skeleton by default).
+
+    Without any file no engine runs: each scenario is a failed run naming the missing input, so the
+    task's checks fail closed rather than pass on vmlab's reference engine.
+    """
     path = ctx.inputs.get(params.task)
-    if path is not None:
-        who, label = ["--engine-file", str(path)], f"student:{path.name}"
-    else:
-        ref = TASK_REFERENCE[params.task]
-        who, label = ["--engine", ref], f"builtin:{ref}"
-        ctx.progress(f"{ctx.step_id}: no --input {params.task}=FILE, vmlab's {ref} engine stands in")
+    if path is None:
+        why = f"no engine of yours for task {params.task}: give --input {params.task}=FILE"
+        ctx.progress(f"{ctx.step_id}: {why}")
+        label = f"missing:{params.task}"
+        return {
+            ctx.step_id: {
+                SCENARIOS[n].name: failed_experiment(label, why, SCENARIOS[n]) for n in params.scenarios
+            }
+        }
+    who, label = ["--engine-file", str(path)], f"student:{path.name}"
     return {ctx.step_id: _child_runs(who, label, params, params.timeout, params.diagnose, ctx)}
 
 

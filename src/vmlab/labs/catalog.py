@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,29 @@ def load_lab(name: str) -> Lab:
     return parse_lab(lab_path(name))
 
 
+SOLUTION = "solution"  # the tutors' folder of a lab: left out of a student's kit (vmlab release)
+
+
+def answer_key_path(name: str) -> Path:
+    """Where the tutors' answer key of a lab's choice questions lives: labs/<lab>/solution/answers.toml.
+
+    Never in lab.toml, so a kit without `solution/` holds no answers (its choice questions are `error`).
+    """
+    return lab_path(name).parent / SOLUTION / "answers.toml"
+
+
+# The tables of lab.toml that are the tutors' alone: `vmlab release` leaves them out of a student kit.
+TUTOR_TABLES = ("rerun", "bounds")
+
+
 def lab_sha256(name: str) -> str:
-    """The hash of the lab's rules as written, recorded with every report."""
-    return hashlib.sha256(lab_path(name).read_bytes()).hexdigest()
+    """The hash of the lab's rules, recorded with every report: sha256 of lab.toml's parsed content
+    as canonical JSON, the tutors' tables left out, so a student kit (vmlab.release, which leaves them
+    out) and the tutors' copy agree, and a comment or a layout change is no other rule."""
+    data = tomllib.loads(lab_path(name).read_text())
+    rules = {k: v for k, v in data.items() if k not in TUTOR_TABLES}
+    canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def resolve(spec: str, what: str = "runner") -> Callable[..., Any]:

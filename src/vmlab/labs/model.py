@@ -30,6 +30,18 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     num = "python"                           # dotted paths into report.experiments
     den = "true"
     lo = 2.0
+
+    [inputs.answers]                         # a lab with questions takes the student's answers file
+    kind = "file"
+
+    [[questions]]                            # answered in the answers file, graded as `q:<id>`
+    id = "python-vs-true"
+    task = "t2"
+    kind = "number"                          # number | choice | text
+    prompt = "How many times slower does python -c pass start than /bin/true?"
+    unit = "x"
+    expr = "median(python) / median(true)"   # or path = "..." (the figure the answer predicts)
+    rel_tol = 0.5                            # and/or abs_tol
 """
 
 from __future__ import annotations
@@ -38,9 +50,10 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vmlab.check.model import Check, Derivation
+from vmlab.check.expr import compile_expr
+from vmlab.check.model import Check, Derivation, PathText
 from vmlab.errors import LabError
 
 
@@ -161,6 +174,89 @@ class Bound(_Strict):
         return self
 
 
+ANSWERS_INPUT = "answers"  # the input every lab with questions declares: the student's answers file
+
+
+def _number_expr(text: str) -> str:
+    if compile_expr(text).is_condition:
+        raise ValueError(f"{text!r} is a condition; a question predicts a number, e.g. median(a) / median(b)")
+    return text
+
+
+class _QuestionBase(_Strict):
+    """A question of the task sheet, answered in the answers input (`vmlab lab answers` writes the
+    template) and graded by vmlab.check.questions as the check result `q:<id>`.
+
+    Points count in the points possible whether or not the student answers (fail closed). `required`
+    (default false) makes a question's failure fail `vmlab check`'s exit code like a required check.
+    """
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")  # a TOML bare key: the table's name
+    task: str
+    prompt: str = Field(min_length=1)
+    points: float = Field(1.0, ge=0)
+    required: bool = False
+
+
+class NumberQuestion(_QuestionBase):
+    """A prediction: the answer is compared with the student's own measurement, the figure at `path`
+    (or the value of `expr` over paths); it passes when |answer - measured| <= max(rel_tol * |measured|,
+    abs_tol). `published` (with its `source`) is a figure from the literature shown beside both.
+    `sealed = true`: the answer counts only when `vmlab lab predict` sealed it before the run."""
+
+    kind: Literal["number"]
+    unit: str
+    path: PathText | None = None
+    expr: Annotated[str, AfterValidator(_number_expr)] | None = None
+    rel_tol: float | None = Field(None, ge=0)
+    abs_tol: float | None = Field(None, ge=0)
+    published: float | None = None
+    source: str | None = None
+    sealed: bool = False
+
+    @model_validator(mode="after")
+    def _complete(self) -> NumberQuestion:
+        if (self.path is None) == (self.expr is None):
+            raise ValueError("a number question needs exactly one of path and expr (the figure it predicts)")
+        if self.rel_tol is None and self.abs_tol is None:
+            raise ValueError("a number question needs rel_tol, abs_tol or both")
+        if self.published is not None and not self.source:
+            raise ValueError("`published` needs its `source` (who published the figure, where)")
+        if self.source is not None and self.published is None:
+            raise ValueError("`source` is given but no `published` figure")
+        return self
+
+    def path_texts(self) -> list[str]:
+        """The report paths the prediction is compared with (to find the steps behind them)."""
+        if self.path is not None:
+            return [self.path]
+        return [str(p) for p in compile_expr(self.expr or "").paths.values()]
+
+
+class ChoiceQuestion(_QuestionBase):
+    """One of `choices`; the tutors' key lives in labs/<lab>/solution/answers.toml, never here."""
+
+    kind: Literal["choice"]
+    choices: list[Annotated[str, Field(min_length=1)]] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ChoiceQuestion:
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError("`choices` lists a choice twice")
+        return self
+
+
+class TextQuestion(_QuestionBase):
+    """A written answer: present with at least `min_words` words passes, scored by a tutor later."""
+
+    kind: Literal["text"]
+    min_words: int = Field(20, ge=1)
+
+
+Question = Annotated[NumberQuestion | ChoiceQuestion | TextQuestion, Field(discriminator="kind")]
+QUESTION_KINDS = ("number", "choice", "text")
+
+
 class Lab(_Strict):
     lab: LabMeta
     inputs: dict[str, Input] = Field(default_factory=dict)
@@ -170,6 +266,7 @@ class Lab(_Strict):
     derived: list[Derivation] = Field(default_factory=list)
     rerun: Rerun | None = None
     bounds: list[Bound] = Field(default_factory=list)
+    questions: list[Question] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> Lab:
@@ -194,6 +291,19 @@ class Lab(_Strict):
             seen.add(check.id)
             if check.task is not None and check.task not in task_ids:
                 raise ValueError(f"check {check.id!r} names task {check.task!r}, which is not declared")
+        asked: set[str] = set()
+        for q in self.questions:
+            if q.id in asked:
+                raise ValueError(f"question id {q.id!r} appears twice")
+            asked.add(q.id)
+            if q.task not in task_ids:
+                raise ValueError(f"question {q.id!r} names task {q.task!r}, which is not declared")
+        answers = self.inputs.get(ANSWERS_INPUT)
+        if self.questions and (answers is None or answers.kind != "file"):
+            raise ValueError(
+                f'a lab with [[questions]] declares [inputs.{ANSWERS_INPUT}] with kind = "file" '
+                "(the student's answers)"
+            )
         return self
 
 

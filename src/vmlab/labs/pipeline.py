@@ -33,13 +33,15 @@ from vmlab import __version__
 from vmlab.alarm import time_limit
 from vmlab.errors import BackendError, PartialFailure, UsageError, VmlabError
 from vmlab.labs.catalog import lab_path, lab_sha256, load_lab, resolve
-from vmlab.labs.model import Lab
+from vmlab.labs.model import ANSWERS_INPUT, Lab
 from vmlab.labs.step import StepContext, StepParams, sha256_file
 from vmlab.report.model import (
     ExperimentEntry,
     InputRecord,
+    Predictions,
     Report,
     RunInfo,
+    SealedPredictions,
     StepRecord,
 )
 
@@ -65,6 +67,7 @@ class RunRequest:
     student: str | None = None
     output: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    predictions: Path | None = None  # the sealed file of `vmlab lab predict`, recorded in the report
 
 
 @dataclass
@@ -85,6 +88,7 @@ class _Plan:
     tasks: list[str]
     runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]]
     params: dict[str, StepParams]
+    sealed: SealedPredictions | None = None
 
 
 # ---- validation: nothing is created until all of it passes ----------------------------------------
@@ -165,6 +169,7 @@ def plan_run(req: RunRequest) -> _Plan:
             )
         decl = lab.inputs[name]
         _check_input(name, decl.kind, decl.suffixes, path, decl.default)
+    sealed = _check_answers(lab, req)
     runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]] = {}
     params: dict[str, StepParams] = {}
     for step_id in steps:
@@ -173,7 +178,54 @@ def plan_run(req: RunRequest) -> _Plan:
         runners[step_id] = fn
         merged = {**step.params, **req.sets.get(step_id, {})}
         params[step_id] = _validate_params(step_id, params_model(fn, step.runner), merged)
-    return _Plan(lab=lab, steps=steps, tasks=tasks, runners=runners, params=params)
+    return _Plan(lab=lab, steps=steps, tasks=tasks, runners=runners, params=params, sealed=sealed)
+
+
+def _check_answers(lab: Lab, req: RunRequest) -> SealedPredictions | None:
+    """The answers input parses (one line and exit 2 when not, before anything is made), and the sealed
+    predictions, when given, are this lab's; how they compare with the answers is the grader's."""
+    from vmlab.check.questions import read_answers, read_sealed
+
+    given = req.inputs.get(ANSWERS_INPUT)
+    decl = lab.inputs.get(ANSWERS_INPUT)
+    if given is None and decl is not None and decl.default is not None:
+        given = lab_path(req.lab).parent / decl.default
+    if lab.questions and given is not None and given.is_file():
+        read_answers(given, lab)
+    if req.predictions is None:
+        return None
+    if not lab.questions:
+        raise UsageError(f"--predictions: lab {req.lab!r} asks no questions", hint="drop --predictions")
+    if given is None:
+        raise UsageError(
+            "--predictions needs the answers they were sealed from",
+            hint=f"add --input {ANSWERS_INPUT}=FILE (the file you sealed with 'vmlab lab predict')",
+        )
+    return read_sealed(req.predictions, lab)
+
+
+def _warn_seal(lab: Lab, report: Report, say: Callable[[str], None]) -> None:
+    """Say at once when the sealed numbers are not the answers' (the grader fails the `answers` check)."""
+    from vmlab.check.questions import seal_differences
+
+    preds = report.predictions
+    if preds is None or preds.sealed is None:
+        return
+    diffs = seal_differences(preds.sealed, lab, preds.answers)
+    if diffs:
+        say(f"{lab.lab.name}: warning: the sealed predictions differ from the answers ({diffs[0]})")
+
+
+def _predictions(
+    lab: Lab, inputs: dict[str, InputRecord], paths: dict[str, Path], sealed: SealedPredictions | None
+) -> Predictions | None:
+    """The answers as recorded (parsed from the copy in artifacts/, whose sha256 the record holds)."""
+    from vmlab.check.questions import read_answers
+
+    if not lab.questions or ANSWERS_INPUT not in inputs:
+        return None
+    answers = read_answers(paths[ANSWERS_INPUT], lab)
+    return Predictions(sha256=inputs[ANSWERS_INPUT].sha256, answers=answers, sealed=sealed)
 
 
 def _input_hint(names: list[str]) -> str:
@@ -414,8 +466,10 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
             params=_scrub({k: v for k, v in req.options.items() if _jsonable(v)}, home),
             steps=steps,
             inputs=inputs,
+            predictions=_predictions(lab, inputs, input_paths, plan.sealed),
         )
         save_report(report, path)
+        _warn_seal(lab, report, say)
     except BaseException:  # nothing ran yet: leave no half-made run behind (the old report is intact)
         shutil.rmtree(scratch / "inputs", ignore_errors=True)
         if ours and (artifacts / _MARKER).exists():

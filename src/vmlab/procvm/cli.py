@@ -223,7 +223,7 @@ def tool_build(
         Path | None, typer.Option(help="An unpacked Valgrind source tree (default: Debian's, fetched).")
     ] = None,
     tool_dir: Annotated[
-        Path | None, typer.Option("--tool-dir", help="Your tool folder (default: the lab's observer/).")
+        Path | None, typer.Option("--tool-dir", help="Your tool folder (default: the lab's skeleton).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
@@ -252,7 +252,7 @@ def tool_build(
 def tool_run(
     argv: Annotated[list[str], typer.Argument(help="The program and its arguments (after --).")],
     tool_dir: Annotated[
-        Path | None, typer.Option("--tool-dir", help="Your tool folder (default: the lab's observer/).")
+        Path | None, typer.Option("--tool-dir", help="Your tool folder (default: the lab's skeleton).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:

@@ -151,7 +151,7 @@ def parse_stats(text: str) -> VgStats:
 
 @dataclass(frozen=True)
 class ObserverCounts:
-    """The observer tool's three lines (labs/process-vm/observer/ob_main.c)."""
+    """The observer tool's three lines (labs/process-vm/skeleton/observer/ob_main.c)."""
 
     translated: int
     sbs_entered: int
@@ -172,7 +172,7 @@ def parse_observer(text: str) -> ObserverCounts:
         if m is None:
             raise ParseError(
                 f"the observer printed no 'observer: {label}: N' line",
-                hint="print it with VG_(umsg) in ob_fini (see labs/process-vm/observer/ob_main.c)",
+                hint="print it with VG_(umsg) in ob_fini (see labs/process-vm/skeleton/observer/ob_main.c)",
             )
         values[key] = _num(m.group(1))
     return ObserverCounts(**values)

@@ -131,12 +131,12 @@ def check_tool_dir(tool_dir: Path) -> None:
     if not am.is_file():
         raise UsageError(
             f"{tool_dir} has no Makefile.am",
-            hint="start from labs/process-vm/observer/ (vmlab copies your folder in as observer/)",
+            hint="start from labs/process-vm/skeleton/observer/ (vmlab copies your folder in as observer/)",
         )
     if "observer-@VGCONF_ARCH_PRI@" not in am.read_text(errors="replace"):
         raise UsageError(
             f"{am} does not build observer-@VGCONF_ARCH_PRI@-@VGCONF_OS@",
-            hint="keep the program names of labs/process-vm/observer/Makefile.am",
+            hint="keep the program names of labs/process-vm/skeleton/observer/Makefile.am",
         )
     if not any(tool_dir.glob("*.c")):
         raise UsageError(f"{tool_dir} has no .c file", hint="the tool's code goes in ob_main.c")
@@ -344,6 +344,12 @@ def _log_if(path: Path) -> Path | None:
 
 
 def default_tool_dir() -> Path:
+    """The lab's `[inputs.tool] default` (the skeleton handed out), read from its lab.toml so that
+    `vmlab procvm tool build` builds the very folder `vmlab lab run process-vm` uses."""
+    from vmlab.labs.model import read_lab_toml
     from vmlab.procvm.workloads import lab_dir
 
-    return lab_dir() / "observer"
+    root = lab_dir()
+    tool = read_lab_toml(root / "lab.toml").get("inputs", {}).get("tool", {})
+    default = tool.get("default") if isinstance(tool, dict) else None
+    return root / (default if isinstance(default, str) else "skeleton/observer")

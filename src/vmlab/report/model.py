@@ -197,6 +197,29 @@ class Signature(_Strict):
     signed_at: dt.datetime | None = None
 
 
+class SealedPredictions(_Strict):
+    """What `vmlab lab predict` writes before a run: the numeric answers of the answers file (`sha256`)
+    by question id, sealed at `sealed_at` (UTC). It dates the prediction by the student's own clock:
+    evidence of the order of work, not proof (a tutor who needs proof collects the sealed file, or
+    its sha256, before the lab session)."""
+
+    lab: str
+    sealed_at: dt.datetime
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    values: dict[str, float] = Field(default_factory=dict)
+
+
+class Predictions(_Strict):
+    """The student's own work as the run recorded it: every answer of the answers input (`sha256` is
+    that input's) by question id, and the sealed predictions when the run was given them. Graded by
+    vmlab.check.questions; a sealed block whose numbers differ from the answers, or sealed after the run
+    started, fails the `answers` check."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    answers: dict[str, float | str] = Field(default_factory=dict)
+    sealed: SealedPredictions | None = None
+
+
 class Report(_Strict):
     """The envelope is strict; experiment payloads stay open to what each lab measures."""
 
@@ -212,6 +235,7 @@ class Report(_Strict):
     inputs: dict[str, InputRecord] = Field(default_factory=dict)
     artifacts: list[Artifact] = Field(default_factory=list)
     experiments: dict[str, ExperimentEntry] = Field(default_factory=dict)
+    predictions: Predictions | None = None
     checks: list[CheckResult] | None = None
     grade: Grade | None = None
     signature: Signature | None = None

@@ -4,14 +4,18 @@ the hand-in and near-copy detection all on.
 Two students per lab run it for real on this machine, each with the reference solution where the lab
 takes a student input (their own copy: a comment with their name), and hand in report.json with its
 artifacts/. The tutor grades the tasks the recipe assigns, with timing checks advisory (wall-clock
-verdicts are noisy here; counts are not). Every hand-in must come out `graded`, unflagged, with the
-lab's full points: two honest runs on one machine are the closest honest hand-ins can come, so this is
-also the false-positive test of the near-copy thresholds.
+verdicts are noisy here; counts are not). Every hand-in must come out `graded`, unflagged, with every
+check's points; the questions, left unanswered here, score 0 of theirs without a flag (they are
+graded in tests/unit/labs/test_questions.py). Two honest runs on one machine are the closest honest
+hand-ins can come, so this is also the false-positive test of the sample near-copy threshold. Where
+both students hand in one large reference solution (the observer, the Jasmin examples, an engine),
+their code is one code by construction: those recipes compare samples only.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ class Recipe:
     steps: list[str] | None = None
     sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # input -> reference solution text
+    folders: dict[str, Path] = field(default_factory=dict)  # input -> a reference solution folder
+    near_copies: str = "all"
     marks: list[Any] = field(default_factory=list)
 
 
@@ -48,9 +54,18 @@ RECIPES = {
         steps=["switch", "t1"],
         sets={"switch": {"scenarios": [1, 2, 3, 4], "repeats": 1}, "t1": {"scenarios": [1, 2, 3, 4]}},
         inputs={"t1": "__isa_t1__"},
+        near_copies="samples",
     ),
-    "hll-vm": Recipe(marks=[pytest.mark.java]),
-    "process-vm": Recipe(marks=[pytest.mark.slow]),
+    "hll-vm": Recipe(
+        folders={"jasmin": REPO / "labs" / "hll-vm" / "jasmin"},
+        near_copies="samples",
+        marks=[pytest.mark.java],
+    ),
+    "process-vm": Recipe(
+        folders={"tool": REPO / "labs" / "process-vm" / "solution" / "observer"},
+        near_copies="samples",
+        marks=[pytest.mark.slow],
+    ),
     "system-vm": Recipe(sets={"compare": {"runs": 2}}, marks=[pytest.mark.libvirt, pytest.mark.slow]),
 }
 
@@ -65,6 +80,10 @@ def _inputs(recipe: Recipe, student: str, where: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{text}\n{comment} written by {student}\n")
         out[name] = path
+    for name, folder in recipe.folders.items():
+        out[name] = where / student / name
+        shutil.copytree(folder, out[name])
+        (out[name] / "AUTHOR").write_text(f"{student}\n")  # their own copy, not byte for byte the other's
     return out
 
 
@@ -99,12 +118,15 @@ def test_an_honest_class_grades_full_marks_unflagged(
         )
         copy_hand_in(report, hand / student)
     args = [a for t in recipe.tasks for a in ("--task", t)]
+    args += ["--near-copies", recipe.near_copies]
     res = cli("grade", hand, "-o", tmp_path / "out", "--lab", lab, "--timing", "advisory", "--json", *args)
     assert res.exit_code == 0, res.output
     students = json.loads((tmp_path / "out" / "class.json").read_text())["students"]
     for s in students:
         # timing checks do not count under --timing advisory (they may fail on a busy host)
-        failed = [(c["id"], c["message"]) for c in s["checks"] if c["outcome"] != "pass" and not c["timing"]]
+        checks = [c for c in s["checks"] if not c["kind"].startswith("question")]
+        failed = [(c["id"], c["message"]) for c in checks if c["outcome"] != "pass" and not c["timing"]]
         assert (s["handin"], s["flags"], failed) == (s["student"], [], [])
         assert s["status"] == "graded"
-        assert s["score"] == s["max_score"] > 0
+        unanswered = sum(c["points"] for c in s["checks"] if c["kind"].startswith("question"))
+        assert s["score"] == s["max_score"] - unanswered > 0

@@ -5,11 +5,13 @@ a message naming the first diverging instruction or the count that is off."""
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 from tests.helpers import failed_verdicts
-from tests.integration.isa.students import write
+from tests.integration.isa.students import FILES as SKELETON_FILES
+from tests.integration.isa.students import SKELETONS, write
 from typer.testing import CliRunner
 
 from vmlab.cli.main import app
@@ -17,6 +19,7 @@ from vmlab.labs.pipeline import RunRequest, run_lab
 
 runner = CliRunner()
 TASKS = ["t1", "t2", "t3", "t4", "t5", "t6"]
+LAB_DIR = SKELETONS.parent
 
 
 def grade(report: Path) -> tuple[int, dict[str, dict[str, object]]]:
@@ -40,17 +43,58 @@ def run_students(
     return grade(report)[1]
 
 
-@pytest.mark.slow
-def test_default_lab_run_passes_every_required_check(tmp_path: Path, vmlab_home: Path) -> None:
+def test_untouched_handout_fails_every_task_and_the_reference_engines_still_run(
+    tmp_path: Path, vmlab_home: Path
+) -> None:
+    """No --input at all: each task step runs its skeleton (the input's default), which raises; vmlab's
+    reference engines never stand in, while their own steps (the switch baseline, the tiers) work."""
     report = tmp_path / "r.json"
-    result = runner.invoke(app, ["lab", "run", "isa-emulation", "-o", str(report)])
-    assert result.exit_code == 0, result.output
-    _, checks = grade(report)
-    assert failed_verdicts(list(checks.values())) == []
-    assert checks["oracle-S4[t1]"]["measured"] == "A=138 instructions=21516018"
-    # the reference engines stood in for the students, and the report says so
+    steps = [*TASKS, "switch", "bt-tiered"]
+    sets: dict[str, dict[str, object]] = {t: {"scenarios": [1, 3], "diagnose": 0} for t in TASKS}
+    sets["switch"] = {"scenarios": [1, 4], "repeats": 1}
+    sets["bt-tiered"] = {"scenarios": [4], "repeats": 1}
+    outcome = run_lab(RunRequest(lab="isa-emulation", steps=steps, sets=sets, output=report))
+    assert outcome.exit_code == 0, {k: v.message for k, v in outcome.report.steps.items()}
+    data = json.loads(report.read_text())
     for task in TASKS:
-        assert checks[f"is-student[{task}]"]["outcome"] == "fail"
+        assert data["inputs"][task]["source"] == "default"
+        assert data["inputs"][task]["name"] == SKELETON_FILES[task]
+    code, checks = grade(report)
+    assert code == 1
+    for task in TASKS:
+        # S1 has no BACK7: t5's and t6's skeletons (whose TODOs are on taken exits and loops) pass it
+        s3 = checks[f"oracle-S3[{task}]"]
+        assert s3["outcome"] == "fail" and "NotImplementedError" in str(s3["measured"]), s3
+        assert s3["required"]
+        # the skeleton is the student's file as handed out, not vmlab's engine
+        assert checks[f"is-student[{task}]"]["outcome"] == "pass"
+    for ref in ("oracle-S1[switch]", "oracle-S4[switch]", "oracle-S4[bt-tiered]", "tier1-blocks-S4"):
+        assert checks[ref]["outcome"] == "pass", checks[ref]
+
+
+def test_is_student_is_required() -> None:
+    lab = tomllib.loads((LAB_DIR / "lab.toml").read_text())
+    (check,) = [c for c in lab["checks"] if c["id"] == "is-student"]
+    assert check.get("required", True) is True
+    for task in TASKS:
+        assert lab["inputs"][task]["default"] == f"skeleton/{SKELETON_FILES[task]}"
+
+
+@pytest.mark.slow
+def test_model_solutions_pass_every_required_check(tmp_path: Path, vmlab_home: Path) -> None:
+    """The whole lab as a student who solved every task runs it (the model solutions of students.py)."""
+    report = tmp_path / "r.json"
+    argv = ["lab", "run", "isa-emulation", "-o", str(report)]
+    for task in TASKS:
+        argv += ["--input", f"{task}={write(tmp_path, task)}"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    code, checks = grade(report)
+    assert failed_verdicts(list(checks.values())) == []
+    assert code in (0, 1)  # 1 only through a timing check on a busy machine
+    assert checks["oracle-S4[t1]"]["measured"] == "A=138 instructions=21516018"
+    for task in TASKS:
+        assert checks[f"is-student[{task}]"]["outcome"] == "pass"
     assert checks["tier1-blocks-S4"]["outcome"] == "pass"
 
 

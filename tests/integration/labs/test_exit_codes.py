@@ -63,7 +63,8 @@ def test_check_exits_3_when_steps_were_skipped(lab: str, tmp_path: Path) -> None
     assert result.exit_code == 3, result.output
     checks = json.loads(result.stdout)["checks"]
     assert any(c["outcome"] == "skipped" and c["required"] for c in checks)
-    assert not any(c["outcome"] == "fail" for c in checks)
+    # nothing measured fails: only questions left unanswered (no answers input) may, worth 0 points
+    assert not any(c["outcome"] == "fail" and not c["kind"].startswith("question") for c in checks)
 
 
 @pytest.mark.parametrize("lab", LABS)

@@ -1,6 +1,8 @@
 """The observer track for real: Valgrind's source, the student's tool built into a private prefix
 (cached in the default VMLAB_HOME, so the ~95 s build happens once per machine and tool version), and
-its counts against lackey's -- the hand-counted loop first, then lackey as the oracle."""
+its counts against lackey's -- the hand-counted loop first, then lackey as the oracle. The tool is the
+tutors' model solution (labs/process-vm/solution/observer), given explicitly: the lab's default is the
+skeleton, which counts nothing (test_skeleton.py)."""
 
 import json
 from collections.abc import Callable
@@ -15,17 +17,18 @@ from vmlab.labs.step import StepContext
 from vmlab.procvm import lab, parse
 from vmlab.procvm.cli import register
 from vmlab.procvm.runs import execute, require_ok
-from vmlab.procvm.toolbuild import ToolBuild, build_tool, default_tool_dir
+from vmlab.procvm.toolbuild import ToolBuild, build_tool
 from vmlab.procvm.workloads import lab_dir
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
+SOLUTION = lab_dir() / "solution" / "observer"
 
 
 @pytest.fixture(scope="module")
 def observer_build() -> ToolBuild:
     need("valgrind", "gcc", "make", "autoconf", "automake", "apt-get", "dpkg-source")
-    return build_tool(default_tool_dir(), progress=lambda m: print(f"[observer build] {m}"))
+    return build_tool(SOLUTION, progress=lambda m: print(f"[observer build] {m}"))
 
 
 def test_observer_on_the_hand_written_loop(
@@ -66,7 +69,7 @@ def test_observer_step_with_an_unseen_workload(observer_build: ToolBuild, tmp_pa
         scratch=tmp_path / "scratch",
         artifacts_dir=tmp_path / "artifacts",
         report_dir=tmp_path,
-        inputs={"tool": lab_dir() / "observer", "workload": hidden},
+        inputs={"tool": SOLUTION, "workload": hidden},
         progress=lambda _m: None,
     )
     group = lab.observer(lab.ObserverParams(workloads=["loop", "true"]), ctx)["observer"]
@@ -82,13 +85,15 @@ def test_observer_step_with_an_unseen_workload(observer_build: ToolBuild, tmp_pa
 def test_tool_cli(observer_build: ToolBuild) -> None:
     app = typer.Typer()
     register(app)
-    r = runner.invoke(app, ["procvm", "tool", "build", "--json"])
+    r = runner.invoke(app, ["procvm", "tool", "build", "--json", "--tool-dir", str(SOLUTION)])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["cached"] is True
-    r = runner.invoke(app, ["procvm", "tool", "run", "--json", "--", "/bin/true"])
+    r = runner.invoke(
+        app, ["procvm", "tool", "run", "--json", "--tool-dir", str(SOLUTION), "--", "/bin/true"]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["observer"]["sbs_entered"] == data["lackey"]["sbs_entered"]
-    r = runner.invoke(app, ["procvm", "tool", "run", "--", "/bin/true"])
+    r = runner.invoke(app, ["procvm", "tool", "run", "--tool-dir", str(SOLUTION), "--", "/bin/true"])
     assert r.exit_code == 0 and "guest instrs" in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80

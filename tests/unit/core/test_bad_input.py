@@ -151,7 +151,7 @@ def test_a_deep_set_value_is_one_line_and_writes_nothing(tmp_path: Path, vmlab_h
         (["warmup", "--set", "true.nosuchkey=1"], "nosuchkey", ["argv", "runs"]),
         (["warmup", "--task", "t1-native", "--set", "python.runs=1"], "'python' is not part", ["true"]),
         (["kvm-api", "--input", "nosuch=/etc/hostname"], "'nosuch'", ["program"]),
-        (["warmup", "--input", "nosuch=/etc/hostname"], "'nosuch'", ["none"]),
+        (["warmup", "--input", "nosuch=/etc/hostname"], "'nosuch'", ["answers"]),
         (["kvm-api", "--input", "program=/nonexistent"], "/nonexistent: no such file", ["skeleton/line.asm"]),
     ],
 )

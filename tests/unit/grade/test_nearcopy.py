@@ -558,7 +558,9 @@ def test_student_files_are_the_own_inputs_inside_the_hand_in(
 def test_the_hll_vm_jasmin_folder_is_boilerplate_file_by_file() -> None:
     lab_dir = lab_path("hll-vm").parent
     found = lab_boilerplate(load_lab("hll-vm"), lab_dir)
-    assert found["jasmin"] == sorted(p for p in (lab_dir / "jasmin").rglob("*") if p.is_file())
+    # the Jasmin task's template folder, which every student starts from
+    template = lab_dir / "skeleton" / "jasmin"
+    assert found["jasmin"] == sorted(p for p in template.rglob("*") if p.is_file()) != []
 
 
 # ---- samples ------------------------------------------------------------------------------------

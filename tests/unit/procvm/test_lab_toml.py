@@ -58,6 +58,10 @@ def test_every_step_is_in_a_task_and_known_here() -> None:
 
 
 def test_input_defaults_exist() -> None:
+    # every input but the answers file (which has none) defaults to a file or folder of the lab
+    assert {n for n, d in LAB["inputs"].items() if "default" not in d} <= {"answers"}
     for name, decl in LAB["inputs"].items():
+        if "default" not in decl:
+            continue
         path = lab_dir() / decl["default"]
         assert path.is_dir() if decl["kind"] == "dir" else path.is_file(), name

@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from vmlab.errors import UsageError
-from vmlab.procvm.toolbuild import check_tool_dir, register_tool, source_version, tool_key
+from vmlab.procvm.toolbuild import (
+    check_tool_dir,
+    default_tool_dir,
+    register_tool,
+    source_version,
+    tool_key,
+)
 from vmlab.procvm.workloads import lab_dir
 
 DATA = Path(__file__).parent / "data"
@@ -52,8 +58,25 @@ def test_key_follows_the_tool_files(tmp_path: Path) -> None:
     assert tool_key("3.19.0", tool) != k1
 
 
-def test_the_shipped_observer_is_a_valid_tool_dir() -> None:
-    check_tool_dir(lab_dir() / "observer")
+@pytest.mark.parametrize("where", ["skeleton/observer", "solution/observer"])
+def test_the_skeleton_and_the_solution_are_valid_tool_dirs(where: str) -> None:
+    check_tool_dir(lab_dir() / where)
+
+
+def test_the_default_tool_is_the_skeleton_the_lab_toml_names() -> None:
+    # what `vmlab procvm tool build` builds without --tool-dir is what `lab run` uses: the hand-out
+    assert default_tool_dir() == lab_dir() / "skeleton" / "observer"
+
+
+def test_the_skeleton_has_the_solutions_build_rules_and_output_lines_but_no_instrumentation() -> None:
+    skeleton, solution = lab_dir() / "skeleton" / "observer", lab_dir() / "solution" / "observer"
+    for rules in ("Makefile.am", "tests/Makefile.am"):
+        assert (skeleton / rules).read_text() == (solution / rules).read_text()
+    code = (skeleton / "ob_main.c").read_text()
+    for line in ("superblocks translated: %llu", "superblocks entered: %llu", "guest instrs: %llu"):
+        assert line in code
+    assert "TODO" in code and "return sbIn;" in code
+    assert "addStmtToIRSB(sbOut" not in code  # the solution's rebuild of the superblock is not there
 
 
 @pytest.mark.parametrize(
