@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup host test-host venv images demo test lint typecheck unit bench schema clean
+.PHONY: setup host test-host venv images demo test lint typecheck unit bench soak schema clean
 
 setup: host venv images
 
@@ -53,6 +53,10 @@ test: setup test-host lint typecheck
 # Boot benchmarks: medians of cold starts per image and lever, appended with the host to runs/perf/.
 bench: setup
 	VMLAB_PERF=1 $(BIN)/pytest -q -p no:cacheprovider tests/perf
+
+# A loaded host: compare --runs 20 beside three lab runs, nothing left, every report valid (~10 min).
+soak: setup
+	VMLAB_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/integration/soak
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -33,6 +33,11 @@ def translate(e: Exception, what: str) -> BackendError:
     msg = e.get_error_message() if hasattr(e, "get_error_message") else None
     lines = str(msg or e).splitlines()
     reason = lines[0] if lines else type(e).__name__
+    if "virtlogd-sock" in reason:  # libvirt reaches QEMU's logs and console through virtlogd
+        return DaemonGone(
+            f"{what}: virtlogd does not answer ({reason})",
+            hint="start virtlogd again (make setup, or virtlogd -d as root)",
+        )
     if any(g in reason.lower() for g in _GONE):
         return DaemonGone(
             f"{what}: libvirtd stopped answering (it was stopped, killed or restarted)",

@@ -377,6 +377,12 @@ class LibvirtInstance(InstanceBase):
                 stamp=self.mark,
             )
         except ReadyTimeout as e:
+            if self.host.sees_processes and not recovery.virtlogd_runs():
+                raise lv.DaemonGone(
+                    f"{self.name}: the guest's serial console fell silent: virtlogd, which writes it, "
+                    "is not running",
+                    hint="start virtlogd again (make setup, or virtlogd -d as root), then run again",
+                ) from e
             raise GuestNotReady(e.message, hint=e.hint, console_tail=self._tail_for_error()) from e
         except lv.DaemonGone:
             raise  # the daemon's fault: the guest's console has nothing to say about it

@@ -7,6 +7,9 @@ QEMU is libvirtd's child, so two faults look alike from a connection's point of 
   names the domain) and returns the exact command that removes the definition once libvirtd is back.
 - QEMU dies (killed from outside, crashed): libvirt says why (`stop_reason`) and QEMU's own log has
   its last words; a longer --timeout never helps, so the hint does not say so.
+- virtlogd dies: QEMU's serial console reaches the log file through it (libvirt's default
+  stdio_handler "logd"), so the console falls silent and the ready marker never comes. The guest
+  still boots; the timeout is named for the daemon (`virtlogd_runs`), not for a slow host.
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ def qemu_last_words(resource: str) -> str:
     except OSError:
         return ""
     return lines[-1][:200] if lines else ""
+
+
+def virtlogd_runs() -> bool:
+    """Whether a virtlogd process runs on this host (its /proc comm), without asking any daemon."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "virtlogd":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def is_qemu_of(pid: int, resource: str) -> bool:

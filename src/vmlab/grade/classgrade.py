@@ -98,12 +98,13 @@ def grade_class(req: GradeRequest, progress: Progress | None = None) -> ClassRes
             f"lab {lab_name!r} declares no [rerun] section",
             hint="grade without --rerun, or add one to lab.toml",
         )
-    handed_out = skeleton_hashes(lab, lab_path(lab_name).parent)
+    lab_dir = lab_path(lab_name).parent
+    handed_out = skeleton_hashes(lab, lab_dir)
     students = []
     for k, h in enumerate(chosen, 1):
         say(f"[{k}/{len(chosen)}] {h.key}: {h.shown}")
         students.append(grade_one(h, lab, req, progress=say, handed_out=handed_out))
-    near = _near_copies(chosen, lab, lab_path(lab_name).parent, req.options, say)
+    near = _near_copies(chosen, lab, lab_dir, req.options, say)
     students = fl.cross_flags(sorted(students, key=lambda s: (s.student, s.handin)), near)
     published, unused = publish(students, req.options, req.decisions)
     handed_in = {s.student for s in students}

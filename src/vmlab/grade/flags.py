@@ -51,14 +51,22 @@ def verdict_flags(report: Report, lab: Lab) -> list[Flag]:
     tasks = [t for t in report.run.tasks if t in {x.id for x in lab.tasks}] or None
     timing = report.grade.timing if report.grade is not None else "graded"
     again, grade = grade_report(report, lab, tasks=tasks, timing=timing, legacy=False)
-    now = {r.id: r for r in again if r.id != INTEGRITY_ID}
-    said = {r.id: r for r in report.checks or [] if r.id != INTEGRITY_ID}
+    # a choice question's verdict rests on the tutors' answer key, which a student's kit does not hold:
+    # the student's own `vmlab check` rightly said `error` where the tutor's says pass or fail
+    keyed = {f"q:{q.id}" for q in lab.questions if q.kind == "choice"}
+    now = {r.id: r for r in again if r.id != INTEGRITY_ID and r.id not in keyed}
+    said = {r.id: r for r in report.checks or [] if r.id != INTEGRITY_ID and r.id not in keyed}
     diffs = [
         f"{k}: {said[k].outcome} in the report, {now[k].outcome if k in now else 'no such check'} now"
         for k in sorted(said)
         if k not in now or (said[k].outcome, said[k].score) != (now[k].outcome, now[k].score)
     ]
-    if report.grade is not None and not math.isclose(report.grade.score, grade.score, abs_tol=1e-9):
+    # the score includes the keyed questions' points: it is compared only where there are none
+    if (
+        not keyed
+        and report.grade is not None
+        and not math.isclose(report.grade.score, grade.score, abs_tol=1e-9)
+    ):
         diffs.append(f"score {report.grade.score:g} in the report, {grade.score:g} now")
     if not diffs:
         return []

@@ -174,33 +174,12 @@ def warmup_run(runs_root: Path) -> Path:
     return run("warmup", runs_root / "warmup", "wendy")
 
 
-@pytest.fixture(scope="session")
-def isa_runs(runs_root: Path) -> dict[str, Path]:
-    """isa-emulation task t1 on S1-S3: a correct engine (ivy) and one returning the public constants."""
+def _isa_t1_runs(runs_root: Path, sources: dict[str, str]) -> dict[str, Path]:
+    """isa-emulation task t1 on S1-S3, one run per student with that student's engine source."""
     engines = runs_root / "engines"
-    engines.mkdir()
-    (engines / "engine.py").write_text(CORRECT_ENGINE)
-    (engines / "constants.py").write_text(CONSTANTS_ENGINE)
+    engines.mkdir(exist_ok=True)
     out = {}
-    for student, name in (("ivy", "engine.py"), ("mallory", "constants.py")):
-        out[student] = run(
-            "isa-emulation",
-            runs_root / "isa" / student,
-            student,
-            tasks=["t1-interpret"],
-            sets=ISA_SETS,
-            inputs={"t1": engines / name},
-        )
-    return out
-
-
-@pytest.fixture(scope="session")
-def cheat_runs(runs_root: Path) -> dict[str, Path]:
-    """isa-emulation task t1 on S1-S3 with each of CHEATS' engines, run here with the full vmlab."""
-    engines = runs_root / "cheats"
-    engines.mkdir()
-    out = {}
-    for student, source in CHEATS.items():
+    for student, source in sources.items():
         (engines / f"{student}.py").write_text(source)
         out[student] = run(
             "isa-emulation",
@@ -211,6 +190,18 @@ def cheat_runs(runs_root: Path) -> dict[str, Path]:
             inputs={"t1": engines / f"{student}.py"},
         )
     return out
+
+
+@pytest.fixture(scope="session")
+def isa_runs(runs_root: Path) -> dict[str, Path]:
+    """A correct engine (ivy) and one returning the public constants (mallory)."""
+    return _isa_t1_runs(runs_root, {"ivy": CORRECT_ENGINE, "mallory": CONSTANTS_ENGINE})
+
+
+@pytest.fixture(scope="session")
+def cheat_runs(runs_root: Path) -> dict[str, Path]:
+    """Each of CHEATS' engines, run here with the full vmlab."""
+    return _isa_t1_runs(runs_root, CHEATS)
 
 
 def copy_hand_in(report: Path, dest: Path) -> Path:

@@ -55,11 +55,20 @@ def system_libvirtd(libvirt_available: str) -> Iterator[None]:
         _start_libvirtd()
 
 
-def _up(name: str, home: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "VMLAB_HOME": str(home), "VMLAB_LIBVIRT_URI": URI}
+def _env(home: Path) -> dict[str, str]:
+    return {**os.environ, "VMLAB_HOME": str(home), "VMLAB_LIBVIRT_URI": URI}
+
+
+def _down_all(home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [VMLAB, "down", "--all"], env=_env(home), capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _up(name: str, home: Path, timeout: int = 120) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [VMLAB, "up", name, "--kind", "vm", "--timeout", "120"],
-        env=env,
+        [VMLAB, "up", name, "--kind", "vm", "--timeout", str(timeout)],
+        env=_env(home),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -156,8 +165,8 @@ def test_libvirtd_that_stays_away_gets_qemu_ended_and_the_command_for_the_rest(
     command = re.search(r"`(vmlab down --all)`", said)
     assert command and f"virsh -c {URI} undefine {domain}" in said
     _start_libvirtd()
-    env = {**os.environ, "VMLAB_HOME": str(test_home), "VMLAB_LIBVIRT_URI": URI}
-    done = subprocess.run([VMLAB, *command.group(1).split()[1:]], env=env, capture_output=True, text=True)
+    assert command.group(1) == "vmlab down --all"
+    done = _down_all(test_home)
     assert done.returncode == 0, done.stderr
     assert _leftovers(domain, test_home) == []
 
@@ -190,8 +199,31 @@ def test_vmlab_killed_mid_boot_leaves_what_down_all_finds(
     proc.send_signal(signal.SIGKILL)  # no cleanup can run: the state lives on the domain itself
     proc.communicate(timeout=30)
     assert _qemu_pids(domain), "the guest should outlive a killed vmlab"
-    env = {**os.environ, "VMLAB_HOME": str(test_home), "VMLAB_LIBVIRT_URI": URI}
-    done = subprocess.run([VMLAB, "down", "--all"], env=env, capture_output=True, text=True, timeout=120)
+    done = _down_all(test_home)
     assert done.returncode == 0, done.stderr
     assert f"destroyed vm vkill ({domain})" in done.stdout + done.stderr
+    assert _leftovers(domain, test_home) == []
+
+
+@pytest.fixture
+def system_virtlogd(system_libvirtd: None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if subprocess.run(["pgrep", "-x", "virtlogd"], capture_output=True, check=False).returncode != 0:
+            subprocess.run(["virtlogd", "-d"], check=True)
+
+
+def test_virtlogd_killed_while_the_guest_boots_is_named_not_blamed_on_a_slow_host(
+    system_virtlogd: None, test_home: Path, tiny_image: Any
+) -> None:
+    proc, seen = _up("vlkill", test_home, timeout=30), []
+    _wait_line(proc, BOOTING, seen)
+    domain = _domain_of("vlkill")
+    subprocess.run(["pkill", "-KILL", "-x", "virtlogd"], check=True)  # the console log stops here
+    rc, err = _finish(proc, seen)
+    line = _error_line(err)
+    assert rc == 4
+    assert "the guest's serial console fell silent: virtlogd, which writes it, is not running" in line
+    assert "fix: start virtlogd again" in line and "slow host" not in line
     assert _leftovers(domain, test_home) == []

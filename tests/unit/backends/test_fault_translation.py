@@ -87,3 +87,13 @@ def test_libvirt_faults_name_the_daemon_only_when_it_is_gone(message: str, gone:
         )
     else:
         assert err.message == f"stopping the domain failed: {message}"
+
+
+def test_a_virtlogd_that_is_gone_is_named() -> None:
+    msg = "Failed to connect socket to '/run/libvirt/virtlogd-sock': Connection refused"
+    err = lv.translate(_LibvirtError(msg), "starting vmlab-x failed")
+    assert isinstance(err, lv.DaemonGone)
+    assert err.one_line() == (
+        f"starting vmlab-x failed: virtlogd does not answer ({msg}) "
+        "(fix: start virtlogd again (make setup, or virtlogd -d as root))"
+    )

@@ -116,13 +116,17 @@ class Toy:
     lab_dir: Path
 
     def run(
-        self, student: str | None, program: str | None = SOLUTION, tasks: list[str] | None = None
+        self,
+        student: str | None,
+        program: str | None = SOLUTION,
+        tasks: list[str] | None = None,
+        extra: dict[str, Path] | None = None,
     ) -> Path:
         """A real run of the toy lab, as the student's own machine makes it; returns report.json."""
         from vmlab.labs.pipeline import RunRequest, run_lab
 
         out = self.root / "runs" / f"{student}-{len(list((self.root / 'runs').glob('*')))}"
-        inputs = {}
+        inputs = dict(extra or {})
         if program is not None:
             src = self.root / "src" / f"{out.name}.asm"
             src.parent.mkdir(parents=True, exist_ok=True)

@@ -358,3 +358,26 @@ def test_a_program_with_comments_labels_and_layout_changed_is_a_near_copy(toy: T
     zoe = {f["code"]: f["message"] for f in g["full"]["zoe"]["flags"]}
     assert zoe["near-copy"].startswith("code nearly the same as yuri's (similarity 1.00): program:")
     assert g["rows"]["abe"]["flags"] == [] and g["rows"]["bea"]["flags"] == []
+
+
+def test_a_choice_answer_graded_without_the_key_on_the_students_machine_is_no_edit(toy: Toy) -> None:
+    lab = toy.lab_dir / "lab.toml"
+    lab.write_text(
+        lab.read_text()
+        + '\n[inputs.answers]\nkind = "file"\nsuffixes = [".toml"]\n'
+        + '\n[[questions]]\nid = "why"\ntask = "t1"\nkind = "choice"\nprompt = "Why one exit?"\n'
+        + 'choices = ["a hypercall", "luck"]\n'
+    )
+    answers = toy.root / "answers.toml"
+    answers.write_text('[why]\nanswer = "a hypercall"\n')
+    # the student's kit has no solution/: their own verdict on the choice is `error` (no key)
+    report = toy.run("lou", extra={"answers": answers})
+    said = {c["id"]: c["outcome"] for c in json.loads(report.read_text())["checks"]}
+    assert said["q:why"] == "error"
+    toy.hand_in(report, "lou")
+    (toy.lab_dir / "solution").mkdir()
+    (toy.lab_dir / "solution" / "answers.toml").write_text('[why]\nanswer = "a hypercall"\n')
+    row = grade(toy)["full"]["lou"]
+    assert "verdict-edited" not in {f["code"] for f in row["flags"]}
+    assert {c["id"]: c["outcome"] for c in row["checks"]}["q:why"] == "pass"
+    assert row["status"] == "graded" and row["score"] == LAB_POINTS + 1
