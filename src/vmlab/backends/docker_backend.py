@@ -82,16 +82,18 @@ def translate(e: Exception, what: str) -> BackendError:
 
 
 def call(fn: Callable[[], T], what: str, attempts: int = SLOW_ATTEMPTS) -> T:
-    """fn(), an idempotent Docker call, with errors translated; a read timeout is tried again (up to
-    `attempts` in all) before DaemonSlow says so. Never for calls that change state twice."""
+    """fn(), an idempotent Docker call, with errors translated; a read timeout or a dropped connection
+    is tried again (up to `attempts` in all) before it is reported: DaemonSlow for a timeout,
+    DaemonGone only when dockerd still does not answer. A busy dockerd drops pooled keep-alive
+    connections under load (seen with two compares at once: "listing containers failed" though dockerd
+    was alive), which is not a dead daemon. Never for calls that change state twice."""
     for attempt in range(1, attempts + 1):
         try:
             return fn()
         except DOCKER_ERRORS as e:
-            if _timed_out(e) and attempt < attempts:
-                log.info(
-                    "%s: dockerd is slow to answer (attempt %d of %d), trying again", what, attempt, attempts
-                )
+            if isinstance(e, requests.RequestException) and attempt < attempts:
+                log.info("%s: dockerd did not answer (attempt %d of %d): %s", what, attempt, attempts, e)
+                time.sleep(0.2 * attempt)
                 continue
             err = translate(e, what)
             if isinstance(err, DaemonSlow):

@@ -38,7 +38,7 @@ def test_docker_faults_tell_a_busy_daemon_from_a_gone_one(exc: Exception, kind: 
         )
 
 
-def test_a_timeout_is_tried_again_and_a_refusal_is_not() -> None:
+def test_a_timeout_or_a_dropped_connection_is_tried_again() -> None:
     calls: list[int] = []
 
     def busy_then_fine() -> str:
@@ -56,7 +56,16 @@ def test_a_timeout_is_tried_again_and_a_refusal_is_not() -> None:
 
     with pytest.raises(db.DaemonGone):
         db.call(refused, "x")
-    assert len(calls) == 1  # a daemon that is gone is not waited for here
+    assert len(calls) == db.SLOW_ATTEMPTS  # asked again, briefly, before it is called gone
+    calls.clear()
+
+    def dropped_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:  # a busy dockerd dropping a pooled keep-alive connection
+            raise requests.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed'))")
+        return "ok"
+
+    assert db.call(dropped_once, "x") == "ok" and len(calls) == 2
 
 
 class _LibvirtError(Exception):
