@@ -54,7 +54,7 @@ test: setup test-host lint typecheck
 bench: setup
 	VMLAB_PERF=1 $(BIN)/pytest -q -p no:cacheprovider tests/perf
 
-# A loaded host: compare --runs 20 beside three lab runs, nothing left, every report valid (~10 min).
+# A loaded host: compare --runs 20 beside three lab runs, nothing left, every report valid (minutes).
 soak: setup
 	VMLAB_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/integration/soak
 

@@ -1,4 +1,4 @@
-"""The soak stays out of `make test`: it needs about ten minutes of the whole machine. It runs with
+"""The soak stays out of `make test`: it loads the whole machine for minutes (2.5 here). It runs with
 `make soak` (VMLAB_SOAK=1) or a marker expression naming soak (`pytest -m soak tests/integration/soak`)."""
 
 from __future__ import annotations
