@@ -4,7 +4,8 @@ QEMU is libvirtd's child, so two faults look alike from a connection's point of 
 - libvirtd dies (killed, crashed, restarted): QEMU keeps running and the domain keeps its definition.
   `remove_without_daemon` waits (bounded) for libvirtd to answer again and removes the domain through
   it; otherwise it ends the QEMU process it can identify (the pid libvirt wrote, whose command line
-  names the domain) and returns the exact command that removes the definition once libvirtd is back.
+  names the domain), removes the cgroups libvirtd would have removed, and returns the exact command
+  that removes the definition once libvirtd is back.
 - QEMU dies (killed from outside, crashed): libvirt says why (`stop_reason`) and QEMU's own log has
   its last words; a longer --timeout never helps, so the hint does not say so.
 - virtlogd dies: QEMU's serial console reaches the log file through it (libvirt's default
@@ -93,6 +94,34 @@ def end_qemu(pid: int, resource: str) -> bool:
     return not is_qemu_of(pid, resource)
 
 
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def domain_cgroups(resource: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """The cgroups libvirt made for this domain's QEMU, in every hierarchy (v1 and v2 alike):
+    `<hierarchy>/machine/qemu-<id>-<domain>.libvirt-qemu`."""
+    return sorted(root.glob(f"*/machine/qemu-*-{resource}.libvirt-qemu")) + sorted(
+        root.glob(f"machine/qemu-*-{resource}.libvirt-qemu")
+    )
+
+
+def remove_cgroups(resource: str, root: Path = CGROUP_ROOT) -> list[Path]:
+    """Remove the (now empty) cgroups of a QEMU vmlab ended itself; returns those still there.
+
+    libvirtd removes them when it sees its QEMU exit; with libvirtd gone nobody does, and a restarted
+    libvirtd finds the domain shut off and leaves them. A cgroup is removed with rmdir, deepest first
+    (vcpu0, emulator, then the domain's), and only once no process is in it: rmdir refuses otherwise.
+    """
+    left: list[Path] = []
+    for group in domain_cgroups(resource, root):
+        for folder, _dirs, _files in sorted(os.walk(group), key=lambda w: -len(Path(w[0]).parts)):
+            with contextlib.suppress(OSError):
+                Path(folder).rmdir()
+        if group.exists():
+            left.append(group)
+    return left
+
+
 def remove_without_daemon(
     uri: str,
     resource: str,
@@ -124,6 +153,8 @@ def remove_without_daemon(
         finally:
             lv.close(conn)
     ended = pid is not None and end_qemu(pid, resource)
+    if ended:
+        remove_cgroups(resource)
     remove_state()
     what = f"QEMU (pid {pid}) was ended" if ended else "its QEMU could not be identified on this host"
     virsh = f"virsh -c {uri}"

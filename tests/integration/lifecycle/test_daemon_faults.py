@@ -1,7 +1,8 @@
 """Faults injected while a real guest boots under TCG: libvirtd killed (and back, or not), QEMU killed,
 vmlab itself killed. Each run is `vmlab up` in its own process, as a student starts it; each test
 asserts that the one error line names the fault with a fix that fits it, and that nothing is left: no
-domain, no QEMU process, no state folder (keys, console log, initrd) under VMLAB_HOME.
+domain, no QEMU process, no cgroup of libvirt's, no state folder (keys, console log, initrd) under
+VMLAB_HOME.
 
 Killing libvirtd needs root (it is the system daemon); the test restarts it the way set-up does
 (`libvirtd -d`), and a fixture makes sure it runs again whatever the test did. The Docker side of the
@@ -120,6 +121,9 @@ def _leftovers(domain: str, home: Path) -> list[str]:
     left += [f"qemu pid {p}" for p in _qemu_pids(domain)]
     run_id = domain.removeprefix("vmlab-").rsplit("-", 1)[0]
     left += [f"file {p}" for p in home.rglob(f"*{run_id}*")]
+    cgroups = Path("/sys/fs/cgroup")  # libvirt's per-domain cgroups, in every hierarchy
+    left += [f"cgroup {p}" for p in cgroups.glob(f"*/machine/*{domain}*")]
+    left += [f"cgroup {p}" for p in cgroups.glob(f"machine/*{domain}*")]
     return left
 
 

@@ -106,3 +106,25 @@ def test_a_virtlogd_that_is_gone_is_named() -> None:
         f"starting vmlab-x failed: virtlogd does not answer ({msg}) "
         "(fix: start virtlogd again (make setup, or virtlogd -d as root))"
     )
+
+
+def test_the_cgroups_of_an_ended_qemu_are_removed_deepest_first(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from vmlab.backends.libvirt_recovery import domain_cgroups, remove_cgroups
+
+    root = Path(str(tmp_path))
+    dom = "vmlab-20261204-000000-abcdef-g1"
+    for hierarchy in ("cpu", "memory", "unified"):
+        for sub in ("vcpu0", "emulator"):
+            (root / hierarchy / "machine" / f"qemu-7-{dom}.libvirt-qemu" / sub).mkdir(parents=True)
+    other = root / "cpu" / "machine" / "qemu-8-vmlab-other-g2.libvirt-qemu"
+    other.mkdir()
+    # a cgroup that still holds a process cannot be removed (here: a file rmdir cannot take)
+    (root / "memory" / "machine" / f"qemu-7-{dom}.libvirt-qemu" / "emulator" / "busy").write_text("1")
+    assert len(domain_cgroups(dom, root)) == 3
+    left = remove_cgroups(dom, root)
+    assert left == [root / "memory" / "machine" / f"qemu-7-{dom}.libvirt-qemu"]
+    assert not (root / "cpu" / "machine" / f"qemu-7-{dom}.libvirt-qemu").exists()
+    assert not (root / "unified" / "machine" / f"qemu-7-{dom}.libvirt-qemu").exists()
+    assert other.is_dir()  # another domain's is never touched
