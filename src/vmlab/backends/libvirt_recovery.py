@@ -122,6 +122,15 @@ def remove_cgroups(resource: str, root: Path = CGROUP_ROOT) -> list[Path]:
     return left
 
 
+def remove_cgroups_soon(resource: str, wait_s: float = 5.0, root: Path = CGROUP_ROOT) -> list[Path]:
+    """`remove_cgroups`, tried again for a few seconds: a destroyed QEMU leaves its cgroups a moment
+    after the call returns (rmdir refuses while a thread of it is still in one)."""
+    deadline = time.monotonic() + wait_s
+    while (left := remove_cgroups(resource, root)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 def remove_without_daemon(
     uri: str,
     resource: str,
@@ -144,6 +153,9 @@ def remove_without_daemon(
             dom = lv.lookup(conn, resource)
             if dom is not None:
                 lv.destroy(dom)
+            # a libvirtd restarted under a running QEMU does not always remove the cgroups it made
+            # before (seen here: all of them left in every v1 hierarchy); they are empty once QEMU is gone
+            remove_cgroups_soon(resource)
             remove_state()
             log.warning("libvirtd answers again: %s removed through it", resource)
             return None
@@ -154,7 +166,7 @@ def remove_without_daemon(
             lv.close(conn)
     ended = pid is not None and end_qemu(pid, resource)
     if ended:
-        remove_cgroups(resource)
+        remove_cgroups_soon(resource)
     remove_state()
     what = f"QEMU (pid {pid}) was ended" if ended else "its QEMU could not be identified on this host"
     virsh = f"virsh -c {uri}"

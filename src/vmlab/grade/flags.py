@@ -30,6 +30,7 @@ CROSS = frozenset(
         "same-submission",
         "same-samples",
         "same-timestamps",
+        "same-spacing",
         "duplicate-student",
         "near-copy",
     }
@@ -151,6 +152,18 @@ def cross_flags(students: list[StudentResult], near: Sequence[NearCopy] = ()) ->
         "same-timestamps",
         "a run or step started at the same microsecond as in",
     )
+    # a copy with its times shifted: the same gaps, none of the same times (those are flagged above)
+    spaced: dict[str, list[int]] = defaultdict(list)
+    for i, f in enumerate(fp):
+        if f.spacing:
+            spaced[f.spacing].append(i)
+    for idx in spaced.values():
+        for i in idx:
+            others = [j for j in idx if j != i and not set(fp[i].timestamps) & set(fp[j].timestamps)]
+            if others:
+                shown = ", ".join(sorted(fresh[j].student for j in others))
+                what = f"run and steps spaced to the microsecond as in {shown}"
+                fresh[i].flags.append(Flag(code="same-spacing", message=what))
     group(
         {i: [s.student] for i, s in enumerate(fresh)},
         "duplicate-student",

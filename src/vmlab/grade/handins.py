@@ -9,8 +9,11 @@ through the roster when there is one. The report's own `run.student` is only a c
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import itertools
 import json
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -231,8 +234,30 @@ def fingerprint(report: Report, handed_out: frozenset[str] = frozenset()) -> Fin
     stamps += [s.started_at for s in report.steps.values()]
     timestamps = sorted({t.isoformat() for t in stamps if t is not None})
     return Fingerprint(
-        run_id=report.run_id, submission=submission, samples=sorted(vectors), timestamps=timestamps
+        run_id=report.run_id,
+        submission=submission,
+        samples=sorted(vectors),
+        timestamps=timestamps,
+        spacing=_spacing(stamps),
     )
+
+
+# A gap of real work g varies between honest runs by at least ~1 % of g (the tightest kvm-api timings
+# here: 0.4 %), so two runs agree on it to the microsecond at most 1 time in 0.01 * g / 1 us. The
+# gaps together must make that 1 in 10^8 (as PAIR_EVIDENCE in nearcopy.samples): a run of tenths of
+# a second per step passes easily, a run of instant steps never.
+SPACING_EVIDENCE = 8.0
+
+
+def _spacing(stamps: list[dt.datetime | None]) -> str | None:
+    """A short hash of the gaps between a run's distinct times, in microseconds, when they are long
+    enough to tell (SPACING_EVIDENCE): each gap is a duration of real work, so two honest runs do not
+    match them all, while a copy whose every time was shifted by one amount keeps them."""
+    utc = sorted({t if t.tzinfo else t.replace(tzinfo=dt.UTC) for t in stamps if t is not None})
+    steps = [(b - a) // dt.timedelta(microseconds=1) for a, b in itertools.pairwise(utc)]
+    if sum(math.log10(g / 100) for g in steps if g > 100) < SPACING_EVIDENCE:
+        return None
+    return hashlib.sha256(json.dumps(steps).encode()).hexdigest()[:24]
 
 
 def measures(report: Report) -> dict[str, Measure]:

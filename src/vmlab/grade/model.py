@@ -58,6 +58,8 @@ class Fingerprint(_Strict):
     samples: list[str] = Field(default_factory=list)
     # when the run and each step started and finished, to the microsecond: a copy keeps them
     timestamps: list[str] = Field(default_factory=list)
+    # the gaps between those times, to the microsecond: a copy with every time shifted keeps them
+    spacing: str | None = None
 
 
 class Measure(_Strict):

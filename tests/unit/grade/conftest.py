@@ -3,8 +3,9 @@ tested on genuine reports (inputs, artifacts, lab hash, steps, checks) without /
 
 The toy mirrors kvm-api's task `own`: the student's program must print its line (`ok`) with at most 3
 `out` lines (exits); the skeleton prints the line with 5, so it fails the budget honestly, as kvm-api's
-skeleton does. Task t2 times a loop (raw samples that differ between honest runs). `[rerun]` re-runs
-the program with a hook that needs no container: it passes when the recorded program has an `out` line.
+skeleton does. Task t2 times a loop of random length (raw samples that differ between honest runs).
+`[rerun]` re-runs the program with a hook that needs no container: it passes when the recorded program
+has an `out` line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ STEPS = '''
 """Step runners of the toy lab."""
 from __future__ import annotations
 
+import random
 import time
 
 from vmlab.labs.step import NoParams, StepContext
@@ -40,8 +42,11 @@ def count(params: NoParams, ctx: StepContext) -> dict:
 def timing(params: NoParams, ctx: StepContext) -> dict:
     samples = []
     for _ in range(32):  # enough samples (31 degrees of freedom) to tell a jittered copy
+        # a loop of random length: samples spread by ~30 % as a guest's boot times do, and differ
+        # between honest runs (a fixed loop varies by ~1 %, too little to tell a copy nudged by 1 %)
+        n = random.randint(10000, 30000)
         t0 = time.perf_counter_ns()
-        sum(range(20000))
+        sum(range(n))
         samples.append(float(time.perf_counter_ns() - t0))
     return {"time": Experiment(unit="ns", samples=samples, summary=summarize(samples))}
 

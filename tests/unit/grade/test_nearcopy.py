@@ -16,11 +16,14 @@ import pytest
 from vmlab.grade import nearcopy
 from vmlab.grade.nearcopy import (
     CODE_THRESHOLD,
+    PAIR_EVIDENCE,
     SAMPLE_THRESHOLD,
     NearCopy,
     code_near_copies,
+    honest_log10_chance,
     jitter_bound,
     lab_boilerplate,
+    robust_spread,
     sample_near_copies,
     sample_vectors,
     student_files,
@@ -634,15 +637,59 @@ def test_honest_runs_on_one_host_are_not_flagged() -> None:
     assert 3 * SAMPLE_THRESHOLD < 0.0489
 
 
+def test_the_robust_spread_is_the_scaled_median_absolute_deviation_of_the_logs() -> None:
+    # logs of [1, e^0.01, e^0.02, e^0.5]: 0, 0.01, 0.02, 0.5, median 0.015; deviations 0.015, 0.005,
+    # 0.005, 0.485, median 0.01; x 1.4826 = 0.014826. The outlier (e^0.5) does not widen it.
+    assert robust_spread([1.0, math.exp(0.01), math.exp(0.02), math.exp(0.5)]) == pytest.approx(0.014826)
+    assert robust_spread([5.0, 5.0, 5.0, 6.0]) == 0.0  # ties: a quantised count
+
+
+def test_the_honest_chance_is_the_bound_of_the_order_statistics() -> None:
+    # n = 5, d = 0.01, s = 0.1: r = 0.1; (1.1 sqrt(4) r)^4 = 0.22^4 = 0.00234 -> log10 -2.630
+    assert honest_log10_chance(5, 0.01, 0.1) == pytest.approx(4 * math.log10(0.22))
+    assert honest_log10_chance(5, 0.0, 0.1) == pytest.approx(4 * math.log10(0.044))  # r >= RESOLUTION
+    assert honest_log10_chance(5, 0.05, 0.1) == 0.0  # r = 0.5: c r >= 1, no evidence
+    assert honest_log10_chance(2, 0.0, 0.1) == 0.0 and honest_log10_chance(5, 0.0, 0.0) == 0.0
+
+
+def test_honest_runs_of_a_tight_measurement_are_not_flagged() -> None:
+    # As hll-vm's JIT timings: six 8-sample vectors, each varying by 1 % (lognormal, sigma 0.01), drawn
+    # independently for two students. Their distances come out about 1 %, inside SAMPLE_THRESHOLD
+    # (1.5 %) on most vectors, which flagged them when closeness alone counted. Against their own 1 %
+    # noise they are no closer than re-runs are.
+    rng = random.Random(4)
+
+    def draw() -> dict[str, list[float]]:
+        return {f"v{i}": [(i + 1) * rng.lognormvariate(0, 0.01) for _ in range(8)] for i in range(6)}
+
+    held_by_threshold_alone = 0
+    for _pair in range(20):
+        a, b = draw(), draw()
+        close = [p for p in a if vector_distance(a[p], b[p])[0] <= SAMPLE_THRESHOLD]
+        held_by_threshold_alone += len(close) >= 4
+        assert sample_near_copies({"ana": a, "ben": b}) == []
+    assert held_by_threshold_alone >= 10  # the case this rule is for, not a lucky draw
+
+
+def test_a_copy_nudged_by_1_percent_is_caught_where_the_noise_is_large() -> None:
+    # forge() moves each sample by under 0.99 %: distance < 0.0099 (jitter_bound). Against 8 % noise
+    # an 8-sample vector that close is r <= 0.0099 / 0.08 = 0.124: (1.1 sqrt(7) 0.124)^7 = 0.361^7,
+    # log10 -3.1 per vector; five of them -15.5, far past PAIR_EVIDENCE (8).
+    rng = random.Random(8)
+    vec = {f"v{i}": [rng.lognormvariate(0, 0.08) for _ in range(8)] for i in range(5)}
+    copy = {p: forge(v, rng) for p, v in vec.items()}
+    assert sum(honest_log10_chance(8, 0.0099, robust_spread(v)) for v in vec.values()) < -PAIR_EVIDENCE
+    found = only(sample_near_copies({"una": vec, "wes": copy}))
+    assert "5 of 5 shared sample vectors" in found.evidence and "of spread" in found.evidence
+
+
 def test_short_vectors_are_no_evidence_even_when_copied_exactly() -> None:
-    # kvm-api `own`: 3 samples and a stage derived from them (samples / 2 exits). An exact copy shares
-    # 2 + 2 degrees of freedom, and the stage is the same vector rescaled, so 2: under MIN_DOF (30).
+    # kvm-api `own`: 3 samples and a stage derived from them (samples / 2 exits), counted once. An
+    # exact copy is at best r = RESOLUTION: (1.1 sqrt(2) 0.02)^2 -> log10 -3.0, under PAIR_EVIDENCE (8).
     own = [515425.0, 192836.0, 186246.0]
     report = {"own-program": own, "own-program.stages.ns_per_exit": [x / 2 for x in own]}
     assert sample_near_copies({"a": report, "b": dict(report)}) == []
-    # nor do ten 3-sample vectors (20 degrees of freedom), however close
-    many = {f"e{i}": [1.0 + i, 1.5 + i, 2.5 + i] for i in range(10)}
-    assert sample_near_copies({"a": many, "b": {p: [x * 1.07 for x in v] for p, v in many.items()}}) == []
+    assert -honest_log10_chance(3, 0.0, robust_spread(own)) < PAIR_EVIDENCE
 
 
 def test_a_partial_copy_is_flagged_on_what_was_copied() -> None:

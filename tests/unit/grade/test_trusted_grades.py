@@ -311,7 +311,9 @@ def test_a_copy_with_samples_moved_by_under_one_percent_is_a_near_copy(toy: Toy)
     g = grade(toy)
     assert g["rows"]["walt"]["flags"] == [] and g["rows"]["walt"]["status"] == "graded"
     xena = {f["code"]: f["message"] for f in g["full"]["xena"]["flags"]}
-    assert set(xena) == {"near-copy", "same-submission"}  # the program is vera's, byte for byte
+    # the program is vera's, byte for byte; the toy's steps take milliseconds, too short for its
+    # spacing to tell (SPACING_EVIDENCE)
+    assert set(xena) == {"near-copy", "same-submission"}
     assert xena["near-copy"].startswith("samples nearly the same as vera's (similarity 0.99")
     assert "time (n=32)" in xena["near-copy"]
     assert "near-copy" in g["rows"]["vera"]["flags"]  # both sides are held: who copied is the tutor's call
@@ -381,3 +383,26 @@ def test_a_choice_answer_graded_without_the_key_on_the_students_machine_is_no_ed
     assert "verdict-edited" not in {f["code"] for f in row["flags"]}
     assert {c["id"]: c["outcome"] for c in row["checks"]}["q:why"] == "pass"
     assert row["status"] == "graded" and row["score"] == LAB_POINTS + 1
+
+
+def test_a_copy_with_every_time_shifted_keeps_its_spacing() -> None:
+    import datetime as dt
+
+    from vmlab.grade.handins import _spacing
+
+    t0 = dt.datetime(2026, 12, 4, 20, 59, 38, 810853, tzinfo=dt.UTC)
+
+    def run(*gaps_us: int, start: dt.datetime = t0) -> list[dt.datetime | None]:
+        times = [start]
+        for g in gaps_us:
+            times.append(times[-1] + dt.timedelta(microseconds=g))
+        return [*times, None]  # a step that never started has no time
+
+    # a real kvm-api run's gaps: 2874 us, 445429 us, 426260 us, 9099 us. In 1 in 0.01 * g / 1 us:
+    # log10 of 28.7, 4454, 4263, 91.0 = 1.46 + 3.65 + 3.63 + 1.96 = 10.7 >= SPACING_EVIDENCE (8)
+    kvm = (2874, 445429, 426260, 9099)
+    shifted = run(*kvm, start=t0 + dt.timedelta(minutes=41, microseconds=7))
+    assert _spacing(run(*kvm)) is not None and _spacing(run(*kvm)) == _spacing(shifted)
+    assert _spacing(run(2874, 445430, 426260, 9099)) != _spacing(run(*kvm))  # one microsecond apart
+    # the toy's: 3 ms and 16 ms: log10 30 + log10 160 = 3.7, too short to tell
+    assert _spacing(run(3000, 16000)) is None

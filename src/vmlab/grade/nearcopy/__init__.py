@@ -12,7 +12,8 @@ Samples: each vector is sorted (so reordering does not help) and compared on a l
 best common factor is divided out (so scaling does not help); what remains is the jitter. Honest
 re-runs on one machine leave several percent of it; a forger who moves each sample by under 1 % leaves
 under 1 % (see `jitter_bound`). Only enough shared samples count as evidence: a few short vectors
-can be close by chance.
+can be close by chance, and a vector whose own noise is as small as the jitter (a JIT timing that
+varies by 1 %) cannot tell a copy from a re-run (`honest_log10_chance`).
 
 Nothing here changes a score; the results explain why a tutor should look at two hand-ins.
 """
@@ -27,9 +28,11 @@ from vmlab.grade.nearcopy.code import CODE_THRESHOLD, SHORT, code_near_copies, l
 from vmlab.grade.nearcopy.handin import lab_boilerplate, student_files
 from vmlab.grade.nearcopy.pair import NearCopy
 from vmlab.grade.nearcopy.samples import (
-    MIN_DOF,
+    PAIR_EVIDENCE,
     SAMPLE_THRESHOLD,
+    honest_log10_chance,
     jitter_bound,
+    robust_spread,
     sample_near_copies,
     sample_vectors,
     vector_distance,
@@ -41,15 +44,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CODE_THRESHOLD",
-    "MIN_DOF",
+    "PAIR_EVIDENCE",
     "SAMPLE_THRESHOLD",
     "SHORT",
     "NearCopy",
     "class_near_copies",
     "code_near_copies",
+    "honest_log10_chance",
     "jitter_bound",
     "lab_boilerplate",
     "language_of",
+    "robust_spread",
     "sample_near_copies",
     "sample_vectors",
     "student_files",
