@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from vmlab.check.paths import PathMissing, parse_path, resolve_raw
@@ -125,7 +125,15 @@ def cross_flags(students: list[StudentResult], near: Sequence[NearCopy] = ()) ->
     """
     fresh = [s.model_copy(update={"flags": [f for f in s.flags if f.code not in CROSS]}) for s in students]
 
-    def group(keys_of: dict[int, list[str]], code: str, what: str, name: str = "student") -> None:
+    def group(
+        keys_of: dict[int, list[str]],
+        code: str,
+        what: str,
+        name: str = "student",
+        unless: Callable[[int, int], bool] | None = None,
+    ) -> None:
+        """Flag every hand-in that shares a key with another, naming the others; `unless(i, j)`
+        leaves out a pair that is flagged for it already."""
         holders: dict[str, set[int]] = defaultdict(set)
         for i, keys in keys_of.items():
             for k in keys:
@@ -133,7 +141,7 @@ def cross_flags(students: list[StudentResult], near: Sequence[NearCopy] = ()) ->
         partners: dict[int, set[int]] = defaultdict(set)
         for idx in holders.values():
             for i in idx:
-                partners[i] |= idx - {i}
+                partners[i] |= {j for j in idx - {i} if unless is None or not unless(i, j)}
         for i, others in sorted(partners.items()):
             if others:
                 shown = ", ".join(sorted(getattr(fresh[j], name) for j in others))
@@ -153,17 +161,12 @@ def cross_flags(students: list[StudentResult], near: Sequence[NearCopy] = ()) ->
         "a run or step started at the same microsecond as in",
     )
     # a copy with its times shifted: the same gaps, none of the same times (those are flagged above)
-    spaced: dict[str, list[int]] = defaultdict(list)
-    for i, f in enumerate(fp):
-        if f.spacing:
-            spaced[f.spacing].append(i)
-    for idx in spaced.values():
-        for i in idx:
-            others = [j for j in idx if j != i and not set(fp[i].timestamps) & set(fp[j].timestamps)]
-            if others:
-                shown = ", ".join(sorted(fresh[j].student for j in others))
-                what = f"run and steps spaced to the microsecond as in {shown}"
-                fresh[i].flags.append(Flag(code="same-spacing", message=what))
+    group(
+        {i: [f.spacing] for i, f in enumerate(fp) if f.spacing},
+        "same-spacing",
+        "run and steps spaced to the microsecond as in",
+        unless=lambda i, j: bool(set(fp[i].timestamps) & set(fp[j].timestamps)),
+    )
     group(
         {i: [s.student] for i, s in enumerate(fresh)},
         "duplicate-student",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vmlab.grade.nearcopy.pair import NearCopy
 
@@ -77,15 +77,30 @@ def sample_vectors(report: Report) -> dict[str, list[float]]:
     return out
 
 
+class _Close(NamedTuple):
+    """One shared vector that counts as evidence against a pair."""
+
+    distance: float
+    path: str
+    n: int
+    spread: float  # the smaller robust spread of the two
+    chance: float  # honest_log10_chance
+
+
 def robust_spread(x: list[float]) -> float:
     """The spread of a positive vector on a log scale: 1.4826 x the median absolute deviation of its
     logs (the standard deviation for normal noise; one warm-up outlier barely moves it). Tied
     values (a quantised count) give 0: such a vector is no evidence (`honest_log10_chance`)."""
-    import statistics
+    import numpy as np
 
-    logs = [math.log(v) for v in x]
-    mid = statistics.median(logs)
-    return 1.4826 * statistics.median(abs(v - mid) for v in logs)
+    return float(_log_spread(np.log(np.asarray(x, dtype=np.float64))))
+
+
+def _log_spread(logs: Any) -> Any:
+    """`robust_spread` of each row of an array of logs (the MAD does not see a shift of a row)."""
+    import numpy as np
+
+    return 1.4826 * np.median(np.abs(logs - np.median(logs, axis=-1, keepdims=True)), axis=-1)
 
 
 def vector_distance(x: list[float], y: list[float]) -> tuple[float, float]:
@@ -137,10 +152,9 @@ def sample_near_copies(
                 held[i].add(bucket)
         if len(keep) >= 2:
             zk = z[keep]
-            spread = 1.4826 * np.median(np.abs(zk - np.median(zk, axis=1, keepdims=True)), axis=1)
-            buckets[bucket] = (np.array([members[row][0] for row in keep]), zk, spread)
+            buckets[bucket] = (np.array([members[row][0] for row in keep]), zk, _log_spread(zk))
 
-    close: dict[tuple[int, int], list[tuple[float, str, int, float]]] = defaultdict(list)
+    close: dict[tuple[int, int], list[_Close]] = defaultdict(list)
     for (path, length), (idx, z, spread) in buckets.items():
         sq = np.einsum("ij,ij->i", z, z)
         # the RMS of the centred differences is at most the half-range: a safe first cut
@@ -159,16 +173,16 @@ def sample_near_copies(
         ):
             chance = honest_log10_chance(length, h, sp)
             if h <= threshold and chance <= -VECTOR_EVIDENCE:
-                close[(a, b)].append((h, path, length, chance))
+                close[(a, b)].append(_Close(h, path, length, sp, chance))
 
     found: list[NearCopy] = []
     for (i, j), vectors in sorted(close.items()):
         shared = len(held[i] & held[j])
-        evidence = -sum(c for *_x, c in vectors) - math.log10(math.comb(shared, len(vectors)))
+        evidence = -sum(v.chance for v in vectors) - math.log10(math.comb(shared, len(vectors)))
         if evidence < PAIR_EVIDENCE:
             continue
         a, b = keys[i], keys[j]
-        worst = max(v[0] for v in vectors)
+        worst = max(v.distance for v in vectors)
         why = _sample_evidence(samples, a, b, vectors, shared, evidence)
         found.append(NearCopy(a, b, "samples", round(1.0 - worst, 4), why))
     return sorted(found, key=lambda c: (-c.score, c.a, c.b))
@@ -178,7 +192,7 @@ def _sample_evidence(
     samples: dict[str, dict[str, list[float]]],
     a: str,
     b: str,
-    vectors: list[tuple[float, str, int, float]],
+    vectors: list[_Close],
     shared: int,
     evidence: float,
 ) -> str:
@@ -186,11 +200,10 @@ def _sample_evidence(
     x1.069 of spread 12.5 %; true (n=20) +-0.6 % x1.070 of spread 7.6 % (honest runs: 1 in 10^11.4)"."""
     va, vb = samples[a], samples[b]
     rows = []
-    for _h, path, n, _c in sorted(vectors, key=lambda v: (v[3], v[1])):
-        d, s = vector_distance(va[path], vb[path])
-        spread = min(robust_spread(va[path]), robust_spread(vb[path]))
-        rows.append(f"{path} (n={n}) +-{d:.1%} x{s:.3f} of spread {spread:.1%}")
-    worst = max(v[0] for v in vectors)
+    for v in sorted(vectors, key=lambda v: (v.chance, v.path)):
+        _d, s = vector_distance(va[v.path], vb[v.path])
+        rows.append(f"{v.path} (n={v.n}) +-{v.distance:.1%} x{s:.3f} of spread {v.spread:.1%}")
+    worst = max(v.distance for v in vectors)
     shown = "; ".join(rows[:3]) + (f"; {len(rows) - 3} more" if len(rows) > 3 else "")
     return (
         f"{len(vectors)} of {shared} shared sample vectors within {worst:.1%} after sorting and one "
