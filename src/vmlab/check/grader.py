@@ -14,8 +14,9 @@ the tasks graded, optional ones included, whatever the report says about its ste
 skipped or in error scores 0 of its points and says why, so deleting an experiment or marking its step
 `skipped` never shrinks the denominator. Only a check whose `when` condition is false leaves it, and
 `timing="advisory"` (the grader's choice, never the report's). A report that fails integrity scores 0,
-since its figures cannot be trusted. Faults of the grader itself (a bad expression: GRADER_FAULTS) are
-`error` too; `vmlab grade` holds such a hand-in for review (vmlab.grade.classgrade).
+since its figures cannot be trusted; so does one that fails `variant` (vmlab.check.variant: its steps
+did not run with the student's own parameters). Faults of the grader itself (a bad expression:
+GRADER_FAULTS) are `error` too; `vmlab grade` holds such a hand-in for review (vmlab.grade.classgrade).
 
 The lab's `[[questions]]` are graded here too (vmlab.check.questions): `q:<id>` results of kind
 `question` or `question-text`, optional unless the question says `required`, whose points count in the
@@ -47,6 +48,7 @@ from vmlab.check.model import (
 )
 from vmlab.check.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
 from vmlab.check.questions import question_results
+from vmlab.check.variant import VARIANT_ID, variant_result
 from vmlab.errors import LabError
 from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Grade, Outcome, Report
@@ -87,11 +89,13 @@ def grade_report(
     require_artifacts: bool = False,
     legacy: bool | None = None,
     answer_key: dict[str, str] | None = None,
+    term: str | None = None,
 ) -> tuple[list[CheckResult], Grade]:
     """Every check's outcome (group checks expanded), then the questions' (`q:<id>`, and the `answers`
     check when answers were handed in: vmlab.check.questions), the integrity check last, and the grade.
 
     `answer_key`: the choice questions' key; None reads the lab's solution/answers.toml.
+    `term`: the term the `variant` check derives parameters for; None: VMLAB_TERM, else the lab's.
 
     `legacy`: the report comes from schema 1, which recorded no steps, so the data present is graded
     as it is. None infers it from what an upgrade leaves (no steps, no inputs, no lab hash); a tutor's
@@ -113,6 +117,9 @@ def grade_report(
         results = [r for r in results if r.task in tasks]
     if answers is not None:
         results.append(answers)
+    variant = variant_result(report, lab, term)
+    if variant is not None:
+        results.append(variant)
     results.append(integrity_result(report, lab, report_dir, require_artifacts=require_artifacts))
     return results, make_grade(results, timing)
 
@@ -370,7 +377,9 @@ def make_grade(results: list[CheckResult], timing: Timing = "graded") -> Grade:
         exit_code = 3
     else:
         exit_code = 0
-    trusted = all(r.passed for r in results if r.id == INTEGRITY_ID)
+    # figures that disagree with their samples, or were not measured on the student's own parameters,
+    # are nobody's: no score
+    trusted = all(r.passed for r in results if r.id in (INTEGRITY_ID, VARIANT_ID))
     counts = {o: sum(1 for r in results if r.outcome == o) for o in ("pass", "fail", "skipped", "error")}
     counts |= {
         "required": len(required),

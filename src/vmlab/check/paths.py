@@ -5,7 +5,8 @@ dot is written in double quotes: `jit.methods."java.lang.String::hashCode".count
 in TOML use a literal string, `path = 'a."b.c".d'`). A group check's paths may hold `{member}` in any
 segment; it is replaced after parsing, so a member with dots needs no quoting.
 
-Roots: `host.*`, `run.*`, `steps.*` and `inputs.*` read the report's envelope; every other path reads
+Roots: `host.*`, `run.*`, `steps.*` and `inputs.*` read the report's envelope, `variant.NAME` the
+per-student parameter the run used (`run.variant.values`, vmlab.labs.variants); every other path reads
 `report.experiments`. An experiment that is really named like a root is reached by quoting it:
 `"run".samples`.
 """
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 
 from vmlab.report.model import Report
 
-ENVELOPE_ROOTS = frozenset({"host", "run", "steps", "inputs"})
+ENVELOPE_ROOTS = frozenset({"host", "run", "steps", "inputs", "variant"})
 MEMBER = "{member}"
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
@@ -100,6 +101,10 @@ def check_path(text: str) -> str:
 def resolve_raw(report: Report, path: ParsedPath) -> Any:
     """The node a path names, as stored (models, dicts, lists, scalars); PathMissing when absent."""
     node: Any = report if path.envelope else report.experiments
+    if path.envelope and path.segments[0] == "variant":
+        if report.run.variant is None:
+            raise PathMissing("variant is not in the report (the run recorded no per-student parameters)")
+        node = {"variant": report.run.variant.values}
     for depth, part in enumerate(path.segments):
         nxt = _child(node, part)
         if nxt is _ABSENT:

@@ -110,6 +110,14 @@ def grade_class_cmd(
             help="Compare hand-ins for near-copies: all (code and samples), samples, or none.",
         ),
     ] = "all",
+    term: Annotated[
+        str | None,
+        typer.Option(
+            "--term",
+            envvar="VMLAB_TERM",
+            help="Term of the per-student variants (default: the lab's).",
+        ),
+    ] = None,
     compare_to: CompareOpt = None,
     fail_on_flags: FailOnFlagsOpt = False,
     json_out: JsonOpt = False,
@@ -146,6 +154,7 @@ def grade_class_cmd(
                 held_output=held_output,  # type: ignore[arg-type]
                 roster=roster is not None,
                 near_copies=near_copies,  # type: ignore[arg-type]
+                term=term,
             ),
             shard=parse_shard(shard) if shard else None,
             signature_key=read_key(key_file) if key_file else None,

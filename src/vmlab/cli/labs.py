@@ -1,4 +1,4 @@
-"""`vmlab lab ls|show|answers|predict|run`."""
+"""`vmlab lab ls|show|variant|answers|predict|run`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,44 @@ def lab_show(
     text = sheet.read_text() if sheet.is_file() else None
     for part in render_lab_sheet(lab, text, width=min(out.width, 100)):
         out.print(part)
+
+
+@lab_app.command("variant")
+def lab_variant(
+    name: Annotated[str, typer.Argument(help="Lab name (see 'vmlab lab ls').")],
+    student: Annotated[
+        str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="The student id.")
+    ] = None,
+    term: Annotated[
+        str | None, typer.Option("--term", envvar="VMLAB_TERM", help="The term (default: the lab's).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a student's own workload parameters: what 'vmlab lab run --student ID' will run with."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from vmlab.labs.catalog import load_lab
+    from vmlab.labs.variants import derive, term_of
+
+    with errors_to_exit():
+        lab = load_lab(name)
+        if lab.variants is None:
+            raise UsageError(
+                f"lab {name!r} has no per-student variants", hint="every student runs lab.toml's params"
+            )
+        values = derive(lab, student, term)
+        chosen = term_of(lab, term)
+    if json_out:
+        emit_json({"lab": name, "term": chosen, "student": student, "values": values})
+        return
+    who = student if student else "nobody (no --student: the anonymous variant)"
+    table = Table(title=f"{name}: variant of {escape(who)}, term {escape(chosen) or '(none)'}")
+    for col in ("parameter", "value", "sets"):
+        table.add_column(col, overflow="fold")
+    for pname, spec in lab.variants.params.items():
+        table.add_row(pname, escape(repr(values[pname])), ", ".join(spec.set))
+    out.print(table)
 
 
 def _write_new(path: Path, text: str, force: bool) -> None:

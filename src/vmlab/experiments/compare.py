@@ -424,14 +424,15 @@ class CompareParams(StepParams):
     kinds: list[KindName] = Field(default_factory=_every_kind)
     runtimes: list[str] = Field(default_factory=list)
     touch_mib: int = Field(32, ge=1)
+    io_lines: int = Field(Workloads.io_lines, ge=1, le=1_000_000)  # 64-byte blocks of the I/O loop
     idle_s: float = Field(2.0, ge=0)
     ready_timeout_s: float = Field(120.0, gt=0)
 
     def options(self, uri: str | None = None) -> CompareOptions:
-        fields = self.model_dump()
+        fields = self.model_dump(exclude={"io_lines"})
         fields["only"], fields["kinds"] = tuple(self.only), tuple(self.kinds)
         fields["runtimes"] = tuple(self.runtimes)
-        return CompareOptions(**fields, uri=uri)
+        return CompareOptions(**fields, uri=uri, workloads=Workloads(io_lines=self.io_lines))
 
 
 def lab_step(params: CompareParams, ctx: StepContext) -> dict[str, ExperimentEntry]:

@@ -230,7 +230,9 @@ def grade_one(
         timing=req.options.timing,
         require_artifacts=not legacy,
         legacy=legacy,
+        term=req.options.term,
     )
+    flags += _variant_flags(h, report, lab, req)
     if legacy:
         results = [_unproven(r) for r in results]
     integrity = next(r for r in results if r.id == INTEGRITY_ID)
@@ -266,17 +268,36 @@ def grade_one(
     )
 
 
+def _aliases(h: HandIn, roster: Roster | None) -> set[str]:
+    """The names (lower case) a report may give for the student who handed it in."""
+    return roster.aliases(h.student) if roster is not None else {h.student.lower(), h.name_id.lower()}
+
+
 def _identity_flags(h: HandIn, roster: Roster | None) -> list[Flag]:
     flags = []
     if roster is not None and roster.id_of(h.name_id) is None:
         flags.append(_flag("not-in-roster", f"hand-in {h.name_id!r} names no student of the roster"))
     claimed = h.claimed_student
-    aliases = roster.aliases(h.student) if roster is not None else {h.student.lower(), h.name_id.lower()}
-    if claimed and claimed.lower() not in aliases:
+    if claimed and claimed.lower() not in _aliases(h, roster):
         flags.append(
             _flag("identity", f"the report names student {claimed!r}; it was handed in as {h.student!r}")
         )
     return flags
+
+
+def _variant_flags(h: HandIn, report: Report, lab: Lab, req: GradeRequest) -> list[Flag]:
+    """`variant-mismatch`: the parameters are not those drawn for the student who handed it in (the
+    report's own claim counts only when it is one of that student's names, as identity checks)."""
+    from vmlab.check.variant import variant_problems
+
+    if lab.variants is None:
+        return []
+    claimed = h.claimed_student
+    student = claimed if claimed and claimed.lower() in _aliases(h, req.roster) else h.student
+    problems = variant_problems(report, lab, student, req.options.term)
+    if not problems:
+        return []
+    return [_flag("variant-mismatch", f"not {h.student}'s variant: {'; '.join(problems[:2])}")]
 
 
 UNPROVEN = "unproven: a schema-1 report records no steps, inputs or artifacts to verify this against"

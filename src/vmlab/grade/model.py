@@ -110,6 +110,7 @@ class ClassOptions(_Strict):
     held_output: HeldOutput = "zero"
     roster: bool = False
     near_copies: NearCopies = "all"
+    term: str | None = None  # the term per-student variants are derived for; None: VMLAB_TERM or the lab's
 
 
 class ClassResult(_Strict):

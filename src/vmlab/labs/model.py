@@ -174,6 +174,40 @@ class Bound(_Strict):
         return self
 
 
+class VariantParam(_Strict):
+    """One workload parameter drawn per student (vmlab.labs.variants): an integer from `range` (both
+    ends included, multiples of `step` from lo) or one of `choices`; `format` turns it into text
+    ("hello from guest {value}"). `set` names the step parameters it fixes, as "STEP.KEY"."""
+
+    set: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z_]\w*$")]] = Field(min_length=1)
+    range: tuple[int, int] | None = None
+    step: int = Field(1, ge=1)
+    choices: list[int | float | str] | None = Field(None, min_length=2)
+    format: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VariantParam:
+        if (self.range is None) == (self.choices is None):
+            raise ValueError("a variant parameter needs exactly one of range and choices")
+        if self.range is not None and self.range[0] >= self.range[1]:
+            raise ValueError(f"range {list(self.range)}: lo must be below hi")
+        if self.format is not None:
+            try:
+                self.format.format(value=0)
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"format {self.format!r}: only {{value}} may be used ({e})") from None
+        return self
+
+
+class Variants(_Strict):
+    """`[variants]`: the term (the tutor's; VMLAB_TERM overrides it) and the parameters by name; a
+    check reads a parameter as `variant.NAME`."""
+
+    term: str = ""
+    params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], VariantParam] = Field(min_length=1)
+
+
 ANSWERS_INPUT = "answers"  # the input every lab with questions declares: the student's answers file
 
 
@@ -267,6 +301,7 @@ class Lab(_Strict):
     rerun: Rerun | None = None
     bounds: list[Bound] = Field(default_factory=list)
     questions: list[Question] = Field(default_factory=list)
+    variants: Variants | None = None
 
     @model_validator(mode="after")
     def _references(self) -> Lab:
@@ -298,6 +333,14 @@ class Lab(_Strict):
             asked.add(q.id)
             if q.task not in task_ids:
                 raise ValueError(f"question {q.id!r} names task {q.task!r}, which is not declared")
+        fixed: set[str] = set()
+        for name, spec in (self.variants.params if self.variants else {}).items():
+            for target in spec.set:
+                if target.partition(".")[0] not in self.experiments:
+                    raise ValueError(f"variant {name!r} sets {target!r}, whose step is not declared")
+                if target in fixed:
+                    raise ValueError(f"variant {name!r} sets {target!r}, which another variant sets too")
+                fixed.add(target)
         answers = self.inputs.get(ANSWERS_INPUT)
         if self.questions and (answers is None or answers.kind != "file"):
             raise ValueError(

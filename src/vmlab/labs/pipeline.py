@@ -43,6 +43,7 @@ from vmlab.report.model import (
     RunInfo,
     SealedPredictions,
     StepRecord,
+    VariantRecord,
 )
 
 log = logging.getLogger("vmlab")
@@ -89,6 +90,8 @@ class _Plan:
     runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]]
     params: dict[str, StepParams]
     sealed: SealedPredictions | None = None
+    variant: VariantRecord | None = None
+    overridden: list[str] = field(default_factory=list)  # variant parameters a --set replaced
 
 
 # ---- validation: nothing is created until all of it passes ----------------------------------------
@@ -170,15 +173,38 @@ def plan_run(req: RunRequest) -> _Plan:
         decl = lab.inputs[name]
         _check_input(name, decl.kind, decl.suffixes, path, decl.default)
     sealed = _check_answers(lab, req)
+    variant, fixed = _variant(lab, req.student)
     runners: dict[str, Callable[..., Mapping[str, ExperimentEntry]]] = {}
     params: dict[str, StepParams] = {}
+    overridden: list[str] = []
     for step_id in steps:
         step = lab.experiments[step_id]
         fn = resolve(step.runner)
         runners[step_id] = fn
-        merged = {**step.params, **req.sets.get(step_id, {})}
+        sets = req.sets.get(step_id, {})
+        overridden += [f"{step_id}.{k}" for k in fixed.get(step_id, {}) if k in sets]
+        merged = {**step.params, **fixed.get(step_id, {}), **sets}
         params[step_id] = _validate_params(step_id, params_model(fn, step.runner), merged)
-    return _Plan(lab=lab, steps=steps, tasks=tasks, runners=runners, params=params, sealed=sealed)
+    return _Plan(
+        lab=lab,
+        steps=steps,
+        tasks=tasks,
+        runners=runners,
+        params=params,
+        sealed=sealed,
+        variant=variant,
+        overridden=overridden,
+    )
+
+
+def _variant(lab: Lab, student: str | None) -> tuple[VariantRecord | None, dict[str, dict[str, Any]]]:
+    """The student's variant (vmlab.labs.variants) and what it sets in each step's parameters."""
+    from vmlab.labs.variants import derive, step_settings, term_of
+
+    if lab.variants is None:
+        return None, {}
+    values = derive(lab, student)
+    return VariantRecord(term=term_of(lab), values=values), step_settings(lab, values)
 
 
 def _check_answers(lab: Lab, req: RunRequest) -> SealedPredictions | None:
@@ -214,6 +240,19 @@ def _warn_seal(lab: Lab, report: Report, say: Callable[[str], None]) -> None:
     diffs = seal_differences(preds.sealed, lab, preds.answers)
     if diffs:
         say(f"{lab.lab.name}: warning: the sealed predictions differ from the answers ({diffs[0]})")
+
+
+def _say_variant(lab: Lab, req: RunRequest, plan: _Plan, say: Callable[[str], None]) -> None:
+    if plan.variant is None:
+        return
+    name = lab.lab.name
+    if not req.student:
+        say(
+            f"{name}: no student id: this runs the anonymous variant, which grades as nobody's; "
+            "give --student ID (or set VMLAB_STUDENT) for your own"
+        )
+    for target in plan.overridden:
+        say(f"{name}: warning: --set {target} replaces your variant's value: the `variant` check will fail")
 
 
 def _predictions(
@@ -462,6 +501,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
                 lab_sha256=lab_sha256(req.lab),
                 tasks=plan.tasks,
                 status="partial",
+                variant=plan.variant,
             ),
             params=_scrub({k: v for k, v in req.options.items() if _jsonable(v)}, home),
             steps=steps,
@@ -470,6 +510,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         )
         save_report(report, path)
         _warn_seal(lab, report, say)
+        _say_variant(lab, req, plan, say)
     except BaseException:  # nothing ran yet: leave no half-made run behind (the old report is intact)
         shutil.rmtree(scratch / "inputs", ignore_errors=True)
         if ours and (artifacts / _MARKER).exists():

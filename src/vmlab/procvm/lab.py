@@ -21,6 +21,7 @@ the Valgrind and QEMU logs it parsed.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,6 +118,8 @@ def counts(params: CountsParams, ctx: StepContext) -> dict[str, ExperimentEntry]
         args = (str(params.loop_iterations),) if name == "loop" else None
         argv = _argv(name, "x86_64", ctx, args)
         group[name], runs = counts_for(argv, ctx.scratch / "counts", name)
+        if name == "loop" and (m := re.search(r"^loop n=(\d+) ", group[name].text or "", re.M)):
+            group[name].values["iterations"] = int(m.group(1))  # what the program says it ran
         for r in runs:
             _attach(ctx, r, f"{name}.{r.tool}.log")
     return {"counts": group}

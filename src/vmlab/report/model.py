@@ -173,6 +173,14 @@ class StepRecord(_Strict):
     artifacts: list[Artifact] = Field(default_factory=list)
 
 
+class VariantRecord(_Strict):
+    """The per-student parameters the run used (lab.toml `[variants]`), drawn for `student` in `term`:
+    checks read them as `variant.NAME`; `vmlab check` and `vmlab grade` derive them again."""
+
+    term: str = ""
+    values: dict[str, int | float | str] = Field(default_factory=dict)
+
+
 class RunInfo(_Strict):
     """Provenance of the run: who, with which vmlab, under which lab rules."""
 
@@ -183,6 +191,7 @@ class RunInfo(_Strict):
     tasks: list[str] = Field(default_factory=list)
     status: Literal["complete", "partial", "interrupted"] = "complete"
     finished_at: dt.datetime | None = None
+    variant: VariantRecord | None = None
 
 
 class Signature(_Strict):
