@@ -18,9 +18,9 @@ from tests.unit.grade.conftest import LAB, Toy
 
 from vmlab.errors import UsageError
 from vmlab.grade.classgrade import GradeRequest, grade_class, merge
-from vmlab.grade.model import ClassOptions
+from vmlab.grade.model import ClassOptions, ClassResult
 from vmlab.grade.outputs import write_all
-from vmlab.grade.rubric import apply_rubric, check_rubric, read_rubric
+from vmlab.grade.rubric import Rubric, apply_rubric, check_rubric, read_rubric
 
 QUESTIONS = """
 [inputs.answers]
@@ -92,7 +92,7 @@ zed,why,1,,
 """
 
 
-def _grade(toy: Toy, rubric: str | None, out: Path | None = None) -> object:
+def _grade(toy: Toy, rubric: str | None, out: Path | None = None) -> ClassResult:
     path = None
     if rubric is not None:
         path = toy.root / "rubric.csv"
@@ -114,7 +114,7 @@ def test_rubric_points_reach_class_json_csv_junit_and_gradescope(essay: Toy) -> 
     _class(essay)
     out = essay.root / "out"
     result = _grade(essay, RUBRIC, out)
-    by = {s.handin: s for s in result.students}  # type: ignore[attr-defined]
+    by = {s.handin: s for s in result.students}
     # by hand: 4 from ok + budget, then the rubric:
     #   alice 2.5 (why) + 2 (how)                      = 8.5 of 9, nothing pending
     #   bob   1 (why); how is 2 words, its 1 refused   = 5   of 9
@@ -130,7 +130,7 @@ def test_rubric_points_reach_class_json_csv_junit_and_gradescope(essay: Toy) -> 
     assert by["alice"].written["why"].comment == 'good, but "one exit" needs a reason'
     assert by["alice"].written["why"].answer == LONG
     assert by["carol"].written["why"].override and by["carol"].written["how"].state == "failed"
-    unused = result.unused_rubric  # type: ignore[attr-defined]
+    unused = result.unused_rubric
     assert len(unused) == 2
     assert any(u.startswith("bob how: 1 points not applied") and "override" in u for u in unused)
     assert any(u.startswith("zed why: no such handin") for u in unused)
@@ -180,11 +180,11 @@ def test_merge_applies_the_rubric_given_and_no_rubric_leaves_every_answer_pendin
     _class(essay)
     graded = _grade(essay, RUBRIC)
     # the merge applies its own rubric again: alice's why becomes 1 -> 4 + 1 + 0 (how: no row) = 5
-    again = merge([graded], rubric=_rubric(essay, "handin,question,points\nalice,why,1\n"))  # type: ignore[list-item]
+    again = merge([graded], rubric=_rubric(essay, "handin,question,points\nalice,why,1\n"))
     alice = next(s for s in again.students if s.handin == "alice")
     assert (alice.score, alice.rubric_pending) == (5.0, 1)
     # without a rubric (as without decisions) nothing is applied: alice has her 4 from the checks
-    bare = merge([graded])  # type: ignore[list-item]
+    bare = merge([graded])
     alice = next(s for s in bare.students if s.handin == "alice")
     assert (alice.score, alice.rubric_pending, bare.unused_rubric) == (4.0, 2, [])
     assert next(c for c in alice.checks if c.id == "q:why").message.startswith("7 words")
@@ -196,7 +196,7 @@ def test_rubric_points_do_not_rescue_a_zeroed_hand_in(essay: Toy) -> None:
     (prog,) = (cls / "alice" / "artifacts").rglob("*.asm")
     prog.write_text(prog.read_text() + "; changed\n")
     result = _grade(essay, RUBRIC)
-    alice = next(s for s in result.students if s.handin == "alice")  # type: ignore[attr-defined]
+    alice = next(s for s in result.students if s.handin == "alice")
     assert {f.code for f in alice.flags} == {"artifacts"}
     assert (alice.status, alice.score, alice.computed_score) == ("review", None, 0.0)
 
@@ -204,11 +204,11 @@ def test_rubric_points_do_not_rescue_a_zeroed_hand_in(essay: Toy) -> None:
 def test_student_column_names_the_hand_in_of_that_student(essay: Toy) -> None:
     _class(essay)
     result = _grade(essay, "student,question,points\ndave,how,0.5\n")
-    dave = next(s for s in result.students if s.handin == "dave")  # type: ignore[attr-defined]
+    dave = next(s for s in result.students if s.handin == "dave")
     assert (dave.score, dave.rubric_pending) == (4.5, 1)
 
 
-def _rubric(toy: Toy, text: str):  # type: ignore[no-untyped-def]
+def _rubric(toy: Toy, text: str) -> Rubric:
     path = toy.root / "r.csv"
     path.write_text(text)
     return read_rubric(path)
