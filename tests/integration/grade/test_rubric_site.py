@@ -89,6 +89,8 @@ def test_tutor_grades_written_answers_on_the_site_and_the_points_reach_every_out
     enter("s01", "1.5", 'names the imports; "how to check" is thin, see -X importtime')
     enter("s02", "2")
     enter("s03", "1")  # a too-short answer, override not ticked: grading does not apply it
+    page.reload()  # the entries are kept in the browser's local storage (another question page's too)
+    assert page.locator('#answers tr[data-handin="s02"] input[name=points]').input_value() == "2"
     with page.expect_download() as dl:
         page.click("#download")
     rubric = tmp_path / "rubric.csv"
