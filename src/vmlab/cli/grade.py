@@ -43,6 +43,12 @@ DecisionsOpt = Annotated[
     Path | None,
     typer.Option("--decisions", help="The tutor's decisions.toml (hand-in -> accept | zero | points)."),
 ]
+RubricOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--rubric", help="The tutor's rubric.csv: points for written answers (handin,question,points)."
+    ),
+]
 RosterOpt = Annotated[
     Path | None,
     typer.Option("--roster", help="roster.csv: hand-in folder, login or e-mail -> student id."),
@@ -102,6 +108,7 @@ def grade_class_cmd(
         typer.Option("--held-output", help="Gradescope file of a held hand-in: zero (score 0) or none."),
     ] = "zero",
     decisions: DecisionsOpt = None,
+    rubric: RubricOpt = None,
     roster: RosterOpt = None,
     near_copies: Annotated[
         str,
@@ -127,6 +134,7 @@ def grade_class_cmd(
     from vmlab.grade.model import ClassOptions
     from vmlab.grade.publish import read_decisions
     from vmlab.grade.roster import read_roster
+    from vmlab.grade.rubric import read_rubric
     from vmlab.grade.sign import read_key
 
     if timing not in ("graded", "advisory"):
@@ -161,6 +169,7 @@ def grade_class_cmd(
             rerun_secret=read_key(secret_file) if secret_file else None,
             roster=read_roster(roster) if roster else None,
             decisions=read_decisions(decisions) if decisions else {},
+            rubric=read_rubric(rubric) if rubric else None,
         )
         result = grade_class(req, progress=progress_printer("grade: "))
     _finish(result, output, compare_to, json_out, fail_on_flags)
@@ -171,23 +180,26 @@ def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="Each shard's OUT/ folder or its class.json.")],
     output: OutOpt,
     decisions: DecisionsOpt = None,
+    rubric: RubricOpt = None,
     roster: RosterOpt = None,
     compare_to: CompareOpt = None,
     fail_on_flags: FailOnFlagsOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Join the shards of one class; class-wide flags (copies across shards), the policy and the
-    tutor's decisions are applied again."""
+    """Join the shards of one class; class-wide flags (copies across shards), the policy, the
+    tutor's decisions and rubric points are applied again."""
     from vmlab.grade.classgrade import merge
     from vmlab.grade.outputs import read_class
     from vmlab.grade.publish import read_decisions
     from vmlab.grade.roster import read_roster
+    from vmlab.grade.rubric import read_rubric
 
     with errors_to_exit():
         result = merge(
             [read_class(p) for p in shards],
             read_decisions(decisions) if decisions else None,
             read_roster(roster) if roster else None,
+            read_rubric(rubric) if rubric else None,
         )
     _finish(result, output, compare_to, json_out, fail_on_flags)
 
@@ -254,11 +266,15 @@ def _finish(
                     "max_score": s.max_score,
                     "flags": [f.code for f in s.flags],
                     "decision": None if s.decision is None else s.decision.action,
+                    "rubric_points": s.rubric_points,
+                    "rubric_pending": s.rubric_pending,
                 }
                 for s in result.students
             ],
             "missing": result.missing,
             "unused_decisions": result.unused_decisions,
+            "unused_rubric": result.unused_rubric,
+            "rubric_pending": sum(s.rubric_pending for s in result.students),
         }
         if regrade is not None:
             payload["regrade"] = regrade
@@ -277,6 +293,11 @@ def _finish(
         err.print(f"no hand-in from {len(result.missing)} roster student(s): {', '.join(result.missing)}")
     if result.unused_decisions:
         err.print(f"decisions naming no hand-in (not applied): {', '.join(result.unused_decisions)}")
+    for line in result.unused_rubric:
+        err.print(f"rubric row not applied: {line}", highlight=False, markup=False)
+    pending = sum(s.rubric_pending for s in result.students)
+    if pending:
+        err.print(f"{pending} written answer(s) wait for rubric points (class.csv rubric_pending)")
     if fail_on_flags and (counts["review"] or counts["flagged"] or counts["invalid"]):
         raise typer.Exit(3)
 

@@ -28,6 +28,7 @@ from vmlab.grade.handins import HandIn, discover, fingerprint, load, measures
 from vmlab.grade.model import CLAIM, ClassOptions, ClassResult, Decision, Flag, StudentResult
 from vmlab.grade.publish import publish
 from vmlab.grade.roster import Roster
+from vmlab.grade.rubric import Rubric, apply_rubric, check_rubric, written_answers
 from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Report
 
@@ -47,6 +48,7 @@ class GradeRequest:
     rerun_secret: bytes | None = None
     roster: Roster | None = None
     decisions: dict[str, Decision] = field(default_factory=dict)
+    rubric: Rubric | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -92,6 +94,8 @@ def grade_class(req: GradeRequest, progress: Progress | None = None) -> ClassRes
     for t in req.options.tasks:
         if t not in known:
             raise UsageError(f"lab {lab_name!r} has no task {t!r}", hint=f"pick one of: {', '.join(known)}")
+    if req.rubric is not None:
+        check_rubric(req.rubric, lab)
     chosen = take_shard(found, req.shard)
     if req.options.rerun and lab.rerun is None:
         raise UsageError(
@@ -104,6 +108,8 @@ def grade_class(req: GradeRequest, progress: Progress | None = None) -> ClassRes
     for k, h in enumerate(chosen, 1):
         say(f"[{k}/{len(chosen)}] {h.key}: {h.shown}")
         students.append(grade_one(h, lab, req, progress=say, handed_out=handed_out))
+    # a shard sees a slice of the class: rows naming another shard's hand-ins are the merge's to list
+    students, unused_rubric = apply_rubric(students, req.rubric, req.options.timing, whole=not req.shard)
     near = _near_copies(chosen, lab, lab_dir, req.options, say)
     students = fl.cross_flags(sorted(students, key=lambda s: (s.student, s.handin)), near)
     published, unused = publish(students, req.options, req.decisions)
@@ -119,6 +125,7 @@ def grade_class(req: GradeRequest, progress: Progress | None = None) -> ClassRes
         students=published,
         missing=[] if req.roster is None or req.shard else [i for i in req.roster.ids if i not in handed_in],
         unused_decisions=[] if req.shard else unused,
+        unused_rubric=unused_rubric,
     )
 
 
@@ -264,6 +271,7 @@ def grade_one(
             "checks": results,
             "fingerprint": fingerprint(report, handed_out),
             "measures": measures(report),
+            "written": written_answers(report, results),
         }
     )
 
@@ -378,10 +386,13 @@ def _withheld_inputs(report: Report, lab: Lab, report_dir: Path, tasks: list[str
 
 
 def merge(
-    parts: list[ClassResult], decisions: dict[str, Decision] | None = None, roster: Roster | None = None
+    parts: list[ClassResult],
+    decisions: dict[str, Decision] | None = None,
+    roster: Roster | None = None,
+    rubric: Rubric | None = None,
 ) -> ClassResult:
     """Shards of one class (same lab, rules and options) into one result; class-wide flags, the
-    policy and the tutor's decisions applied again over the whole class."""
+    policy, the tutor's decisions and rubric points applied again over the whole class."""
     if not parts:
         raise UsageError("nothing to merge", hint="pass the class.json of every shard")
     first = parts[0]
@@ -404,6 +415,11 @@ def merge(
                 hint="merge every shard's class.json",
             )
     students = sorted((s for p in parts for s in p.students), key=lambda s: (s.student, s.handin))
+    if rubric is not None:
+        from vmlab.labs.catalog import load_lab
+
+        check_rubric(rubric, load_lab(first.lab))
+    students, unused_rubric = apply_rubric(students, rubric, first.options.timing)
     near = _near_copies_again(students, first)
     students = fl.cross_flags(students, near)
     published, unused = publish(students, first.options, decisions)
@@ -419,4 +435,5 @@ def merge(
         students=published,
         missing=[] if roster is None else [i for i in roster.ids if i not in handed_in],
         unused_decisions=unused,
+        unused_rubric=unused_rubric,
     )

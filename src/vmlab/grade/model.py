@@ -50,6 +50,27 @@ class Decision(_Strict):
     report_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
 
+WrittenState = Literal["pending", "graded", "failed"]
+
+
+class Written(_Strict):
+    """A written answer (a text question) and the tutor's rubric points for it (vmlab.grade.rubric).
+
+    `state`: `pending` present and long enough, waiting for the tutor's points; `graded` the rubric
+    gave `points`; `failed` missing or too short (or its record broken): 0 unless the rubric row says
+    `override`. `max_points` is the lab's, never the rubric's. `presence` is what the automatic check
+    said, kept so a later grading with another rubric starts from it again.
+    """
+
+    answer: str = ""
+    max_points: float = 0.0
+    presence: str = ""
+    state: WrittenState = "pending"
+    points: float | None = None
+    comment: str = ""
+    override: bool = False  # graded although the answer did not pass (the rubric row said so)
+
+
 class Fingerprint(_Strict):
     """What two hand-ins must never share; compared across the whole class (also after a merge)."""
 
@@ -93,6 +114,16 @@ class StudentResult(_Strict):
     fingerprint: Fingerprint = Field(default_factory=Fingerprint)
     measures: dict[str, Measure] = Field(default_factory=dict)
     report_path: str | None = None
+    written: dict[str, Written] = Field(default_factory=dict)  # text question id -> answer, rubric
+
+    @property
+    def rubric_pending(self) -> int:
+        """Written answers that wait for the tutor's points (present and long enough, no rubric row)."""
+        return sum(1 for w in self.written.values() if w.state == "pending")
+
+    @property
+    def rubric_points(self) -> float:
+        return sum(w.points or 0.0 for w in self.written.values() if w.state == "graded")
 
     @property
     def percent(self) -> float | None:
@@ -126,3 +157,5 @@ class ClassResult(_Strict):
     students: list[StudentResult] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)  # roster students with no hand-in
     unused_decisions: list[str] = Field(default_factory=list)  # decisions naming no hand-in
+    # rubric rows not applied: naming no hand-in, or points for a missing or too short answer
+    unused_rubric: list[str] = Field(default_factory=list)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from vmlab.errors import UsageError
-from vmlab.grade.model import ClassResult, StudentResult
+from vmlab.grade.model import ClassResult, StudentResult, Written
+from vmlab.grade.rubric import TEXT_KIND
 from vmlab.report.io import write_atomic, writing
 from vmlab.report.model import CheckResult
 
@@ -38,6 +39,8 @@ CSV_FIELDS = [
     "max_score",
     "percent",
     "computed_score",
+    "rubric_points",
+    "rubric_pending",
     "decision",
     "exit_code",
     "accel",
@@ -119,6 +122,8 @@ def write_csv(result: ClassResult, path: Path) -> Path:
                 "max_score": _fmt(s.max_score),
                 "percent": "" if pct is None else f"{pct:.1f}",
                 "computed_score": _fmt(s.computed_score),
+                "rubric_points": _fmt(s.rubric_points) if s.written else "",
+                "rubric_pending": s.rubric_pending if s.written else "",
                 "decision": "" if s.decision is None else s.decision.action,
                 "exit_code": "" if s.exit_code is None else s.exit_code,
                 "accel": s.accel or "",
@@ -166,6 +171,9 @@ def junit_tree(result: ClassResult) -> ET.ElementTree:
                 ).text = _case_text(r)
             elif r.outcome == "fail":
                 ET.SubElement(case, "system-out").text = f"not counted: {_case_text(r)}"
+            w = s.written.get(r.id.removeprefix("q:")) if r.kind == TEXT_KIND else None
+            if w is not None and w.state != "failed":
+                ET.SubElement(case, "system-out").text = _written_text(w)
         cases += 1
         case = ET.SubElement(suite, "testcase", classname=f"{name}.hand-in", name="hand-in")
         if s.flags:
@@ -181,6 +189,13 @@ def junit_tree(result: ClassResult) -> ET.ElementTree:
         for k, v in counts.items():
             suite.set(k, str(v))
     return ET.ElementTree(root)
+
+
+def _written_text(w: Written) -> str:
+    if w.state == "pending":
+        return f"rubric pending: 0 of {w.max_points:g} points until the tutor grades the answer"
+    said = f"rubric: {w.points or 0:g} of {w.max_points:g} points"
+    return f"{said}: {w.comment}" if w.comment else said
 
 
 def write_junit(result: ClassResult, path: Path) -> Path:
@@ -207,6 +222,10 @@ def gradescope(s: StudentResult, advisory: bool = False) -> dict[str, Any]:
     """
     tests: list[dict[str, Any]] = []
     for r in s.checks:
+        w = s.written.get(r.id.removeprefix("q:")) if r.kind == TEXT_KIND else None
+        if w is not None:
+            tests.append(_written_test(r, w))
+            continue
         t: dict[str, Any] = {"name": r.id, "output": r.description or r.expected}
         if r.applicable and not (advisory and r.timing):
             t |= {"score": r.score, "max_score": r.points, "status": "passed" if r.passed else "failed"}
@@ -226,6 +245,24 @@ def gradescope(s: StudentResult, advisory: bool = False) -> dict[str, Any]:
     if s.status in GRADESCOPE_NOTE:
         out["output"] = GRADESCOPE_NOTE[s.status]
     return out
+
+
+def _written_test(r: CheckResult, w: Written) -> dict[str, Any]:
+    """A written answer as Gradescope's manually graded questions behave: visible once published, the
+    tutor's comment as its output; no status, so Gradescope shows score of max_score."""
+    if w.state == "graded":
+        output = w.comment or f"{w.points or 0:g} of {w.max_points:g} points"
+    elif w.state == "pending":
+        output = "your written answer is graded by the tutor"
+    else:
+        output = f"not graded, 0 points: {w.presence}"
+    return {
+        "name": r.id,
+        "score": r.score,
+        "max_score": r.points,
+        "output": output,
+        "visibility": "after_published",
+    }
 
 
 def write_gradescope(s: StudentResult, path: Path, advisory: bool = False) -> Path:

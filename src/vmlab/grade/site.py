@@ -4,8 +4,12 @@
 distribution of each measured value split by the accelerator the hand-in's guests used (KVM and TCG
 figures differ by orders of magnitude, so mixing them would hide both), and the flagged hand-ins.
 `students/<id>.html` is one page per hand-in: its verdicts, and a plot of every measured figure with
-the concept it illustrates (the description of the lab step that measured it). Plots are inline SVG,
-so the site is a folder of files that opens from disk, from CI artifacts or from any web server.
+the concept it illustrates (the description of the lab step that measured it). `questions/<id>.html`
+is one page per written (text) question: every hand-in's answer side by side, with a points box and a
+comment per answer and a button that downloads the rubric CSV (built in the browser, no server) for
+`vmlab grade --rubric`, pre-filled with the points of the class.json the site was built from. Plots
+are inline SVG, so the site is a folder of files that opens from disk, from CI artifacts or from any
+web server.
 """
 
 from __future__ import annotations
@@ -233,6 +237,8 @@ def build_site(source: Path, dest: Path) -> Path:
             version=__version__,
         )
         (dest / name).write_text(html)
+    questions = written_questions(result, pages)
+    _write_question_pages(env, result, questions, dest)
     _, rows = heatmap(result)
     index = dest / "index.html"
     index.write_text(
@@ -243,12 +249,83 @@ def build_site(source: Path, dest: Path) -> Path:
             flagged=[s for s in result.students if s.flags or s.decision is not None],
             statuses=STATUSES,
             pages=pages,
+            questions=questions,
             title=lab.lab.title if lab else result.lab,
             version=__version__,
             built=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
     )
     return index
+
+
+def written_questions(result: ClassResult, pages: dict[str, str]) -> list[dict[str, Any]]:
+    """Each text question graded in the class (in check order), with every gradable hand-in's answer,
+    its state and the rubric points and comment it has now."""
+    from vmlab.grade.rubric import PREFIX, TEXT_KIND
+
+    found: dict[str, dict[str, Any]] = {}
+    for s in result.students:
+        for r in s.checks:
+            if r.kind != TEXT_KIND or not r.id.startswith(PREFIX):
+                continue
+            qid = r.id.removeprefix(PREFIX)
+            q = found.setdefault(
+                qid,
+                {"id": qid, "prompt": r.description, "points": r.points, "answers": [], "page": ""},
+            )
+            w = s.written.get(qid)
+            if w is None:
+                continue
+            q["answers"].append(
+                {
+                    "handin": s.handin or s.student,
+                    "page": pages[s.handin or s.student],
+                    "answer": w.answer,
+                    "state": w.state,
+                    "presence": w.presence,
+                    "points": w.points,
+                    "comment": w.comment,
+                    "override": w.override,
+                }
+            )
+    names: set[str] = set()
+    for q in found.values():
+        name = f"questions/{safe_name(q['id'])}.html"
+        while name in names:
+            name = name.removesuffix(".html") + "_.html"
+        names.add(name)
+        q["page"] = name
+        q["counts"] = {
+            k: sum(1 for a in q["answers"] if a["state"] == k) for k in ("graded", "pending", "failed")
+        }
+    return list(found.values())
+
+
+def _write_question_pages(env: Any, result: ClassResult, questions: list[dict[str, Any]], dest: Path) -> None:
+    rows = [
+        {
+            "handin": a["handin"],
+            "question": q["id"],
+            "points": f"{a['points']:g}",
+            "comment": a["comment"],
+            "override": a["override"],
+        }
+        for q in questions
+        for a in q["answers"]
+        if a["points"] is not None
+    ]
+    key = f"{result.lab}/{result.lab_sha256[:12]}/{result.graded_at.isoformat()}"
+    if questions:
+        (dest / "questions").mkdir(parents=True, exist_ok=True)
+    for q in questions:
+        html = env.get_template("question.html.j2").render(
+            q=q,
+            answers=q["answers"],
+            lab=result.lab,
+            data={"key": key, "rows": rows},
+            version=__version__,
+        )
+        (dest / q["page"]).write_text(html)
 
 
 def _single(path: Path) -> ClassResult:
