@@ -59,9 +59,31 @@ def render_lab_sheet(lab: Lab, sheet_text: str | None, width: int = 100) -> list
         points = f"{c.points:g} pt" + ("" if c.points == 1 else "s") + ("" if c.required else ", optional")
         table.add_row(Text.assemble((c.id, "bold"), f"\n{task} · {c.kind} · {points}"), _what(c))
     parts.append(Fit(table, width))
+    if lab.variants is not None:
+        parts.append(Fit(_variants_table(lab), width))
     if lab.questions:
         parts.append(Fit(_questions_table(lab), width))
     return parts
+
+
+def _variants_table(lab: Lab) -> Table:
+    """The per-student parameters: what each sets and where its value comes from (never a value)."""
+    assert lab.variants is not None
+    title = f"your parameters (vmlab lab variant {lab.lab.name} --student ID)"
+    table = Table(title=title, title_justify="left", expand=True)
+    table.add_column("parameter · sets", overflow="fold", ratio=2)
+    table.add_column("drawn from", overflow="fold", ratio=3)
+    for name, spec in lab.variants.params.items():
+        if spec.range is not None:
+            lo, hi = spec.range
+            source = f"{lo}..{hi}" + (f" in steps of {spec.step}" if spec.step != 1 else "")
+        else:
+            source = "one of " + ", ".join(repr(c) for c in spec.choices or [])
+        if spec.format is not None:
+            source += f", as {spec.format!r}"
+        note = f"\n{spec.description}" if spec.description else ""
+        table.add_row(Text.assemble((name, "bold"), f"\n{', '.join(spec.set)}"), f"{source}{note}")
+    return table
 
 
 def _questions_table(lab: Lab) -> Table:

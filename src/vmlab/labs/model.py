@@ -31,6 +31,12 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     den = "true"
     lo = 2.0
 
+    [variants]                               # per-student parameters (vmlab.labs.variants)
+    term = "2027-spring"
+    [variants.params.runs]                   # read by checks as `variant.runs`
+    set = ["true.runs"]                      # the step parameters it fixes
+    range = [16, 24]                         # or choices = [...]; optional step, format
+
     [inputs.answers]                         # a lab with questions takes the student's answers file
     kind = "file"
 

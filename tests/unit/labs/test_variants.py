@@ -276,3 +276,13 @@ def test_grade_derives_for_the_tutors_term(vary: Path) -> None:
     (row,) = grade_class(req).students
     assert "variant-mismatch" in [f.code for f in row.flags]
     assert "drawn for term '2027-spring', the lab's term is '2028-fall'" in row.flags[-1].message
+
+
+def test_lab_show_lists_the_parameters_and_never_a_value(vary: Path) -> None:
+    from vmlab.cli.main import app
+
+    res = CliRunner().invoke(app, ["lab", "show", "vary"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert "vmlab lab variant vary --student ID" in res.stdout
+    assert "100..200 in steps of 5" in res.stdout and "one of 11, 22, 33" in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
