@@ -59,7 +59,9 @@ class MeasureParams(BaseModel):
     has. `timed`: paths of timed figures (their medians), compared with the calibration. `platform`:
     host fields (`os`, `arch`, ...) or recorded tool versions that must be the same as the runner's for
     the exact values to be comparable at all (instruction counts depend on the compiler and the C
-    library); when one differs, the exact checks are skipped with the reason.
+    library); when one differs, the exact checks are skipped with the reason. `rel_tol`: how far an
+    exact number may be from the report's (0: equal), for counts that the environment moves a little
+    (process-vm: ld.so and libc walk the environment and the program's path before main).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -69,6 +71,7 @@ class MeasureParams(BaseModel):
     keys: list[str] = Field(default_factory=list)
     timed: list[str] = Field(default_factory=list)
     platform: list[str] = Field(default_factory=list)
+    rel_tol: float = Field(0.0, ge=0, lt=1)
 
 
 # ---- paths with `*` --------------------------------------------------------------------------------
@@ -447,7 +450,7 @@ def _compare(ctx: RerunContext, p: MeasureParams, steps: list[str], again: Repor
             msg = f"recorded on another platform ({'; '.join(differs)}): exact counts are not comparable"
             checks.append(ctx.check(f"exact[{s}]", True, msg, task=task, skipped=True))
             continue
-        compared, wrong = _exact_diffs(theirs, mine, exact, keys, ids)
+        compared, wrong = _exact_diffs(theirs, mine, exact, keys, ids, p.rel_tol)
         ok = not wrong
         checks.append(
             ctx.check(
@@ -466,7 +469,12 @@ def _compare(ctx: RerunContext, p: MeasureParams, steps: list[str], again: Repor
 
 
 def _exact_diffs(
-    theirs: dict[str, Any], mine: dict[str, Any], exact: list[str], keys: list[str], ids: set[str]
+    theirs: dict[str, Any],
+    mine: dict[str, Any],
+    exact: list[str],
+    keys: list[str],
+    ids: set[str],
+    rel_tol: float = 0.0,
 ) -> tuple[int, list[str]]:
     compared = 0
     wrong: list[str] = []
@@ -481,9 +489,14 @@ def _exact_diffs(
                 again = sorted(again) if isinstance(again, dict) else again
             if not found:
                 wrong.append(f"{shown}: the report has {_short(value)}, the re-run none")
-            elif value != again:
+            elif value != again and not _close(value, again, rel_tol):
                 wrong.append(f"{shown}: the report has {_short(value)}, re-measured {_short(again)}")
     return compared, wrong
+
+
+def _close(a: Any, b: Any, rel_tol: float) -> bool:
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b))
+    return numbers and rel_tol > 0 and math.isclose(float(a), float(b), rel_tol=rel_tol)
 
 
 def _short(v: Any) -> str:
