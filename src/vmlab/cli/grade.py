@@ -215,7 +215,7 @@ def calibrate_cmd(
         int | None,
         typer.Option("--runs", min=1, help="Runs (repeats) per timed step (default: the lab's)."),
     ] = None,
-    json_out: JsonOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
 ) -> None:
     """Measure this runner's medians of a lab's timed figures once, for --rerun's timing ratios."""
     from vmlab.grade.remeasure import run_calibration

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vmlab.errors import UsageError, VmlabError
+from vmlab.errors import BackendError, UsageError, VmlabError
 
 if TYPE_CHECKING:
     from vmlab.grade.rerun import RerunContext
@@ -219,6 +219,7 @@ def calibrate(
     given) and store the medians of its timed figures with this host's fingerprint."""
     from vmlab import __version__
     from vmlab.labs.catalog import lab_sha256, load_lab
+    from vmlab.report.io import write_atomic, writing
 
     lab = load_lab(lab_name)
     p = measure_params(lab)
@@ -234,10 +235,10 @@ def calibrate(
         bad = [
             f"{s}: {report.steps[s].message or report.steps[s].status}" for s in steps if not _ok(report, s)
         ]
-        if bad:
-            raise UsageError(
-                f"calibration of {lab_name} failed: {'; '.join(bad)}", hint="fix the runner first"
-            )
+        if bad:  # nothing is written: a baseline of a broken runner would mislead every re-run
+            what = "; ".join(bad)
+            hint = None if "(fix:" in what else "fix the runner (vmlab doctor), then calibrate again"
+            raise BackendError(f"calibration of {lab_name} failed: {what}", hint=hint)
         tree = experiments_json(report)
         medians = {
             shown: m
@@ -257,10 +258,10 @@ def calibrate(
         medians=medians,
     )
     dest = output or calibration_path(lab_name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_text(cal.model_dump_json(indent=2) + "\n")
-    tmp.replace(dest)
+    elsewhere = "write it elsewhere with -o FILE"
+    with writing(dest.parent, elsewhere=elsewhere):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(dest, cal.model_dump_json(indent=2) + "\n", elsewhere=elsewhere)
     return cal, dest
 
 

@@ -296,3 +296,20 @@ def test_no_rerun_leaves_a_run_folder_behind(
     finally:
         mp.undo()
     assert (home / "runs").is_dir() and list((home / "runs").iterdir()) == []
+
+
+def test_warmup_recorded_parameters_the_runner_refuses_fail_the_rerun(
+    warmup_report: Path, tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    """StartupParams.runs is at least 1: a report that says it ran 0 starts was not written by vmlab."""
+    doctored = tmp_path / "src" / "report.json"
+    copy_hand_in(warmup_report, doctored.parent)
+
+    def forge(d: dict[str, Any]) -> None:
+        d["steps"]["uname"]["params"]["runs"] = 0
+        d.pop("checks", None), d.pop("grade", None)
+
+    edit(doctored, forge)
+    got = _grade(cli, doctored, tmp_path, "warmup", secret, "wes")
+    _mismatch(got, "rerun:params[uname]", "uname")
+    assert _reruns(got)["rerun:exact[true]"]["outcome"] == "pass"  # the other steps still re-run
