@@ -61,7 +61,9 @@ class MeasureParams(BaseModel):
     the exact values to be comparable at all (instruction counts depend on the compiler and the C
     library); when one differs, the exact checks are skipped with the reason. `rel_tol`: how far an
     exact number may be from the report's (0: equal), for counts that the environment moves a little
-    (process-vm: ld.so and libc walk the environment and the program's path before main).
+    (process-vm: ld.so and libc walk the environment and the program's path before main). `vary`:
+    STEP -> parameters a student may set to other values than lab.toml's (besides runs, repeats and
+    warmup); any other recorded difference fails `rerun:params[STEP]`, and the step is not re-run.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +74,7 @@ class MeasureParams(BaseModel):
     timed: list[str] = Field(default_factory=list)
     platform: list[str] = Field(default_factory=list)
     rel_tol: float = Field(0.0, ge=0, lt=1)
+    vary: dict[str, list[str]] = Field(default_factory=dict)
 
 
 # ---- paths with `*` --------------------------------------------------------------------------------
@@ -296,7 +299,7 @@ def measure_params(lab: Lab) -> MeasureParams:
         p = MeasureParams.model_validate(lab.rerun.params)
     except ValidationError as e:
         raise LabError(f"lab {lab.lab.name!r}: [rerun] params: {e.errors()[0]['msg']}") from None
-    unknown = [s for s in [*p.steps, *p.set] if s not in lab.experiments]
+    unknown = [s for s in [*p.steps, *p.set, *p.vary] if s not in lab.experiments]
     if unknown:
         raise LabError(f"lab {lab.lab.name!r}: [rerun] params names no step {', '.join(unknown)}")
     return p
@@ -324,25 +327,35 @@ def _ok(report: Report, step: str) -> bool:
     return rec is not None and rec.status == "ok"
 
 
-def allowed_params(lab: Lab, report: Report, step: str) -> tuple[dict[str, Any] | None, str]:
-    """The parameters a step ran with: lab.toml's, updated by what the report records, validated
-    against the runner's parameter model. None and why when the runner accepts no such parameters
-    (a report vmlab cannot have written)."""
+def allowed_params(
+    lab: Lab, report: Report, step: str, vary: list[str] | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """The parameters a step ran with, if the lab allows them: lab.toml's updated by what the report
+    records, validated against the runner's parameter model, and equal to lab.toml's except for how
+    often it measures (`runs`, `repeats`, `warmup`) and the keys in `vary` (MeasureParams.vary). None
+    and why otherwise: the runner never runs a command line, image or file a hand-in names itself.
+    (Per-student variants, once the report records them, are what the lab allows beside these.)"""
     from pydantic import ValidationError
 
     from vmlab.labs.catalog import resolve
     from vmlab.labs.pipeline import params_model
 
     rec = report.steps[step]
-    merged = {**lab.experiments[step].params, **rec.params}
     spec = lab.experiments[step].runner
+    model = params_model(resolve(spec), spec)
+    base = model.model_validate(lab.experiments[step].params).model_dump(mode="json")
     try:
-        model = params_model(resolve(spec), spec)
-        return model.model_validate(merged).model_dump(mode="json"), ""
+        got = model.model_validate({**lab.experiments[step].params, **rec.params}).model_dump(mode="json")
     except ValidationError as e:
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or step
         return None, f"step {step}'s recorded parameter {where}: {err['msg']}"
+    free = REPEAT_KEYS | set(vary or [])
+    changed = sorted(k for k in got if k not in free and got[k] != base.get(k))
+    if changed:
+        shown = ", ".join(f"{k}={_short(got[k])}" for k in changed[:3])
+        return None, f"step {step} ran with {shown}; the lab allows {_short(base[changed[0]])} there"
+    return got, ""
 
 
 @contextlib.contextmanager
@@ -402,7 +415,7 @@ def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list
     checks: list[CheckResult] = []
     sets: dict[str, dict[str, Any]] = {}
     for s in steps:
-        params, why = allowed_params(lab, report, s)
+        params, why = allowed_params(lab, report, s, p.vary.get(s))
         if params is None:
             checks.append(ctx.check(f"params[{s}]", False, why, claimed=True, task=_task(lab, s)))
             continue

@@ -313,3 +313,21 @@ def test_warmup_recorded_parameters_the_runner_refuses_fail_the_rerun(
     got = _grade(cli, doctored, tmp_path, "warmup", secret, "wes")
     _mismatch(got, "rerun:params[uname]", "uname")
     assert _reruns(got)["rerun:exact[true]"]["outcome"] == "pass"  # the other steps still re-run
+
+
+def test_warmup_a_command_line_the_hand_in_names_is_never_run(
+    warmup_report: Path, tmp_path: Path, cli: Any, secret: Path
+) -> None:
+    """lab.toml says `uname -s`; a report that records another argv gets no re-run of it."""
+    marker = tmp_path / "ran-on-the-runner"
+    doctored = tmp_path / "src" / "report.json"
+    copy_hand_in(warmup_report, doctored.parent)
+
+    def forge(d: dict[str, Any]) -> None:
+        d["steps"]["uname"]["params"]["argv"] = ["touch", str(marker)]
+        d.pop("checks", None), d.pop("grade", None)
+
+    edit(doctored, forge)
+    got = _grade(cli, doctored, tmp_path, "warmup", secret, "wes")
+    _mismatch(got, "rerun:params[uname]", "argv")
+    assert not marker.exists()
