@@ -380,8 +380,11 @@ def _lab_run(
         run_id = outcome.report.run_id
         yield outcome.report
     finally:
+        if run_id is None:  # Ctrl-C or a fault mid-run: the report written so far names the run
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                run_id = str(json.loads((tmp / "report.json").read_text())["run_id"])
         shutil.rmtree(tmp, ignore_errors=True)
-        if run_id is not None:
+        if run_id:
             shutil.rmtree(run_dir(run_id), ignore_errors=True)
 
 
