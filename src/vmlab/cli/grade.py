@@ -223,6 +223,40 @@ def sign_cmd(
             out.print(f"signed {p} (key {k})", highlight=False)
 
 
+@app.command("calibrate")
+def calibrate_cmd(
+    lab: Annotated[str, typer.Option("--lab", help="The measurement lab whose timed figures to measure.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Where to write it (default $VMLAB_HOME/calibration/<lab>.json)."
+        ),
+    ] = None,
+    runs: Annotated[
+        int | None,
+        typer.Option("--runs", min=1, help="Runs (repeats) per timed step (default: the lab's)."),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
+) -> None:
+    """Measure this runner's medians of a lab's timed figures once, for --rerun's timing ratios."""
+    from vmlab.grade.remeasure import run_calibration
+
+    with errors_to_exit():
+        cal, path = run_calibration(lab, output, runs, progress_printer("calibrate: "))
+    if json_out:
+        emit_json({"path": str(path), **cal.model_dump(mode="json")})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{lab}: this runner's baseline", title_justify="left")
+    t.add_column("figure", overflow="fold", max_width=50)
+    t.add_column("median", justify="right")
+    for name, median in cal.medians.items():
+        t.add_row(name, f"{median:.6g}")
+    out.print(t)
+    err.print(f"wrote {path} (host {cal.host.get('hostname', '?')}, {cal.fingerprint[:12]})", highlight=False)
+
+
 @app.command("keygen")
 def keygen_cmd(path: Annotated[Path, typer.Argument(help="Where to write the new key (mode 0600).")]) -> None:
     """Write a new random key for --secret-file or --key-file; never overwrites a file."""

@@ -84,16 +84,25 @@ class RerunContext:
             raise BackendError(f"the re-run image {sandbox.image} {why}: it was planned from other labs")
 
     def check(
-        self, check_id: str, ok: bool | None, message: str = "", *, claimed: bool = False, **fields: Any
+        self,
+        check_id: str,
+        ok: bool | None,
+        message: str = "",
+        *,
+        claimed: bool = False,
+        skipped: bool = False,
+        **fields: Any,
     ) -> CheckResult:
         """A re-run check: ok None is `error` (not gradable); worth no points, required unless timing.
 
         `claimed`: the report claims what this check re-tests, so failing it means the report claims what
-        the code does not do (kind `rerun-claim`, see vmlab.grade.classgrade).
+        the code does not do (kind `rerun-claim`, see vmlab.grade.classgrade). `skipped`: not compared,
+        and the message says why (e.g. no calibration of this runner): neither the student's loss nor a
+        fault to review.
         """
         timing = bool(fields.pop("timing", False))
         fields.setdefault("task", self.spec.task)
-        outcome = "error" if ok is None else ("pass" if ok else "fail")
+        outcome = "skipped" if skipped else "error" if ok is None else ("pass" if ok else "fail")
         return CheckResult(
             id=f"rerun:{check_id}",
             kind="rerun-claim" if claimed else "rerun",
@@ -107,21 +116,45 @@ class RerunContext:
 
 
 def recorded_inputs(report: Report, report_dir: Path, names: list[str]) -> dict[str, Path]:
-    """The student's files as the report recorded them under artifacts/, only if their sha256 agrees."""
+    """The student's files (or folders) as the report recorded them under artifacts/, only if their sha256
+    agrees."""
     from vmlab.labs.step import sha256_file
 
     found: dict[str, Path] = {}
     for name in names:
         rec = report.inputs.get(name)
-        if rec is None or rec.kind != "file":
+        if rec is None or rec.kind not in ("file", "dir"):
             continue
         rel = PurePosixPath(rec.artifact)
         if rel.is_absolute() or ".." in rel.parts:
             continue
         p = report_dir / rel
-        if p.is_file() and sha256_file(p) == rec.sha256:
+        if p.is_symlink():
+            continue
+        digest = (
+            sha256_file(p)
+            if rec.kind == "file" and p.is_file()
+            else _dir_sha256(p)
+            if rec.kind == "dir" and p.is_dir()
+            else None
+        )
+        if digest is not None and digest == rec.sha256:
             found[name] = p
     return found
+
+
+def _dir_sha256(root: Path) -> str | None:
+    """A recorded folder's hash as the pipeline computes it (each file's relative name and sha256);
+    None when it holds a symlink, which could make the runner read files outside the hand-in."""
+    from vmlab.labs.step import sha256_file
+
+    h = hashlib.sha256()
+    entries = sorted(root.rglob("*"))
+    if any(p.is_symlink() for p in entries):
+        return None
+    for p in (q for q in entries if q.is_file()):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + sha256_file(p).encode() + b"\n")
+    return h.hexdigest()
 
 
 def _sandbox(progress: Callable[[str], None]) -> Sandbox:
@@ -143,7 +176,9 @@ def rerun_checks(
     if spec is None:
         return []
     inputs = recorded_inputs(report, h.directory, spec.inputs)
-    if not inputs:  # a lab with several inputs (one per task) re-runs those the student handed in
+    if (
+        not inputs and spec.where == "container"
+    ):  # a lab with several inputs (one per task) re-runs those the student handed in
         return [
             CheckResult(
                 id="rerun:inputs",

@@ -40,3 +40,19 @@ def host_info(tools: tuple[str, ...] = DEFAULT_TOOLS) -> HostInfo:
         hw_virt=hw_virt(),
         versions=tool_versions(tools),
     )
+
+
+# what makes timings of two runs comparable: the machine and its kernel, not its tools or its name's case
+_MACHINE = ("hostname", "kernel", "os", "arch", "cpu_model", "cpu_count", "memory_bytes")
+
+
+def machine_fingerprint() -> tuple[str, dict[str, object]]:
+    """sha256 of this machine's identity (`_MACHINE` fields of host_info) and those fields: a baseline
+    measured on it (`vmlab grade calibrate`) is used on this machine only."""
+    import hashlib
+    import json
+
+    info = host_info().model_dump(mode="json")
+    fields = {k: info[k] for k in _MACHINE}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return digest, fields

@@ -132,6 +132,11 @@ class Rerun(_Strict):
     holds. `solutions` name vmlab's own answers to the lab (a module or a package, with everything under
     it): the image leaves their files out and the hook refuses a student's import of them (a failed
     `rerun:uses-reference`), so the re-run grades the student's code, never vmlab's.
+
+    `where = "host"`: a measurement lab, whose steps run vmlab's own runners; the hook re-measures them
+    on the runner itself (vmlab.grade.remeasure) rather than in the container, and `inputs` (the
+    student files those steps read) are optional. `calibrate` ("module:function") measures the runner's
+    baseline for the lab's timed figures (`vmlab grade calibrate`).
     """
 
     hook: str = Field(pattern=_SPEC)
@@ -150,6 +155,8 @@ class Rerun(_Strict):
     task: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    where: Literal["container", "host"] = "container"
+    calibrate: str | None = Field(None, pattern=_SPEC)
 
     @model_validator(mode="after")
     def _entry_is_no_solution(self) -> Rerun:

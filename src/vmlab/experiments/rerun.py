@@ -1,0 +1,35 @@
+"""Tutors' re-run of warmup and system-vm (`vmlab grade --rerun`, lab.toml `[rerun]`, `where = "host"`).
+
+Both labs' steps are vmlab's own runners (process start-up; guests under libvirt, containers, the gVisor
+sandbox) with the student's parameters: nothing of the student's runs, so the steps run again on the
+runner itself through the lab pipeline (vmlab.grade.remeasure), not in the re-run container, which has
+neither Docker nor libvirt. warmup compares the runs counts and the text `uname -s` printed; system-vm,
+re-run with `runs = 1` (the counts do not depend on it), compares the writes of the I/O loop in the
+container and in the sandbox and which start-up stages each kind has. Timings (start-up medians) are
+compared as ratios to the runner's calibrated baseline (`vmlab grade calibrate --lab LAB`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vmlab.grade.remeasure import Calibration
+    from vmlab.grade.rerun import RerunContext
+    from vmlab.report.model import CheckResult
+
+
+def rerun(ctx: RerunContext) -> list[CheckResult]:
+    from vmlab.grade.remeasure import rerun_measurement
+
+    return rerun_measurement(ctx)
+
+
+def calibrate(
+    lab: str, output: Path | None, runs: int | None, progress: Callable[[str], None]
+) -> tuple[Calibration, Path]:
+    from vmlab.grade.remeasure import calibrate as measure
+
+    return measure(lab, output, runs, progress)
