@@ -332,13 +332,15 @@ def allowed_params(
 ) -> tuple[dict[str, Any] | None, str]:
     """The parameters a step ran with, if the lab allows them: lab.toml's updated by what the report
     records, validated against the runner's parameter model, and equal to lab.toml's except for how
-    often it measures (`runs`, `repeats`, `warmup`) and the keys in `vary` (MeasureParams.vary). None
-    and why otherwise: the runner never runs a command line, image or file a hand-in names itself.
-    (Per-student variants, once the report records them, are what the lab allows beside these.)"""
+    often it measures (`runs`, `repeats`, `warmup`), the keys in `vary` (MeasureParams.vary) and those
+    the lab's per-student `[variants]` set (whether they are this student's is the `variant` check's
+    and `variant-mismatch`'s to say). None and why otherwise: the runner never runs a command line,
+    image or file a hand-in names itself."""
     from pydantic import ValidationError
 
     from vmlab.labs.catalog import resolve
     from vmlab.labs.pipeline import params_model
+    from vmlab.labs.variants import derive, step_settings
 
     rec = report.steps[step]
     spec = lab.experiments[step].runner
@@ -350,7 +352,8 @@ def allowed_params(
         err = e.errors()[0]
         where = ".".join(str(x) for x in err["loc"]) or step
         return None, f"step {step}'s recorded parameter {where}: {err['msg']}"
-    free = REPEAT_KEYS | set(vary or [])
+    per_student = set(step_settings(lab, derive(lab, None)).get(step, {}))
+    free = REPEAT_KEYS | set(vary or []) | per_student
     changed = sorted(k for k in got if k not in free and got[k] != base.get(k))
     if changed:
         shown = ", ".join(f"{k}={_short(got[k])}" for k in changed[:3])
