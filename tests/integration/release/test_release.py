@@ -80,12 +80,16 @@ KIT_HAS_NOT = [
     "src/vmlab/isa/rerun.py",
     "src/vmlab/kvmapi/rerun.py",
 ]
-# symbols only the solutions hold: the model observer's helper call, the reference engines' translator
+# symbols only the solutions hold: the model observer's helper call, the reference engines' translator,
+# the model isa engines' pair filter (t3) and patched exit slot (t5), the model kvm-api guest's request
 SOLUTION_SYMBOLS = [
     "addStmtToIRSB(sbOut, IRStmt_Dirty(di));",
     "class ChainingTranslator",
     "def translate_unchained",
     "st->tag == Ist_IMark",
+    "p[0] not in (0, 5)",
+    "slots[name] = fn",
+    "mov word [0x7ffe], 1",
 ]
 
 
@@ -132,6 +136,9 @@ def test_no_solution_file_nor_symbol_in_the_kit(kit: tuple[Path, dict[str, Any]]
     # the tutors' copy does hold them: the grep above is not vacuous
     assert SOLUTION_SYMBOLS[0] in (ROOT / "labs/process-vm/solution/observer/ob_main.c").read_text()
     assert SOLUTION_SYMBOLS[1] in (ROOT / "src/vmlab/isa/engines/translate.py").read_text()
+    assert SOLUTION_SYMBOLS[4] in (ROOT / "labs/isa-emulation/solution/t3_super.py").read_text()
+    assert SOLUTION_SYMBOLS[5] in (ROOT / "labs/isa-emulation/solution/t5_chain.py").read_text()
+    assert SOLUTION_SYMBOLS[6] in (ROOT / "labs/kvm-api/solution/line.asm").read_text()
 
 
 def test_declared_solutions_are_left_out_except_those_the_steps_import(
@@ -249,6 +256,22 @@ def test_the_kit_is_the_vmlab_that_runs(kit: tuple[Path, dict[str, Any]], tmp_pa
     where, engines = r.stdout.splitlines()
     assert Path(where) == out / "src" / "vmlab" / "__init__.py"
     assert engines == "None"
+
+
+def test_the_reference_engines_are_not_in_the_kit_nor_needed(
+    kit: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """No lab step names one (they are the tasks' answers); the tutors' bench of them says so in a kit."""
+    out, _ = kit
+    steps = tomllib.loads((out / "labs/isa-emulation/lab.toml").read_text())["experiments"]
+    runners = {s["runner"] for s in steps.values()}
+    assert runners == {"vmlab.isa.lab:task", "vmlab.isa.lab:candidate"}  # the student's files, the oracle
+    r = _vmlab(out, tmp_path, "isa", "bench", "--scenarios", "1")
+    assert r.returncode == 3
+    assert r.stderr.strip() == (
+        "error: engine 'switch' is not installed (fix: the reference engines (vmlab.isa.engines) are a "
+        "tutors' part; install the full vmlab)"
+    )
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -431,8 +454,12 @@ def test_the_isa_model_solutions_pass_from_the_kit_and_grade_here(
 def test_kvm_api_from_the_kit_fails_own_until_solved(
     kit: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        pytest.skip("requires kvm: /dev/kvm is not accessible")
+    from tests.conftest import unavailable
+
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        unavailable("/dev/kvm", str(e))
     out, _ = kit
     _, checks = _run_and_check(out, tmp_path / "untouched", "kvm-api")
     _untouched(checks, "kvm-api")
@@ -467,10 +494,12 @@ def test_process_vm_observer_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_
 @pytest.mark.java
 def test_hll_vm_verifier_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     """Task verifier only: the skeleton's Mine.j does not meet its own expectation line yet."""
-    import shutil
+    from tests.conftest import probe_command, unavailable
 
-    if not (shutil.which("java") and shutil.which("jasmin")):
-        pytest.skip("requires java and jasmin")
+    for argv in (["java", "-version"], ["sh", "-c", "command -v jasmin"]):
+        why = probe_command(argv)
+        if why is not None:
+            unavailable(argv[-1].split()[-1], why)
     out, _ = kit
     task = ("--task", "verifier")
     _, checks = _run_and_check(out, tmp_path, "hll-vm", *task, check=task)
@@ -478,9 +507,14 @@ def test_hll_vm_verifier_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path
 
 
 @pytest.mark.libvirt
+@pytest.mark.docker
 @pytest.mark.slow
 def test_system_vm_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     """One comparison run: a system-vm kit has no file of the student's, only questions to answer."""
+    from tests.integration.conftest import require_runtime
+
+    require_runtime("libvirt")
+    require_runtime("docker")
     out, _ = kit
     _, checks = _run_and_check(out, tmp_path, "system-vm", "--set=compare.runs=1", shared_home=True)
     _untouched(checks, "system-vm")
