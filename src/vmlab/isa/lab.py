@@ -1,10 +1,10 @@
 """Step runners of labs/isa-emulation.
 
-Report layout: one experiment group per step, keyed by scenario: `switch.S4` is the switch engine on
-scenario 4, `t3.S4` the student's task-3 engine on it, with `values.outcome` ("A=138
-instructions=21516018", what the exact checks compare), `counts` (A, L, instructions and whatever the
-engine reports: blocks_translated, chainings, superblocks, ...), the wall-time samples and, for
-translators, `stages.translate` / `stages.execute`.
+Report layout: one experiment group per step, keyed by scenario: `t3.S4` is the student's task-3
+engine on scenario 4, `oracle.S3` the reference interpreter (the speed baseline) on scenario 3, with
+`values.outcome` ("A=138 instructions=21516018", what the exact checks compare), `counts` (A, L,
+instructions and whatever the engine reports: blocks_translated, chainings, superblocks, ...) and the
+wall-time samples.
 
 A task step (`t1` .. `t6`) runs the student's file for that task, given as
 `vmlab lab run isa-emulation --input t3=my_super.py`, in a child process with a timeout; without it the
