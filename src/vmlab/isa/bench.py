@@ -184,3 +184,64 @@ def plot_ns_per_instruction(matrix: Mapping[str, Mapping[str, Experiment]], path
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+# the reference engines' parameters as the lab ran them before they left it (the tutors' demonstration)
+BENCH_PARAMS: dict[str, dict[str, Any]] = {
+    "bt-tiered": {"threshold": 8, "hot": 16, "unroll": 4},
+    "x86": {"threshold": 2},
+}
+
+
+def x86_unavailable() -> str | None:
+    """Why the x86 engine cannot run here (PROT_EXEC refused, not x86-64), asked through the registry."""
+    import importlib
+
+    from vmlab.isa.registry import ENGINES
+
+    get_engine("x86")
+    reason: str | None = importlib.import_module(ENGINES["x86"]).unavailable_reason()
+    return reason
+
+
+def bench_report(
+    engines: Sequence[str],
+    scenarios: Sequence[int],
+    repeats: int,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[Any, dict[str, str]]:
+    """(a report of vmlab's reference engines on the scenarios, {engine: why it was not measured}).
+
+    The engines are the tutors' part (the tasks' answers), no step of the isa-emulation lab: the report
+    names that lab but records no lab hash, no steps and no tasks, so `vmlab check` grades nothing of a
+    student's in it. A course shows the engines with it (`vmlab isa bench`) where vmlab.isa.engines is.
+    """
+    import datetime as dt
+
+    from vmlab import __version__
+    from vmlab.host.fingerprint import host_info
+    from vmlab.paths import new_run_id
+    from vmlab.report.model import Report, RunInfo
+
+    skipped: dict[str, str] = {}
+    names = list(engines)
+    if "x86" in names:
+        reason = x86_unavailable()
+        if reason is not None:
+            skipped["x86"] = reason
+            names.remove("x86")
+    merged = {n: {**BENCH_PARAMS.get(n, {}), **dict((params or {}).get(n, {}))} for n in names}
+    started = dt.datetime.now(dt.UTC)
+    matrix = run_matrix(names, scenarios, repeats, progress=progress, params=merged)
+    report = Report(
+        vmlab_version=__version__,
+        lab="isa-emulation",
+        run_id=new_run_id(),
+        created_at=started,
+        host=host_info(()),
+        run=RunInfo(lab_sha256="", status="complete", finished_at=dt.datetime.now(dt.UTC)),
+        params={"bench": {"scenarios": list(scenarios), "repeats": repeats, "engine_params": merged}},
+        experiments={n: dict(g) for n, g in matrix.items()},
+    )
+    return report, skipped

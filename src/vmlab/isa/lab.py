@@ -1,10 +1,10 @@
 """Step runners of labs/isa-emulation.
 
-Report layout: one experiment group per step, keyed by scenario: `switch.S4` is the switch engine on
-scenario 4, `t3.S4` the student's task-3 engine on it, with `values.outcome` ("A=138
-instructions=21516018", what the exact checks compare), `counts` (A, L, instructions and whatever the
-engine reports: blocks_translated, chainings, superblocks, ...), the wall-time samples and, for
-translators, `stages.translate` / `stages.execute`.
+Report layout: one experiment group per step, keyed by scenario: `t3.S4` is the student's task-3
+engine on scenario 4, `oracle.S3` the reference interpreter (the speed baseline) on scenario 3, with
+`values.outcome` ("A=138 instructions=21516018", what the exact checks compare), `counts` (A, L,
+instructions and whatever the engine reports: blocks_translated, chainings, superblocks, ...) and the
+wall-time samples.
 
 A task step (`t1` .. `t6`) runs the student's file for that task, given as
 `vmlab lab run isa-emulation --input t3=my_super.py`, in a child process with a timeout; without it the
@@ -24,10 +24,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from vmlab.errors import UsageError
-from vmlab.isa.bench import Run, failed_experiment, run_matrix, to_experiment
+from vmlab.isa.bench import Run, failed_experiment, run_matrix, to_experiment, x86_unavailable
 from vmlab.isa.gen import SCENARIOS, Scenario
 from vmlab.isa.machine import Result
-from vmlab.isa.registry import ENGINES, get_engine
+from vmlab.isa.registry import ENGINES
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry
 
@@ -86,12 +86,14 @@ class CandidateParams(EngineParams):
 
 
 def engine(params: EngineParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """One built-in engine on the scenarios: the group `<engine>.S<n>`."""
+    """One of vmlab's reference engines on the scenarios: the group `<engine>.S<n>`. No step of the
+    shipped lab uses it (the engines are the tasks' answers, see `vmlab isa bench`); a tutors' copy of
+    lab.toml may, and in a student kit it says the engine is not installed."""
     name = params.engine or ctx.step_id
     if name not in ENGINES:
         raise UsageError(f"unknown engine {name!r}", hint=f"choose from {', '.join(ENGINES)}")
     if name == "x86":
-        reason = _x86_unavailable()
+        reason = x86_unavailable()
         if reason is not None:
             ctx.progress(f"x86 skipped: {reason}")
             return {}
@@ -103,17 +105,6 @@ def engine(params: EngineParams, ctx: StepContext) -> dict[str, ExperimentEntry]
         params={name: dict(params.engine_params)},
     )
     return {ctx.step_id: dict(matrix[name])}
-
-
-def _x86_unavailable() -> str | None:
-    """Why the x86 engine cannot run here, asked through the registry: the engines package is the
-    tutors' part, so the step module never imports it by name (a student kit leaves it out, and then
-    get_engine says it is not installed)."""
-    import importlib
-
-    get_engine("x86")
-    reason: str | None = importlib.import_module(ENGINES["x86"]).unavailable_reason()
-    return reason
 
 
 def task(params: TaskParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
@@ -137,7 +128,8 @@ def task(params: TaskParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
 
 
 def candidate(params: CandidateParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """Any engine file (input `engine`), else the reference interpreter: kept for older lab.tomls."""
+    """Any engine file (input `engine`), else the oracle (the reference interpreter): the lab's
+    `oracle` step, the speed baseline a kit can run, since the oracle is no task's answer."""
     path = ctx.inputs.get("engine")
     who = ["--engine-file", str(path)] if path else ["--engine", "reference"]
     label = f"student:{path.name}" if path else "builtin:reference"

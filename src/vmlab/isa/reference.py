@@ -58,6 +58,12 @@ def run_reference(program: Program, max_instructions: int | None = None) -> Resu
         ip, a, l = _execute(code, ip, a, l)
 
 
+def run(code: bytes, a: int, l: int) -> Result:
+    """The oracle as an engine: the lab's `oracle` step and the re-run's speed baseline time it. It is
+    no task's answer (the plainest reading, with wrap-around), so the student kit ships it."""
+    return run_reference(Program(code=code, a=a, l=l))
+
+
 @dataclass
 class BlockTrace:
     """The dynamic basic blocks of a run, read off the reference interpreter.

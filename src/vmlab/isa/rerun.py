@@ -12,14 +12,16 @@ Each task engine the student handed in (inputs t1..t6) is re-run; per engine tN 
 engines, their registry, the reference interpreter; a claim check, so failing it zeroes the score),
 `rerun:hidden-<k>[tN]` (final A and executed instructions equal the reference interpreter's),
 `rerun:claims[tN]` (the engine gives today the outcomes its report claims on the public scenarios) and
-`rerun:speed[tN]` (its speed relative to the built-in switch engine, measured side by side in the
-container, agrees with the report's within the lab's tolerance: timing, reported, never scored).
+`rerun:speed[tN]` (its speed relative to the oracle, the reference interpreter that the lab's `oracle`
+step times, measured side by side in the container, agrees with the report's within the lab's
+tolerance: timing, reported, never scored).
 
 The image holds none of the solutions, and the container refuses their import before the engine loads.
-The switch baseline the speed check needs is solution material too, so it never shares a container with
-the graded results: a first container runs the engine on the hidden programs and public scenarios with
-no baseline anywhere; only then a second one gets the baseline's source as an input file, loads it under
-a private name after the engine, and times the two. The host reads nothing but timings from the second.
+The baseline the speed check needs (the reference interpreter) is solution material too, so it never
+shares a container with the graded results: a first container runs the engine on the hidden programs
+and public scenarios with no baseline anywhere; only then a second one gets the baseline's source as an
+input file, loads it under a private name after the engine, and times the two. The host reads nothing
+but timings from the second.
 """
 
 # ruff: noqa: E741  (l is the homework's register L)
@@ -110,7 +112,8 @@ def _task_of(ctx: RerunContext, step: str) -> str | None:
     return next((t.id for t in ctx.lab.tasks if step in t.experiments), None)
 
 
-BASELINE = "vmlab.isa.engines.switch"
+BASELINE = "vmlab.isa.reference"  # its run(code, a, l), timed as the lab's `oracle` step
+BASELINE_STEP = "oracle"
 _WHAT = {
     "vmlab.isa.engines": "one of vmlab's reference engines",
     "vmlab.isa.registry": "vmlab's engine registry, which loads the reference engines",
@@ -133,7 +136,7 @@ def uses_reference_message(step: str, refused: list[str]) -> str:
 
 
 def _baseline_source() -> bytes | None:
-    """The switch engine's source on this grading host, or None where it is not installed (a student kit)."""
+    """The baseline's source on this grading host, or None where it is not installed."""
     import importlib.util
 
     try:
@@ -260,7 +263,7 @@ def _rerun_engine(
 def _timing_run(
     ctx: RerunContext, p: RerunParams, engine: bytes, solutions: list[str]
 ) -> tuple[dict[str, Any], str, list[str]]:
-    """(timings, why there are none, modules refused) from a second container: the engine and the switch
+    """(timings, why there are none, modules refused) from a second container: the engine and the
     baseline, interleaved. Its hidden results, had it any, would be ignored: the student's code shares this
     container with the baseline, so only timings (never scored) come from here."""
     source = _baseline_source()
@@ -290,25 +293,25 @@ def _speed(
     task: str | None,
     note: str = "no timings came back from the container",
 ) -> CheckResult:
-    """engine/switch now vs in the report, on the timing scenario: within the tolerance factor."""
+    """engine/baseline now vs in the report (`oracle` step), on the timing scenario: within the tolerance."""
     from vmlab.check.paths import PathMissing, number
 
     s = f"S{p.timing_scenario}"
     tol = ctx.spec.tolerance
-    desc = f"speed relative to switch on {s} agrees with the report within a factor {tol:g}"
+    desc = f"speed relative to the {BASELINE_STEP} on {s} agrees with the report within a factor {tol:g}"
     try:
-        claimed = number(ctx.report, f"{step}.{s}") / number(ctx.report, f"switch.{s}")
+        claimed = number(ctx.report, f"{step}.{s}") / number(ctx.report, f"{BASELINE_STEP}.{s}")
     except (PathMissing, ZeroDivisionError):
         return ctx.check(
             f"speed[{step}]",
             False,
-            f"the report has no {step} and switch timings on {s}",
+            f"the report has no {step} and {BASELINE_STEP} timings on {s}",
             task=task,
             timing=True,
             description=desc,
         ).model_copy(update={"outcome": "skipped"})
     try:
-        now = statistics.median(timing["candidate"]) / statistics.median(timing["switch"])
+        now = statistics.median(timing["candidate"]) / statistics.median(timing["baseline"])
     except (KeyError, TypeError, ValueError, ZeroDivisionError, statistics.StatisticsError):
         return ctx.check(
             f"speed[{step}]",
@@ -323,7 +326,7 @@ def _speed(
     return ctx.check(
         f"speed[{step}]",
         ok,
-        "" if ok else f"{step}/switch is {now:.3g} now but {claimed:.3g} in the report",
+        "" if ok else f"{step}/{BASELINE_STEP} is {now:.3g} now but {claimed:.3g} in the report",
         task=task,
         timing=True,
         measured=round(ratio, 4),
@@ -345,6 +348,7 @@ def _load_run(path: Path, name: str, what: str) -> Any:
     if spec is None or spec.loader is None:
         raise ImportError(f"{path.name} is not a Python file")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as an import does: a dataclass in the file looks its module up there
     spec.loader.exec_module(module)
     fn = getattr(module, "run", None)
     if not callable(fn):
@@ -431,7 +435,7 @@ def _run_timing(
 
     before = len(refused)
     try:
-        switch = _load_run(baseline, "_vmlab_rerun_baseline", "run(code, a, l)")
+        base = _load_run(baseline, "_vmlab_rerun_baseline", "run(code, a, l)")
     except Exception as e:
         result["timing_error"] = f"the baseline did not load: {type(e).__name__}: {e}"
         return
@@ -440,7 +444,7 @@ def _run_timing(
     prog = scenario_program(int(t["scenario"]))
     try:
         for _ in range(int(t["repeats"])):  # interleaved, so a load change hits both alike
-            for name, eng in (("switch", switch), ("candidate", engine)):
+            for name, eng in (("baseline", base), ("candidate", engine)):
                 result["timing"].setdefault(name, []).append(_timed(eng, prog)[3])
     except Exception as e:
         result["timing"] = {}

@@ -166,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _reference(code: bytes, a: int, l: int) -> Result:
-    from vmlab.isa.machine import Program
-    from vmlab.isa.reference import run_reference
+    from vmlab.isa.reference import run
 
-    return run_reference(Program(code=code, a=a, l=l))
+    return run(code, a, l)
 
 
 def _oracle(scenario: int | None, program: Program) -> tuple[int, int]:

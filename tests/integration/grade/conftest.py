@@ -148,7 +148,7 @@ def run(lab: str, out: Path, student: str | None, home: Path | None = None, **kw
     return report
 
 
-ISA_SETS = {"switch": {"scenarios": [1, 2, 3], "repeats": 1}, "t1": {"scenarios": [1, 2, 3]}}
+ISA_SETS = {"oracle": {"scenarios": [1, 2, 3], "repeats": 1}, "t1": {"scenarios": [1, 2, 3]}}
 
 
 @pytest.fixture(scope="session")

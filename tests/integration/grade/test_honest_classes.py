@@ -51,8 +51,8 @@ RECIPES = {
     ),
     "isa-emulation": Recipe(
         tasks=["t1-interpret"],
-        steps=["switch", "t1"],
-        sets={"switch": {"scenarios": [1, 2, 3, 4], "repeats": 1}, "t1": {"scenarios": [1, 2, 3, 4]}},
+        steps=["oracle", "t1"],
+        sets={"oracle": {"scenarios": [1, 2, 3], "repeats": 1}, "t1": {"scenarios": [1, 2, 3, 4]}},
         inputs={"t1": "__isa_t1__"},
         near_copies="samples",
     ),

@@ -32,10 +32,9 @@ def run_students(
 ) -> dict[str, dict[str, object]]:
     """Only the task steps, with the students' files; every other engine's checks are skipped."""
     report = tmp_path / "r.json"
-    sets = {t: {"scenarios": scenarios} for t in files}
-    outcome = run_lab(
-        RunRequest(lab="isa-emulation", steps=list(files), sets=sets, inputs=files, output=report)
-    )
+    steps = [*files, *(["t4-staged"] if "t4" in files else [])]  # the t4 input runs in both steps
+    sets = {t: {"scenarios": scenarios} for t in steps}
+    outcome = run_lab(RunRequest(lab="isa-emulation", steps=steps, sets=sets, inputs=files, output=report))
     assert outcome.exit_code == 0, {k: v.message for k, v in outcome.report.steps.items()}
     data = json.loads(report.read_text())
     for task, path in files.items():
@@ -43,16 +42,16 @@ def run_students(
     return grade(report)[1]
 
 
-def test_untouched_handout_fails_every_task_and_the_reference_engines_still_run(
+def test_untouched_handout_fails_every_task_and_the_oracle_still_runs(
     tmp_path: Path, vmlab_home: Path
 ) -> None:
     """No --input at all: each task step runs its skeleton (the input's default), which raises; vmlab's
-    reference engines never stand in, while their own steps (the switch baseline, the tiers) work."""
+    reference engines are no step of the lab, while the oracle step (the speed baseline) works."""
     report = tmp_path / "r.json"
-    steps = [*TASKS, "switch", "bt-tiered"]
-    sets: dict[str, dict[str, object]] = {t: {"scenarios": [1, 3], "diagnose": 0} for t in TASKS}
-    sets["switch"] = {"scenarios": [1, 4], "repeats": 1}
-    sets["bt-tiered"] = {"scenarios": [4], "repeats": 1}
+    steps = [*TASKS, "t4-staged", "oracle"]
+    engines = [*TASKS, "t4-staged"]
+    sets: dict[str, dict[str, object]] = {t: {"scenarios": [1, 3], "diagnose": 0} for t in engines}
+    sets["oracle"] = {"scenarios": [1, 3], "repeats": 1}
     outcome = run_lab(RunRequest(lab="isa-emulation", steps=steps, sets=sets, output=report))
     assert outcome.exit_code == 0, {k: v.message for k, v in outcome.report.steps.items()}
     data = json.loads(report.read_text())
@@ -61,15 +60,17 @@ def test_untouched_handout_fails_every_task_and_the_reference_engines_still_run(
         assert data["inputs"][task]["name"] == SKELETON_FILES[task]
     code, checks = grade(report)
     assert code == 1
-    for task in TASKS:
+    for task in engines:
         # S1 has no BACK7: t5's and t6's skeletons (whose TODOs are on taken exits and loops) pass it
         s3 = checks[f"oracle-S3[{task}]"]
         assert s3["outcome"] == "fail" and "NotImplementedError" in str(s3["measured"]), s3
         assert s3["required"]
         # the skeleton is the student's file as handed out, not vmlab's engine
         assert checks[f"is-student[{task}]"]["outcome"] == "pass"
-    for ref in ("oracle-S1[switch]", "oracle-S4[switch]", "oracle-S4[bt-tiered]", "tier1-blocks-S4"):
-        assert checks[ref]["outcome"] == "pass", checks[ref]
+    # the oracle's own outcomes are the published ones (the homework's S1 and S3)
+    assert data["experiments"]["oracle"]["S1"]["values"]["outcome"] == "A=30003 instructions=10000"
+    assert data["experiments"]["oracle"]["S3"]["values"]["outcome"] == "A=95 instructions=719821"
+    assert data["experiments"]["oracle"]["S3"]["values"]["engine"] == "builtin:reference"
 
 
 def test_is_student_is_required() -> None:
@@ -82,11 +83,11 @@ def test_is_student_is_required() -> None:
 
 @pytest.mark.slow
 def test_model_solutions_pass_every_required_check(tmp_path: Path, vmlab_home: Path) -> None:
-    """The whole lab as a student who solved every task runs it (the model solutions of students.py)."""
+    """The whole lab as a student who solved every task runs it: the tutors' model solutions, solution/."""
     report = tmp_path / "r.json"
     argv = ["lab", "run", "isa-emulation", "-o", str(report)]
     for task in TASKS:
-        argv += ["--input", f"{task}={write(tmp_path, task)}"]
+        argv += ["--input", f"{task}={LAB_DIR / 'solution' / SKELETON_FILES[task]}"]
     result = runner.invoke(app, argv)
     assert result.exit_code == 0, result.output
     code, checks = grade(report)
@@ -95,7 +96,15 @@ def test_model_solutions_pass_every_required_check(tmp_path: Path, vmlab_home: P
     assert checks["oracle-S4[t1]"]["measured"] == "A=138 instructions=21516018"
     for task in TASKS:
         assert checks[f"is-student[{task}]"]["outcome"] == "pass"
-    assert checks["tier1-blocks-S4"]["outcome"] == "pass"
+    assert checks["t4-staged-blocks-S4"]["outcome"] == "pass"
+
+
+def test_the_model_solutions_are_the_skeletons_filled_in() -> None:
+    """solution/tN_*.py is students.py's correct fill-in of today's skeleton: neither drifts alone."""
+    from tests.integration.isa.students import solution
+
+    for task, name in SKELETON_FILES.items():
+        assert (LAB_DIR / "solution" / name).read_text() == solution(task), name
 
 
 def test_correct_students_pass_every_task(tmp_path: Path, vmlab_home: Path) -> None:
@@ -106,7 +115,8 @@ def test_correct_students_pass_every_task(tmp_path: Path, vmlab_home: Path) -> N
             assert checks[f"oracle-S{n}[{task}]"]["outcome"] == "pass", checks[f"oracle-S{n}[{task}]"]
         assert checks[f"is-student[{task}]"]["outcome"] == "pass"
     counted = [c for c in checks.values() if str(c["id"]).startswith(tuple(f"{t}-" for t in TASKS))]
-    assert len(counted) == 11 and all(c["outcome"] == "pass" for c in counted), counted
+    # t2 1, t3 3, t4 2 + t4-staged 2, t5 3, t6 2: written down from lab.toml's count checks
+    assert len(counted) == 13 and all(c["outcome"] == "pass" for c in counted), counted
 
 
 @pytest.mark.parametrize(
