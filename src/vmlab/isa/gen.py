@@ -33,7 +33,23 @@ class Scenario:
 
     @property
     def name(self) -> str:
-        return f"S{self.number}"
+        return "SV" if self.number == VARIANT else f"S{self.number}"
+
+
+VARIANT = 0  # the number of a student's own program (lab.toml [variants]): reported as SV
+VARIANT_PROBS = (1, 9, 1, 5, 5)  # the opcode mix of S3 and S4
+
+
+def variant_scenario(size: int, seed: int) -> tuple[Scenario, Program]:
+    """A student's own program (the homework generator with their seed) and its oracle, from the
+    reference interpreter: like S3, but every student's differs. The lab's seeds are vetted to halt
+    within a few hundred thousand instructions (labs/isa-emulation/lab.toml [variants])."""
+    from vmlab.isa.reference import run_reference
+
+    prog = generate(size, seed, VARIANT_PROBS)
+    want = run_reference(prog)
+    s = Scenario(VARIANT, size, VARIANT_PROBS, seed, want.a, want.executed, prog.a, prog.l)
+    return s, Program(code=prog.code, a=prog.a, l=prog.l, name=s.name)
 
 
 SCENARIOS: dict[int, Scenario] = {

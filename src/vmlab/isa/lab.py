@@ -16,6 +16,7 @@ failed run per scenario, so the task's checks fail closed instead of passing on 
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pydantic import Field, field_validator
 from vmlab.errors import UsageError
 from vmlab.isa.bench import Run, failed_experiment, run_matrix, to_experiment, x86_unavailable
 from vmlab.isa.gen import SCENARIOS, Scenario
-from vmlab.isa.machine import Result
+from vmlab.isa.machine import Program, Result
 from vmlab.isa.registry import ENGINES
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry
@@ -42,6 +43,9 @@ class EngineParams(StepParams):
     scenarios: list[int] = Field(default_factory=lambda: [1, 2, 3, 4], min_length=1)
     repeats: int | dict[str, int] = 1
     engine_params: dict[str, ParamValue] = Field(default_factory=dict)
+    # the student's own program SV (vmlab.isa.gen.variant_scenario), run once after the scenarios
+    variant_seed: int | None = Field(None, ge=1)
+    variant_size: int = Field(4000, ge=16, le=100_000)
 
     @field_validator("scenarios")
     @classmethod
@@ -151,7 +155,28 @@ def _child_runs(
         if diagnose > 0:
             argv += ["--diagnose", str(diagnose)]
         group[s.name] = run_child(argv, label, s, timeout + diagnose)
+    if params.variant_seed is not None:
+        s, prog = _variant_program(params.variant_size, params.variant_seed)
+        ctx.progress(f"{ctx.step_id} ({label}) on SV, your variant's program (seed {s.seed})")
+        path = ctx.scratch / f"{ctx.step_id}-SV.bin"
+        path.write_bytes(prog.code)
+        argv = [sys.executable, "-m", "vmlab.isa.worker", *who, "--program", str(path)]
+        argv += ["--a", str(prog.a), "--l", str(prog.l), *extra]
+        if diagnose > 0:
+            argv += ["--diagnose", str(diagnose)]
+        try:
+            group[s.name] = run_child(argv, label, s, timeout + diagnose)
+        finally:
+            path.unlink(missing_ok=True)
     return group
+
+
+@functools.cache
+def _variant_program(size: int, seed: int) -> tuple[Scenario, Program]:
+    """Computed once per process: every step of a run meets the same program and oracle."""
+    from vmlab.isa.gen import variant_scenario
+
+    return variant_scenario(size, seed)
 
 
 def run_child(argv: list[str], label: str, s: Scenario | None, timeout: float) -> Experiment:
