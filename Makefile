@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup host test-host venv images demo test lint typecheck unit bench soak schema clean
+.PHONY: setup host test-host venv images demo test lint typecheck unit bench soak schema clean portability
 
 setup: host venv images
 
@@ -57,6 +57,12 @@ bench: setup
 # A loaded host: compare --runs 20 beside three lab runs, nothing left, every report valid (minutes).
 soak: setup
 	VMLAB_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/integration/soak
+
+# The README's commands on Debian 13 in a root of its own (mmdebstrap; own PID and mount namespace;
+# daemons inside): make demo, the unit tests, an integration subset. Long (apt, venv, image build), so
+# not part of `make test`. Needs root and mmdebstrap; leaves nothing behind. See scripts/portability.sh.
+portability:
+	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/portability.sh; else sudo bash scripts/portability.sh; fi
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

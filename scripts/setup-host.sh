@@ -7,25 +7,27 @@
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"  # usermod, dockerd, libvirtd: off a user's PATH
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 LOGDIR=/var/log/vmlab
 WAIT_S=${VMLAB_DAEMON_WAIT:-60}
 ME=${SUDO_USER:-$(id -un)}  # the student, also under `sudo make ...`
 
-# What the kit uses at run time (and to build its images); nothing only the tests need.
+# What the kit uses at run time (and to build its images); nothing only the tests need. Where releases
+# differ, the names are resolved from apt's lists below (src/vmlab/host/distro.py): the newest OpenJDK
+# headless JDK, docker.io plus docker-cli where the CLI lives apart (Debian 13), runsc where the archive
+# has it. `vmlab doctor` shows what was chosen.
 PACKAGES=(
-  docker.io
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
   qemu-system-x86 qemu-utils
-  busybox-static dropbear-bin cpio kmod xz-utils zstd
+  busybox-static dropbear-bin cpio kmod xz-utils zstd lz4  # lz4/zstd: kernels compressed that way
   strace linux-perf openssh-client
-  runsc                                     # gVisor: the sandbox runtime, registered with Docker below
   build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
-  python3-venv
+  python3-venv python3-dev                  # the venv; Python.h for building libvirt-python
   valgrind gcc qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the process-VM lab
   automake autoconf dpkg-dev                                          # building a Valgrind tool
-  openjdk-17-jdk-headless jasmin-sable                                # the HLL-VM lab
+  jasmin-sable                                                        # the HLL-VM lab (+ the JDK)
 )
 
 # Only for `make test`: sshd serves the remote-URI test (qemu+ssh:// to this host); Chromium renders the
@@ -39,11 +41,23 @@ if [ "${VMLAB_SETUP_TEST:-}" = 1 ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
+command -v python3 >/dev/null || die "python3 is missing: apt-get install python3 (set-up resolves package names with it)"
+# A fresh root (mmdebstrap, a container image) has no package lists: nothing could be resolved.
+if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+  say "fetching the package lists (apt-get update)"
+  $SUDO apt-get update -q >/dev/null
+fi
+mapfile -t RESOLVED < <(python3 "$HERE/../src/vmlab/host/distro.py" packages)
+[ "${#RESOLVED[@]}" -gt 0 ] || die "could not resolve the release's package names (src/vmlab/host/distro.py)"
+while IFS= read -r line; do say "$line"; done < <(python3 "$HERE/../src/vmlab/host/distro.py" notes)
+PACKAGES+=("${RESOLVED[@]}")
+
 # An existing Docker (docker-ce from docker.com: `docker` and `dockerd` present, docker.io absent) is
-# kept: installing docker.io would conflict with it.
+# kept: installing docker.io (or docker-cli) would conflict with it.
 if ! installed docker.io && command -v docker >/dev/null && command -v dockerd >/dev/null; then
   say "Docker found ($(command -v dockerd)) without docker.io: using it"
   PACKAGES=("${PACKAGES[@]/docker.io/}")
+  PACKAGES=("${PACKAGES[@]/docker-cli/}")
 fi
 
 missing=()
@@ -66,6 +80,11 @@ SOURCES=/etc/apt/sources.list.d/debian.sources
 if [ -f "$SOURCES" ] && grep -q '^Types: deb$' "$SOURCES"; then
   say "enabling deb-src in $SOURCES (the process-VM lab builds Valgrind from its source package)"
   $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' "$SOURCES"
+  $SUDO apt-get update -q >/dev/null
+elif [ -f /etc/apt/sources.list ] && grep -q '^deb ' /etc/apt/sources.list \
+    && ! grep -q '^deb-src ' /etc/apt/sources.list; then  # the one-line format (mmdebstrap, older hosts)
+  say "enabling deb-src in /etc/apt/sources.list (the process-VM lab builds Valgrind from its source package)"
+  sed -n 's/^deb /deb-src /p' /etc/apt/sources.list | $SUDO tee -a /etc/apt/sources.list >/dev/null
   $SUDO apt-get update -q >/dev/null
 fi
 
@@ -102,12 +121,31 @@ wait_for() {  # name, command...
 docker_ok() { $SUDO docker version --format '{{.Server.Version}}'; }
 libvirt_ok() { $SUDO virsh -c qemu:///system version; }
 
+# The probe needs the client: without it a running dockerd would look dead (Debian 13's docker.io
+# does not bring the `docker` command).
+if ! command -v docker >/dev/null; then
+  die "the docker command is missing: apt-get install docker-cli (Debian 13 and later; docker.io on Debian 12)"
+fi
+
+# The system daemon's pid: its pid file (it may not be the only dockerd: rootless Docker runs one per
+# user), else the one dockerd running as root.
+dockerd_pid() {
+  local pid
+  pid=$(cat /run/docker.pid 2>/dev/null || true)
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then echo "$pid"; return; fi
+  pgrep -x -u 0 dockerd | head -n 1
+}
+
+# Extra dockerd options where it is started by hand (scripts/portability.sh: --bridge=none
+# --iptables=false keeps a daemon in a chroot off the host's docker0 and firewall).
+read -r -a DOCKERD_ARGS <<< "${VMLAB_DOCKERD_ARGS:-}"
+
 if ! docker_ok >/dev/null 2>&1; then
   say "starting dockerd"
   if has_systemd; then
     $SUDO systemctl start docker
   else
-    $SUDO setsid nohup dockerd >"$LOGDIR/dockerd.log" 2>&1 < /dev/null &
+    $SUDO setsid nohup dockerd "${DOCKERD_ARGS[@]}" >"$LOGDIR/dockerd.log" 2>&1 < /dev/null &
   fi
   wait_for dockerd docker_ok
 else
@@ -149,7 +187,7 @@ os.replace(tmp, path)
 PY
   then
     say "registered runsc (gVisor) as a Docker runtime in /etc/docker/daemon.json; reloading dockerd"
-    if has_systemd; then $SUDO systemctl reload docker; else $SUDO kill -HUP "$(pidof dockerd)"; fi
+    if has_systemd; then $SUDO systemctl reload docker; else $SUDO kill -HUP "$(dockerd_pid)"; fi
   fi
   wait_for "dockerd (runtime runsc)" sh -c "$SUDO docker info --format '{{json .Runtimes}}' | grep -q runsc"
 }

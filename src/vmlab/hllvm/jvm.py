@@ -20,7 +20,9 @@ from pathlib import Path
 from vmlab.errors import BackendError, NotAvailable, UsageError, VmlabError
 from vmlab.paths import vmlab_home
 
-JDK_PACKAGE = "openjdk-17-jdk-headless"
+# Only for the hint: set-up installs the newest headless JDK the release offers (17 on Debian 12,
+# 25 on Debian 13; src/vmlab/host/distro.py), and hllvm/versions.py says which releases the lab knows.
+JDK_PACKAGE = "default-jdk-headless (or: make setup)"
 
 
 class JavaMissing(NotAvailable):

@@ -9,12 +9,14 @@ class loading are not in the ns/iteration figures; repetitions before `warmup` a
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from vmlab.errors import VmlabError
 from vmlab.hllvm.jvm import UnexpectedJvmOutput, Workloads, java_version, run_java
 from vmlab.hllvm.parse import (
     THRESHOLD_FLAGS,
@@ -28,6 +30,7 @@ from vmlab.hllvm.parse import (
     parse_reps,
     summarize_method,
 )
+from vmlab.hllvm.versions import KNOWN, version_note
 from vmlab.report.model import Experiment, Provenance
 from vmlab.report.stats import summarize
 
@@ -60,7 +63,19 @@ def _nop(_: str) -> None:
 
 
 def _provenance(notes: list[str]) -> Provenance:
-    return Provenance(backend="hotspot", counter_source="workload System.nanoTime", notes=notes)
+    return Provenance(
+        backend="hotspot", counter_source="workload System.nanoTime", notes=[*notes, *_jdk_notes()]
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _jdk_notes() -> tuple[str, ...]:
+    """The one line every experiment carries when the JDK is outside the releases the lab knows."""
+    try:
+        note = version_note(java_version())
+    except VmlabError:
+        return ()
+    return (note,) if note else ()
 
 
 def _reps(text: str, argv: list[str], expected: int) -> list[Rep]:
@@ -91,6 +106,8 @@ def jit_modes(
 ) -> Measured:
     """ns per loop iteration under each execution mode (interpreter, C1, C2, tiered)."""
     version = java_version()
+    if note := version_note(version):
+        progress(f"hll-vm: {note}")
     out: dict[str, Experiment] = {}
     logs: dict[str, str] = {}
     for mode in modes:
@@ -128,8 +145,9 @@ def jit_events(wl: Workloads, *, iters: int, repeats: int, progress: Progress = 
     events = parse_print_compilation(run.stderr)
     if not events:
         raise UnexpectedJvmOutput(
-            "-XX:+PrintCompilation printed no line in the known format (OpenJDK 17's)",
-            hint="use OpenJDK 17 (apt-get install openjdk-17-jdk-headless)",
+            "-XX:+PrintCompilation printed no line in the known format "
+            f"(OpenJDK {', '.join(str(k) for k in sorted(KNOWN))})",
+            hint="install one of those (make setup installs the newest the release offers)",
         )
     s = summarize_method(events, HOT_METHOD)
     counts: dict[str, int] = {

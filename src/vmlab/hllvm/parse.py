@@ -241,7 +241,11 @@ def parse_print_inlining(text: str) -> list[InlineDecision]:
 
     Compiler threads print concurrently, so a line can be torn by another thread's output (seen in
     real logs); torn lines are skipped. The most common indentation is taken as depth 0 (30 columns
-    in JDK 17), and each nesting level adds two columns.
+    in JDK 17, 21 and 25), and each nesting level adds two columns.
+
+    JDK 25 prints "failed to inline: " before a refusal and puts the
+    further receivers of a bimorphic call site on the same line ("inline (hot)   callee changed to
+    CallSite$Rect::area (10 bytes)   inline (hot) ..."); both are read back into JDK 17's decisions.
     """
     found = []
     for line in text.splitlines():
@@ -252,10 +256,27 @@ def parse_print_inlining(text: str) -> list[InlineDecision]:
         return []
     indents = Counter(i for i, _ in found)
     base = indents.most_common(1)[0][0]
-    return [
-        InlineDecision(int(m["bci"]), m["method"], int(m["size"]), m["msg"].strip(), max(0, (i - base) // 2))
-        for i, m in found
-    ]
+    out = []
+    for i, m in found:
+        depth = max(0, (i - base) // 2)
+        first, *more = _CALLEE_CHANGED.split(m["msg"].strip())
+        out.append(InlineDecision(int(m["bci"]), m["method"], int(m["size"]), _message(first), depth))
+        for part in more:
+            c = _CHANGED_TO.match(part)
+            if c and not c["msg"].startswith("\\->"):  # "\-> TypeProfile ...": the profile, no decision
+                out.append(
+                    InlineDecision(int(m["bci"]), c["method"], int(c["size"]), _message(c["msg"]), depth)
+                )
+    return out
+
+
+_CALLEE_CHANGED = re.compile(r"\s+callee changed to\s+")
+_CHANGED_TO = re.compile(r"^(?P<method>\S+) \((?P<size>\d+) bytes\)\s+(?P<msg>.*)$")
+
+
+def _message(msg: str) -> str:
+    msg = msg.strip()
+    return msg.removeprefix("failed to inline: ").strip()
 
 
 # ---- -Xlog:gc ------------------------------------------------------------------------------------

@@ -6,38 +6,128 @@ CONFIG_PVH=y, so we decompress it once here and boot the ELF vmlinux directly.
 
 from __future__ import annotations
 
+import bz2
 import lzma
+import shutil
+import subprocess
 import zlib
+from collections.abc import Callable
 
 from vmlab.errors import BackendError
 
+ELF_MAGIC = b"\x7fELF"
+# The methods a Debian or Ubuntu kernel compresses its bzImage payload with (CONFIG_KERNEL_*), by the
+# magic that starts each stream: Debian 12 used xz, Debian 13 (6.12) and Ubuntu 24.04 use zstd, older
+# Ubuntu kernels lz4 (the legacy frame `lz4 -l` writes), gzip is the kernel's default.
 XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b\x08"
-ELF_MAGIC = b"\x7fELF"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
+BZIP2_MAGIC = b"BZh"
+LZMA_MAGIC = b"\x5d\x00\x00"
+# Enough output to see an ELF header; a candidate stream is only decompressed in full once it starts
+# with one (a false magic inside other data then costs a few bytes, not a whole decompression). The
+# whole-stream methods (zstd, the tools) ignore it.
+PEEK = 64
+TOOL_TIMEOUT_S = 120
+
+
+class _NotThis(Exception):
+    """The bytes at this offset are no stream of this method (or not an ELF)."""
 
 
 def extract_vmlinux(bzimage: bytes) -> bytes:
-    """The ELF kernel inside a bzImage: the first xz (or gzip) stream that decompresses to an ELF."""
-    for magic, decompress in ((XZ_MAGIC, _xz), (GZIP_MAGIC, _gzip)):
+    """The ELF kernel inside a bzImage: the first stream of a known method that decompresses to an ELF."""
+    for _name, magic, decompress in METHODS:
         start = 0
         while (off := bzimage.find(magic, start)) >= 0:
             start = off + 1
             try:
-                data = decompress(bzimage[off:])
-            except (lzma.LZMAError, OSError, EOFError, zlib.error):
+                peek = decompress(bzimage[off:], PEEK)
+                if not peek.startswith(ELF_MAGIC):
+                    continue
+                # The tools (and zstd) give the whole stream at once: no second pass.
+                data = peek if len(peek) > PEEK else decompress(bzimage[off:], None)
+            except _NotThis:
                 continue
             if data.startswith(ELF_MAGIC):
                 return data
-    raise BackendError("no xz or gzip stream holding an ELF vmlinux found in the kernel image")
+    names = ", ".join(m[0] for m in METHODS)
+    raise BackendError(
+        f"no {names} stream holding an ELF vmlinux found in the kernel image",
+        hint="a kernel compressed another way: name its method in an issue (vmlab doctor lists the host)",
+    )
 
 
-def _xz(data: bytes) -> bytes:
-    return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data)
+def _xz(data: bytes, limit: int | None) -> bytes:
+    try:
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data, max_length=limit or -1)
+    except (lzma.LZMAError, EOFError) as e:
+        raise _NotThis from e
 
 
-def _gzip(data: bytes) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    return d.decompress(data)
+def _lzma(data: bytes, limit: int | None) -> bytes:
+    try:
+        return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE).decompress(data, max_length=limit or -1)
+    except (lzma.LZMAError, EOFError) as e:
+        raise _NotThis from e
+
+
+def _gzip(data: bytes, limit: int | None) -> bytes:
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, limit or 0)
+    except (zlib.error, OSError, EOFError) as e:
+        raise _NotThis from e
+
+
+def _bzip2(data: bytes, limit: int | None) -> bytes:
+    try:
+        return bz2.BZ2Decompressor().decompress(data, max_length=limit or -1)
+    except (OSError, EOFError, ValueError) as e:
+        raise _NotThis from e
+
+
+def _zstd(data: bytes, limit: int | None) -> bytes:
+    """The `zstandard` package when installed (a dependency of vmlab), else the `zstd` tool. The whole
+    frame either way: the kernel writes it without a content size, and a false 4-byte magic is rare."""
+    try:
+        import zstandard  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return _tool(["zstd", "-dcq"], data)
+    try:
+        out: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    except zstandard.ZstdError as e:
+        raise _NotThis from e
+    return out
+
+
+def _lz4(data: bytes, limit: int | None) -> bytes:
+    """The kernel's legacy lz4 frame: the `lz4` tool reads it (the package is in set-up's list)."""
+    return _tool(["lz4", "-dcq"], data)
+
+
+def _tool(argv: list[str], data: bytes) -> bytes:
+    """Decompress with a command-line tool; trailing bytes after the stream make it exit non-zero, so
+    what it wrote counts, and the caller checks it for an ELF header."""
+    if shutil.which(argv[0]) is None:
+        raise _NotThis  # no tool, no candidate: the error names every method tried
+    try:
+        proc = subprocess.run(argv, input=data, capture_output=True, timeout=TOOL_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as e:
+        raise _NotThis from e
+    if not proc.stdout:
+        raise _NotThis
+    return proc.stdout
+
+
+METHODS: tuple[tuple[str, bytes, Callable[[bytes, int | None], bytes]], ...] = (
+    ("xz", XZ_MAGIC, _xz),
+    ("zstd", ZSTD_MAGIC, _zstd),
+    ("gzip", GZIP_MAGIC, _gzip),
+    ("lz4", LZ4_LEGACY_MAGIC, _lz4),
+    ("bzip2", BZIP2_MAGIC, _bzip2),
+    ("lzma", LZMA_MAGIC, _lzma),
+)
 
 
 def has_pvh_note(vmlinux: bytes) -> bool:

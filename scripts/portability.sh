@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# `make portability`: the README's commands on a current Debian release, in a root of its own.
+#
+# Builds a Debian 13 ("trixie") root with mmdebstrap in a temporary directory, copies this checkout
+# into it, and there runs `make demo`, the unit tests and a short integration subset (a guest, a
+# container, a sandbox, each lab once), with the daemons (dockerd, libvirtd) started inside. Everything
+# runs under its own PID and mount namespaces (unshare): the daemons inside neither see nor signal the
+# host's, the bind mounts (/dev, /sys) vanish with the namespace, and killing the namespace's first
+# process ends every process inside. Whatever happens (failure, Ctrl-C), it removes what it made: the
+# processes, the cgroups the inner daemons created, the root. Needs root, mmdebstrap and unshare.
+#
+# Environment: VMLAB_PORTABILITY_SUITE (default trixie), VMLAB_PORTABILITY_KEEP=1 keeps the root for a
+# look after a failure (the processes still end), VMLAB_PORTABILITY_TESTS (the integration subset),
+# VMLAB_PORTABILITY_LOG (default runs/portability/). Phases and their times go to the log.
+set -euo pipefail
+
+SUITE=${VMLAB_PORTABILITY_SUITE:-trixie}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOGDIR=${VMLAB_PORTABILITY_LOG:-$REPO/runs/portability}
+# A guest (libvirt, TCG or KVM), a container and a sandbox (every runtime), the doctor, each lab once.
+TESTS=${VMLAB_PORTABILITY_TESTS:-"tests/integration/backends/test_every_runtime.py tests/integration/host/test_doctor.py tests/integration/images/test_tiny_image.py tests/integration/labs/test_exit_codes.py tests/integration/hllvm/test_lab_live.py tests/integration/procvm/test_live.py tests/integration/kvmapi/test_cli_lab.py tests/integration/isa/test_isa_lab.py"}
+CGROUP_PARENT=vmlab-portability-$$
+
+say() { printf '[portability] %s\n' "$*" >&2; }
+die() { printf '[portability] error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root (mmdebstrap, namespaces, mounts): sudo make portability"
+command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap"
+command -v unshare >/dev/null || die "unshare is missing: apt-get install util-linux"
+
+mkdir -p "$LOGDIR"
+LOG=$LOGDIR/$SUITE-$(date -u +%Y%m%dT%H%M%SZ).log
+WORK=$(mktemp -d /tmp/vmlab-portability.XXXXXX)
+ROOT=$WORK/root
+NS_PID=""
+T0=$SECONDS
+
+cgroups_now() { find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort; }
+cgroups_now > "$WORK/cgroups.before"
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$NS_PID" ] && kill -0 "$NS_PID" 2>/dev/null; then
+    say "ending every process in the root's PID namespace"
+    kill -KILL "$NS_PID" 2>/dev/null || true  # the namespace's init: the kernel ends all inside
+    wait 2>/dev/null || true
+  fi
+  # Empty cgroups the inner dockerd and libvirtd made (new since the start; rmdir fails on a busy one).
+  cgroups_now | comm -13 "$WORK/cgroups.before" - | sort -r | while read -r d; do
+    case "$d" in *"$CGROUP_PARENT"* | */machine* | */libvirt* | */docker/*) rmdir "$d" 2>/dev/null || true ;; esac
+  done
+  if grep -q " $ROOT" /proc/mounts; then  # only if a mount leaked out of the namespace
+    grep " $ROOT" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  fi
+  if [ "${VMLAB_PORTABILITY_KEEP:-}" = 1 ] && [ "$rc" -ne 0 ]; then
+    say "kept the root for a look: $ROOT (rm -rf $WORK when done)"
+  elif grep -q " $ROOT" /proc/mounts; then
+    say "a mount under $ROOT is still there: not removing it (umount, then rm -rf $WORK)"
+  else
+    rm -rf --one-file-system "$WORK"
+  fi
+  say "log: $LOG ($((SECONDS - T0)) s in all, exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+phase() { printf '[portability] %s +%ds %s\n' "$(date -u +%H:%M:%S)" "$((SECONDS - T0))" "$*" | tee -a "$LOG" >&2; }
+
+phase "building a $SUITE root (mmdebstrap --variant=minbase) in $ROOT"
+mmdebstrap --variant=minbase --include=python3,python3-venv,make,git,ca-certificates "$SUITE" "$ROOT" \
+  >>"$LOG" 2>&1 || die "mmdebstrap failed (see $LOG)"
+
+# The package registries answer only with the host's CA bundle and pip configuration.
+cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
+# The checkout as it is (tracked and new files, without the venv, runs or caches).
+mkdir -p "$ROOT/vmlab"
+(cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -C "$ROOT/vmlab" -xf -
+rm -rf "$ROOT/vmlab/.venv" "$ROOT/vmlab/runs"
+
+cat > "$ROOT/portability-inner.sh" <<EOF
+#!/bin/bash
+# Runs inside the root, as the namespace's process tree (see scripts/portability.sh).
+set -uo pipefail
+export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
+unset PIP_FIND_LINKS  # the host's wheel directory is not in the root: pip.conf alone, as a new user has
+export VMLAB_DOCKERD_ARGS="--bridge=none --iptables=false --cgroup-parent=/$CGROUP_PARENT"
+T0=\$SECONDS
+step() { printf '[portability] %s +%ds inside: %s\n' "\$(date -u +%H:%M:%S)" "\$((SECONDS - T0))" "\$*"; }
+# Daemons ended with an earlier namespace leave pid files that block the next start.
+rm -f /run/docker.pid /run/docker/containerd/containerd.pid /run/libvirtd.pid /run/virtlogd.pid
+cd /vmlab
+rc=0
+step "make demo"
+make demo || { echo "[portability] FAILED: make demo (exit \$?)"; exit 10; }
+step "unit tests"
+.venv/bin/pytest -q -p no:cacheprovider tests/unit || { echo "[portability] FAILED: unit tests"; rc=11; }
+step "integration subset: $TESTS"
+.venv/bin/pytest -q -p no:cacheprovider $TESTS || { echo "[portability] FAILED: integration subset"; rc=12; }
+step "done (exit \$rc)"
+exit \$rc
+EOF
+chmod +x "$ROOT/portability-inner.sh"
+
+phase "running make demo, the unit tests and the integration subset inside (own PID and mount namespace)"
+# The bind mounts are made inside the new mount namespace: they end with it.
+# shellcheck disable=SC2016
+unshare --pid --fork --mount --propagation private --mount-proc="$ROOT/proc" bash -c '
+  R=$1
+  mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 20
+  exec chroot "$R" /portability-inner.sh
+' portability "$ROOT" > >(tee -a "$LOG" | grep --line-buffered '^\[\(portability\|setup\)\]\|passed\|failed\|error' >&2) 2>&1 &
+UNSHARE=$!
+for _ in $(seq 50); do
+  NS_PID=$(pgrep -P "$UNSHARE" | head -n 1 || true)
+  [ -n "$NS_PID" ] && break
+  sleep 0.1
+done
+set +e
+wait "$UNSHARE"
+rc=$?
+set -e
+phase "inner run finished: exit $rc"
+exit "$rc"

@@ -1,0 +1,109 @@
+"""Every compression a Debian or Ubuntu bzImage uses, on bzImage-like blobs built here: junk (the real
+mode set-up code), a decoy stream that does not hold an ELF, the ELF's stream, a trailer (the kernel
+appends the uncompressed size). Streams are made by the standard library or the tools set-up installs."""
+
+from __future__ import annotations
+
+import builtins
+import bz2
+import gzip
+import lzma
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vmlab.images import kernel
+from vmlab.images.kernel import extract_vmlinux
+
+# An ELF header's magic and then bytes no decompressor would invent.
+FAKE_ELF = b"\x7fELF\x02\x01\x01" + os.urandom(4096) + bytes(range(256)) * 64
+JUNK = b"MZ\xea\x07\xc0\x07" + bytes(range(200)) * 3 + b"HdrS"
+TRAILER = len(FAKE_ELF).to_bytes(4, "little")
+
+
+def _tool(argv: list[str]) -> Callable[[bytes], bytes]:
+    def compress(data: bytes) -> bytes:
+        if shutil.which(argv[0]) is None:
+            pytest.skip(f"{argv[0]} is not installed (make setup installs it)")
+        return subprocess.run(argv, input=data, capture_output=True, check=True).stdout
+
+    return compress
+
+
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "xz": lambda d: lzma.compress(d, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32),
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
+    # The kernel pipes its payload through `zstd -22 --ultra` (no content size in the frame header) and
+    # `lz4 -l` (the legacy frame); the same here, levels aside.
+    "zstd": _tool(["zstd", "-q", "-c", "-"]),
+    "lz4": _tool(["lz4", "-q", "-l", "-c"]),
+}
+
+
+@pytest.mark.parametrize("method", sorted(COMPRESSORS))
+def test_each_method_is_found_after_junk_and_a_decoy(method: str) -> None:
+    compress = COMPRESSORS[method]
+    decoy = compress(b"not an ELF, just text " * 20)
+    blob = JUNK + decoy + b"\x00" * 37 + compress(FAKE_ELF) + TRAILER
+    assert extract_vmlinux(blob) == FAKE_ELF
+
+
+def test_zstd_without_the_python_package_uses_the_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venv made before zstandard joined the dependencies still extracts Debian 13's kernel."""
+    real_import = builtins.__import__
+
+    def no_zstandard(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "zstandard":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_zstandard)
+    blob = JUNK + COMPRESSORS["zstd"](FAKE_ELF) + TRAILER
+    assert extract_vmlinux(blob) == FAKE_ELF
+
+
+def test_zstd_with_the_python_package() -> None:
+    pytest.importorskip("zstandard")
+    blob = JUNK + COMPRESSORS["zstd"](FAKE_ELF) + TRAILER
+    assert extract_vmlinux(blob) == FAKE_ELF
+
+
+def test_a_missing_tool_is_no_candidate_and_the_error_names_every_method(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    blob = JUNK + COMPRESSORS["lz4"](FAKE_ELF) + TRAILER
+    monkeypatch.setattr(kernel.shutil, "which", lambda _name: None)
+    with pytest.raises(kernel.BackendError, match="no xz, zstd, gzip, lz4, bzip2, lzma stream"):
+        extract_vmlinux(blob)
+
+
+def test_magic_without_a_stream_is_skipped() -> None:
+    """Each magic followed by garbage, then the real stream: the garbage is passed over."""
+    magics = b"".join(m for _n, m, _f in kernel.METHODS)
+    blob = JUNK + magics + b"\x00garbage" * 8 + gzip.compress(FAKE_ELF) + TRAILER
+    assert extract_vmlinux(blob) == FAKE_ELF
+
+
+def _real_kernels() -> list[Path]:
+    """The host's own kernels and any named in VMLAB_KERNEL_IMAGES (e.g. a Debian 13 vmlinuz unpacked
+    from its .deb with dpkg-deb -x): real bzImages, never committed."""
+    extra = [Path(p) for p in os.environ.get("VMLAB_KERNEL_IMAGES", "").split(":") if p]
+    found = [p for p in sorted(Path("/boot").glob("vmlinuz-*")) if os.access(p, os.R_OK)]
+    return [*found, *extra]
+
+
+@pytest.mark.parametrize("image", _real_kernels() or [None], ids=str)
+def test_real_kernel_images(image: Path | None) -> None:
+    if image is None:
+        pytest.skip("no readable /boot/vmlinuz-* and no VMLAB_KERNEL_IMAGES")
+    vmlinux = extract_vmlinux(image.read_bytes())
+    assert vmlinux[:4] == b"\x7fELF"
+    assert vmlinux[4] == 2  # ELFCLASS64: an x86-64 kernel
+    assert len(vmlinux) > image.stat().st_size  # it was compressed
