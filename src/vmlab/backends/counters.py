@@ -25,6 +25,10 @@ _JIT_FIELDS: dict[str, str] = {
     "tlb_partial_flushes": r"^TLB partial flushes\s+(\d+)",
 }
 JIT_PROVIDER = "qemu-tcg: HMP info jit"
+# The QEMU releases whose `info jit` was captured and parsed (tests/unit/experiments/fixtures/):
+# 7.2 on Debian 12; 10.0 on Debian 13, which prints an "Accelerator settings" block first and the same
+# counters after it.
+INFO_JIT_KNOWN = {7: "7.2", 10: "10.0"}
 
 
 class CounterParseError(ValueError):
@@ -42,6 +46,19 @@ def parse_info_jit(text: str) -> dict[str, int]:
         first = text.strip().splitlines()[0] if text.strip() else "<empty>"
         raise CounterParseError(f"not the output of 'info jit' (no TB count): {first[:80]}")
     return counts
+
+
+def qemu_version_note(info_version: str) -> str | None:
+    """One line when QEMU (HMP `info version`: "10.0.13Debian 1:10.0.13+ds-...") is outside the
+    releases whose `info jit` the kit knows; None when it is known (or the text names no version)."""
+    m = re.match(r"\s*(\d+)\.(\d+)", info_version)
+    if not m or int(m.group(1)) in INFO_JIT_KNOWN:
+        return None
+    known = ", ".join(INFO_JIT_KNOWN.values())
+    return (
+        f"QEMU {m.group(1)}.{m.group(2)} is outside the releases whose 'info jit' this kit knows "
+        f"({known}): a counter it renamed is missing from the report, not zero"
+    )
 
 
 def expansion_ratio(text: str) -> float | None:

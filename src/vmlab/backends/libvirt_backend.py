@@ -46,7 +46,7 @@ from vmlab.backends.ports import free_port, port_lock
 from vmlab.backends.readiness import VM_LADDER, Attempt, climb
 from vmlab.backends.remote import RemoteHost
 from vmlab.backends.signals import deferred_interrupts
-from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError
+from vmlab.errors import BackendError, NotAvailable, ReadyTimeout, UsageError, VmlabError
 from vmlab.guest.ssh import SshSession, port_open, read_banner
 from vmlab.host.libvirt import default_uri
 from vmlab.images.model import ImageInfo
@@ -576,14 +576,19 @@ class LibvirtInstance(InstanceBase):
         from vmlab.backends import counters
 
         if self.accel != "kvm":
+            notes = [
+                "the guest runs under TCG: there are no VM exits to count; these are the binary "
+                "translator's counters (translation blocks, chained jumps) before and after each phase"
+            ]
+            try:
+                version_note = counters.qemu_version_note(self.monitor("info version"))
+            except VmlabError:
+                version_note = None  # the counters themselves say whether the monitor answers
             return _CumulativeCounter(
                 lambda: counters.parse_info_jit(self.monitor("info jit")),
                 counters.JIT_PROVIDER,
                 "tb_count",
-                [
-                    "the guest runs under TCG: there are no VM exits to count; these are the binary "
-                    "translator's counters (translation blocks, chained jumps) before and after each phase"
-                ],
+                [*notes, *([version_note] if version_note else [])],
                 self,
             )
         pid = self.pid()

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 # What a choice falls back to when apt's lists say nothing (no apt, lists not fetched yet).
 JDK_FALLBACK = "openjdk-17-jdk-headless"
 LINUX_SOURCE_META = "linux-source"
+# Debian's kernel meta package (what the tiny image is built from), then Ubuntu's.
+KERNEL_METAS = ("linux-image-amd64", "linux-image-generic")
 JDK_RE = re.compile(r"^openjdk-(\d+)-jdk-headless$")
 
 # Run with an argv, returns stdout ("" when the command is missing or fails): faked in unit tests.
@@ -81,6 +83,7 @@ class Choices:
     docker: list[str]
     linux_source: str | None
     runsc: bool
+    kernel_meta: str | None = None  # the kernel meta package in the archive (tiny uses Debian's)
     notes: list[str] = field(default_factory=list)
 
     def packages(self) -> list[str]:
@@ -108,7 +111,13 @@ def resolve(run: Runner = run_quiet) -> Choices:
             "repository (docs/host-facts.md)"
         )
     src = depends_on(run(["apt-cache", "depends", LINUX_SOURCE_META]), "linux-source-")
-    return Choices(jdk=jdk, docker=docker, linux_source=src, runsc=runsc, notes=notes)
+    kernel_meta = next(
+        (m for m in KERNEL_METAS if has_candidate(run(["apt-cache", "policy", m]))),
+        None,
+    )
+    return Choices(
+        jdk=jdk, docker=docker, linux_source=src, runsc=runsc, kernel_meta=kernel_meta, notes=notes
+    )
 
 
 def main(argv: list[str]) -> int:

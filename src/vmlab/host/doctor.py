@@ -322,6 +322,84 @@ def _probe_build_tools() -> Row:
     return Row("image-build", "ok", detail, data=tools)
 
 
+# The releases `make test` (Debian 12) and `make portability` (Debian 13) run the kit on.
+TESTED_RELEASES = {("debian", "12"), ("debian", "13")}
+
+
+def probe_distro(
+    os_release_text: str | None = None,
+    choices: Any = None,
+    installed: Callable[[str], bool] | None = None,
+    which: Callable[[str], str | None] | None = None,
+) -> Row:
+    """What this release offers and what set-up chose from it (src/vmlab/host/distro.py), and the
+    pieces still missing, each with its fix. Inputs are injectable: the unit test fakes an Ubuntu 24.04
+    host, whose package lists are not reachable from the machines the kit is tested on."""
+    from vmlab.host import distro
+
+    if os_release_text is None:
+        try:
+            os_release_text = Path("/etc/os-release").read_text()
+        except OSError:
+            os_release_text = ""
+    info = distro.os_release(os_release_text)
+    c = choices if choices is not None else distro.resolve()
+    have = installed or _dpkg_installed
+    find = which or shutil.which
+    name = info.get("PRETTY_NAME") or "unknown release (no /etc/os-release)"
+    tested = (info.get("ID", ""), info.get("VERSION_ID", "")) in TESTED_RELEASES
+    chose = (
+        f"JDK {c.jdk}, Docker {' + '.join(c.docker)}, kernel {c.kernel_meta or 'none'}, "
+        f"kernel source {c.linux_source or 'none'}, runsc {'in the archive' if c.runsc else 'not in it'}"
+    )
+    missing: list[tuple[str, str]] = []
+    if find("docker") is None:
+        missing.append(("the docker command", f"apt-get install {c.docker[-1]}"))
+    if find("java") is None:
+        missing.append(("a JDK", f"apt-get install {c.jdk}"))
+    for pkg, why in (("python3-venv", "make's venv"), ("python3-dev", "Python.h for libvirt-python")):
+        if not have(pkg):
+            missing.append((f"{pkg} ({why})", f"apt-get install {pkg}"))
+    if find("runsc") is None:
+        fix = (
+            "apt-get install runsc" if c.runsc else "add gVisor's apt repository, then apt-get install runsc"
+        )
+        missing.append(("runsc (the sandbox kind)", fix))
+    if c.kernel_meta != "linux-image-amd64":
+        missing.append(
+            (
+                "linux-image-amd64 (the tiny image's kernel; Ubuntu's linux-image-generic is signed, "
+                "its modules in linux-modules-*)",
+                "build the images on Debian 12/13 (docs/host-facts.md)",
+            )
+        )
+    data = {
+        "id": info.get("ID"),
+        "version_id": info.get("VERSION_ID"),
+        "tested": tested,
+        "chosen": {
+            "jdk": c.jdk,
+            "docker": c.docker,
+            "kernel_meta": c.kernel_meta,
+            "linux_source": c.linux_source,
+            "runsc_in_archive": c.runsc,
+        },
+        "missing": [m for m, _ in missing],
+        "notes": list(c.notes),
+    }
+    detail = f"{name} ({'tested' if tested else 'not a tested release'}): set-up chooses {chose}"
+    if missing:
+        detail += "; missing: " + "; ".join(m for m, _ in missing)
+    status: Status = "ok" if tested and not missing else "warn"
+    return Row("distro", status, detail, "; ".join(f for _, f in missing), data)
+
+
+def _dpkg_installed(package: str) -> bool:
+    from vmlab.host.distro import run_quiet
+
+    return "install ok installed" in run_quiet(["dpkg-query", "-W", "-f=${Status}", package])
+
+
 def _probe_tool(name: str, argv: list[str], fix: str, pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> Row:
     version = tool_version(argv, pattern)
     if shutil.which(argv[0]) is None:
@@ -329,8 +407,23 @@ def _probe_tool(name: str, argv: list[str], fix: str, pattern: str = r"(\d+\.\d+
     return Row(name, "ok", f"{argv[0]} {version or '(version unknown)'}", data={"version": version})
 
 
+def _known_version(row: Row) -> Row:
+    """A tool the labs read the output of: say in one line when its release is outside what they know."""
+    version = row.data.get("version")
+    if row.status != "ok" or not version:
+        return row
+    if row.name == "java":
+        from vmlab.hllvm.versions import version_note
+
+        note = version_note(str(version))
+        if note:
+            return Row(row.name, "warn", f"{row.detail}; {note}", "make setup", row.data)
+    return row
+
+
 PROBES: list[Callable[[], Row]] = [
     _probe_python,
+    probe_distro,
     _probe_groups,
     _probe_kvm,
     _probe_hw_guest,
@@ -341,8 +434,13 @@ PROBES: list[Callable[[], Row]] = [
     _probe_kvm_counters,
     _probe_build_tools,
     lambda: _probe_tool("valgrind", ["valgrind", "--version"], "apt-get install valgrind"),
-    lambda: _probe_tool(
-        "java", ["java", "-version"], "apt-get install openjdk-17-jdk-headless", r'version "([^"]+)"'
+    lambda: _known_version(
+        _probe_tool(
+            "java",
+            ["java", "-version"],
+            "make setup (the newest openjdk-N-jdk-headless)",
+            r'version "([^"]+)"',
+        )
     ),
     lambda: _probe_tool("qemu-user", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),
     lambda: _probe_tool(

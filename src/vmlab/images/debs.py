@@ -25,16 +25,24 @@ def run(argv: list[str], *, cwd: Path | None = None, timeout: float = 600) -> st
     return proc.stdout
 
 
-def resolve_meta(meta: str) -> str:
-    """The package a meta package depends on now (linux-image-amd64 -> linux-image-6.1.0-56-amd64)."""
+def resolve_meta(meta: str, prefix: str = "linux-image-") -> str:
+    """The package a meta package depends on now (linux-image-amd64 -> linux-image-6.1.0-56-amd64,
+    linux-source -> linux-source-6.12 on Debian 13)."""
     out = run(["apt-cache", "depends", meta])
-    for line in out.splitlines():
-        m = re.match(r"\s*Depends:\s*(linux-image-\S+)", line)
-        if m:
+    found = depends_on(out, prefix)
+    if found is None:
+        raise BackendError(
+            f"cannot resolve {meta}: apt-cache depends lists no {prefix}* package", hint="apt-get update"
+        )
+    return found
+
+
+def depends_on(depends_output: str, prefix: str) -> str | None:
+    for line in depends_output.splitlines():
+        m = re.match(r"\s*Depends:\s*(\S+)", line)
+        if m and m.group(1).startswith(prefix):
             return m.group(1)
-    raise BackendError(
-        f"cannot resolve {meta}: apt-cache depends lists no linux-image package", hint="apt-get update"
-    )
+    return None
 
 
 def candidate_version(package: str) -> str:

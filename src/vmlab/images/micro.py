@@ -1,4 +1,4 @@
-"""The `micro` recipe: tiny's user space on a minimal kernel built here from Debian's linux-source-6.1.
+"""The `micro` recipe: tiny's user space on a minimal kernel built here from Debian's linux-source.
 
 Under TCG most of a tiny guest's boot is the generic distribution kernel initialising subsystems a lab
 guest never uses (ACPI, crypto self-tests, audit, LSMs, IPv6, ...). A kernel configured with
@@ -48,7 +48,12 @@ PROGRESS_EVERY_S = 15.0
 
 
 def source_package(recipe: Recipe) -> str:
-    return str(recipe.section("packages").get("kernel_source", "linux-source-6.1"))
+    """The versioned source package: the recipe's `kernel_source`, or what the meta package
+    `linux-source` points at in this release (linux-source-6.1 on Debian 12, -6.12 on Debian 13)."""
+    name = str(recipe.section("packages").get("kernel_source", "linux-source"))
+    if name == "linux-source":
+        return debs.resolve_meta(name, prefix="linux-source-")
+    return name
 
 
 def userspace_recipe(recipe: Recipe) -> Recipe:

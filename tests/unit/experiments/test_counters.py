@@ -11,6 +11,7 @@ from vmlab.backends.counters import (
     parse_info_jit,
     parse_libvirt_vm_stats,
     parse_strace_summary,
+    qemu_version_note,
     read_debugfs_vm,
 )
 
@@ -25,6 +26,36 @@ def test_info_jit_of_qemu_7_2() -> None:
     assert c["direct_jumps"] == 1211 and c["direct_jumps_both"] == 871
     assert c["tb_invalidations"] == 149 and c["tb_flushes"] == 0
     assert expansion_ratio(text) == 22.7
+
+
+def test_info_jit_of_qemu_10_0() -> None:
+    """Debian 13's QEMU 10.0 (captured: qemu-system-x86_64 -accel tcg, SeaBIOS with no disk, 3 s):
+    an "Accelerator settings" block comes first; the counters below it are 7.2's."""
+    text = (FIX / "info_jit_qemu10.txt").read_text()
+    assert text.startswith("Accelerator settings:")
+    c = parse_info_jit(text)
+    assert c["tb_count"] == 2210
+    assert c["code_size_bytes"] == 1215779 and c["code_buffer_bytes"] == 1073736704
+    assert c["direct_jumps"] == 1334 and c["direct_jumps_both"] == 852
+    assert c["tb_invalidations"] == 178 and c["tlb_partial_flushes"] == 142
+    assert expansion_ratio(text) == 25.0
+    assert set(c) == set(parse_info_jit((FIX / "info_jit.txt").read_text()))
+
+
+@pytest.mark.parametrize(
+    ("info_version", "known"),
+    [
+        ("7.2.22Debian 1:7.2+dfsg-7+deb12u18+b3", True),
+        ("10.0.13Debian 1:10.0.13+ds-0+deb13u1", True),
+        ("8.2.2Debian 1:8.2.2+ds-0ubuntu1", False),
+        ("", True),
+    ],
+)
+def test_qemu_version_note(info_version: str, known: bool) -> None:
+    note = qemu_version_note(info_version)
+    assert (note is None) is known
+    if note:
+        assert note.startswith("QEMU 8.2 is outside") and "7.2, 10.0" in note and "\n" not in note
 
 
 def test_info_jit_rejects_other_text() -> None:

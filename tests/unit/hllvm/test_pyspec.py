@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dis
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,3 +64,29 @@ def test_unpinned_version_gives_no_verdict(result: dict[str, Any]) -> None:
     other = {**result, "python": [3, 99, 0]}
     spec, _ = pyspec.experiments(other)
     assert all(e.values["expected_found"] is None for e in spec.values())
+
+
+@pytest.mark.parametrize("minor", [11, 12, 13])
+def test_captured_child_output_of_each_pinned_version(data: Path, minor: int) -> None:
+    """The child's JSON as CPython 3.11 (Debian 12), 3.12 and 3.13 (Debian 13) printed it: every
+    workload meets its pinned names (independently: the opcode tables of each release's dis)."""
+    captured = json.loads((data / f"pychild-cpython3{minor}.json").read_text())
+    assert captured["python"][:2] == [3, minor]
+    spec, _ = pyspec.experiments(captured)
+    assert {n: e.values["expected_found"] for n, e in spec.items()} == dict.fromkeys(pychild.WORKLOADS, True)
+
+
+def test_313_output_read_with_312_names_fails_the_check(data: Path) -> None:
+    """The pins are what decide: 3.13's CALL_LEN is not 3.12's CALL_NO_KW_LEN."""
+    captured = json.loads((data / "pychild-cpython313.json").read_text())
+    spec, _ = pyspec.experiments({**captured, "python": [3, 12, 0]})
+    assert spec["call_builtin"].values["expected_found"] is False
+    assert spec["call_builtin"].values["missing"] == "CALL_NO_KW_LEN"
+
+
+def test_unpinned_version_note_is_one_line(result: dict[str, Any]) -> None:
+    spec, _ = pyspec.experiments({**result, "python": [3, 14, 0]})
+    notes = spec["add_ints"].provenance.notes
+    assert (
+        "CPython 3.14 is outside the versions this lab knows (pinned: 3.11, 3.12, 3.13): no verdict" in notes
+    )

@@ -207,3 +207,19 @@ def test_sigterm_during_the_build_exits_143_and_kills_the_group(
     assert e.value.code == 143
     assert signal.getsignal(signal.SIGTERM) == before
     assert_gone(int(pidfile.read_text()), "SIGTERM")
+
+
+def test_kernel_source_follows_the_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe names the meta package; apt-cache depends (captured on Debian 13) gives the version."""
+    from vmlab.images import debs, micro
+    from vmlab.images.recipe import load_recipe
+
+    seen: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_kw: object) -> str:
+        seen.append(argv)
+        return "linux-source\n  Depends: linux-source-6.12\n"
+
+    monkeypatch.setattr(debs, "run", fake_run)
+    assert micro.source_package(load_recipe("micro")) == "linux-source-6.12"
+    assert seen == [["apt-cache", "depends", "linux-source"]]
