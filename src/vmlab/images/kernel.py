@@ -135,12 +135,15 @@ def has_pvh_note(vmlinux: bytes) -> bool:
     return b"Xen\x00" in vmlinux and vmlinux[:4] == ELF_MAGIC
 
 
-def module_load_order(modules_dep: str, wanted: list[str]) -> list[str]:
+def module_load_order(modules_dep: str, wanted: list[str], modules_builtin: str = "") -> list[str]:
     """Relative paths of `wanted` modules and their dependencies, dependencies first.
 
     `modules_dep` is the text of modules.dep: "path.ko: dep1.ko dep2.ko". Names compare with '-' and '_'
-    equal, as the kernel does.
+    equal, as the kernel does. A wanted module listed in `modules_builtin` (modules.builtin) is part of
+    the kernel already and needs no loading: Debian 13's 6.12 builds virtio_pci in, Debian 12's 6.1
+    has it as a module.
     """
+    builtin = {_modname(line.strip()) for line in modules_builtin.splitlines() if line.strip()}
     deps: dict[str, list[str]] = {}
     by_name: dict[str, str] = {}
     for line in modules_dep.splitlines():
@@ -165,10 +168,27 @@ def module_load_order(modules_dep: str, wanted: list[str]) -> list[str]:
 
     for name in wanted:
         found = by_name.get(_modname(name))
+        if found is None and _modname(name) in builtin:
+            continue
         if found is None:
             raise BackendError(f"kernel module {name} is not in this kernel's modules.dep")
         visit(found, ())
     return order
+
+
+def plain_module(rel: str, data: bytes) -> tuple[str, bytes]:
+    """A kernel module as insmod in the guest loads it whatever busybox was built with: Debian 13 ships
+    modules as .ko.xz (Ubuntu as .ko.zst), Debian 12 as .ko. Decompressed once here, at build time."""
+    for suffix, decompress in ((".ko.xz", _xz), (".ko.zst", _zstd), (".ko.gz", _gzip)):
+        if rel.endswith(suffix):
+            try:
+                plain = decompress(data, None)
+            except _NotThis as e:
+                raise BackendError(f"kernel module {rel} does not decompress") from e
+            if not plain.startswith(ELF_MAGIC):
+                raise BackendError(f"kernel module {rel} is no ELF object after decompression")
+            return rel[: -len(suffix)] + ".ko", plain
+    return rel, data
 
 
 def _modname(path: str) -> str:

@@ -16,7 +16,7 @@ from vmlab.errors import BackendError
 from vmlab.images import debs
 from vmlab.images.access import share_with_qemu
 from vmlab.images.archive import Node, write_cpio, write_tar
-from vmlab.images.kernel import extract_vmlinux, has_pvh_note, module_load_order
+from vmlab.images.kernel import extract_vmlinux, has_pvh_note, module_load_order, plain_module
 from vmlab.images.recipe import Recipe
 from vmlab.paths import system_tool
 
@@ -59,21 +59,28 @@ def build(
     del vmlinux
 
     progress(f"depmod {kernel_release}")
+    _modules_under_lib(kdir)
     debs.run([system_tool("depmod") or "depmod", "-b", str(kdir), kernel_release])
     moddir = kdir / "lib" / "modules" / kernel_release
     wanted = [str(m) for m in recipe.section("modules").get("load", [])]
-    order = module_load_order((moddir / "modules.dep").read_text(), wanted)
+    builtin = moddir / "modules.builtin"
+    order = module_load_order(
+        (moddir / "modules.dep").read_text(), wanted, builtin.read_text() if builtin.is_file() else ""
+    )
 
     root = work / "rootfs"
     facts = build_userspace(
         recipe.directory / "init", extracted, root, out, release, progress, hostname=f"vmlab-{recipe.name}"
     )
+    loaded = []
     for rel in order:
-        dest = root / "lib" / "modules" / rel
+        out_rel, data = plain_module(rel, (moddir / rel).read_bytes())
+        dest = root / "lib" / "modules" / out_rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(moddir / rel, dest)
-    write_initrd(root, out, order, progress)
-    return {"kernel_release": kernel_release, "modules": order, **facts}
+        dest.write_bytes(data)
+        loaded.append(out_rel)
+    write_initrd(root, out, loaded, progress)
+    return {"kernel_release": kernel_release, "modules": loaded, **facts}
 
 
 def build_userspace(
@@ -122,6 +129,24 @@ def write_initrd(root: Path, out: Path, modules: list[str], progress: Progress) 
         share_with_qemu(out / f, secret=True)
 
 
+def _modules_under_lib(kdir: Path) -> None:
+    """Debian 13's kernel package ships its modules under usr/lib/modules (merged /usr), Debian 12's
+    under lib/modules, where `depmod -b` looks: move them there in our private extraction."""
+    merged, legacy = kdir / "usr" / "lib" / "modules", kdir / "lib" / "modules"
+    if merged.is_dir() and not legacy.exists():
+        legacy.parent.mkdir(parents=True, exist_ok=True)
+        merged.rename(legacy)
+
+
+def pkg_file(pkg: Path, *candidates: str) -> Path:
+    """The first of `candidates` (paths inside an extracted package) that exists: Debian 13 moved
+    busybox from /bin to /usr/bin."""
+    for rel in candidates:
+        if (pkg / rel).is_file():
+            return pkg / rel
+    raise BackendError(f"{pkg.name}: none of {', '.join(candidates)} in the package")
+
+
 def _kernel_release(kdir: Path) -> str:
     found = sorted(p.name.removeprefix("vmlinuz-") for p in (kdir / "boot").glob("vmlinuz-*"))
     if len(found) != 1:
@@ -158,7 +183,7 @@ def _skeleton(root: Path, hostname: str) -> None:
 
 def _install_busybox(pkg: Path, root: Path) -> None:
     """busybox-static plus one symlink per applet, at the paths busybox itself reports."""
-    src = pkg / "bin" / "busybox"
+    src = pkg_file(pkg, "bin/busybox", "usr/bin/busybox")
     shutil.copy(src, root / "bin" / "busybox")
     os.chmod(root / "bin" / "busybox", 0o755)
     applets = debs.run([str(src), "--list-full"]).split()
@@ -172,7 +197,7 @@ def _install_busybox(pkg: Path, root: Path) -> None:
 
 def _install_dropbear(pkg: Path, root: Path) -> dict[str, str]:
     """dropbear and the shared libraries `ldd` names (host copies of Debian's packages, recorded)."""
-    binary = pkg / "usr" / "sbin" / "dropbear"
+    binary = pkg_file(pkg, "usr/sbin/dropbear", "sbin/dropbear")
     shutil.copy(binary, root / "usr" / "sbin" / "dropbear")
     libraries, _ = _copy_libraries(binary, root)
     return libraries
@@ -183,9 +208,10 @@ def _install_strace(pkg: Path, root: Path) -> tuple[dict[str, str], list[Path]]:
     from the host can count system calls inside it (tracing one's own children needs no capability).
     Returns the libraries and the files only strace needs (left out of the guest's initramfs)."""
     dest = root / "usr" / "bin" / "strace"
-    shutil.copy(pkg / "usr" / "bin" / "strace", dest)
+    src = pkg_file(pkg, "usr/bin/strace", "bin/strace")
+    shutil.copy(src, dest)
     os.chmod(dest, 0o755)
-    libraries, added = _copy_libraries(pkg / "usr" / "bin" / "strace", root)
+    libraries, added = _copy_libraries(src, root)
     return libraries, [dest, *added]
 
 
@@ -213,7 +239,8 @@ def _copy_libraries(binary: Path, root: Path) -> tuple[dict[str, str], list[Path
 def _host_key(pkg: Path, root: Path) -> str:
     """A fresh ed25519 host key in dropbear's format; its OpenSSH public line is pinned by the host."""
     key = root / "etc" / "dropbear" / "dropbear_ed25519_host_key"
-    text = debs.run([str(pkg / "usr" / "bin" / "dropbearkey"), "-t", "ed25519", "-f", str(key)])
+    keygen = pkg_file(pkg, "usr/bin/dropbearkey", "bin/dropbearkey")
+    text = debs.run([str(keygen), "-t", "ed25519", "-f", str(key)])
     os.chmod(key, stat.S_IRUSR | stat.S_IWUSR)
     for line in text.splitlines():
         if line.startswith("ssh-ed25519 "):

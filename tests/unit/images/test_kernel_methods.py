@@ -107,3 +107,37 @@ def test_real_kernel_images(image: Path | None) -> None:
     assert vmlinux[:4] == b"\x7fELF"
     assert vmlinux[4] == 2  # ELFCLASS64: an x86-64 kernel
     assert len(vmlinux) > image.stat().st_size  # it was compressed
+
+
+def test_compressed_modules_are_stored_plain() -> None:
+    """Debian 13's modules are .ko.xz: the initramfs gets the ELF object under the .ko name."""
+    from vmlab.images.kernel import plain_module
+
+    obj = FAKE_ELF[:2000]
+    xz = lzma.compress(obj, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+    assert plain_module("kernel/drivers/net/virtio_net.ko.xz", xz) == (
+        "kernel/drivers/net/virtio_net.ko",
+        obj,
+    )
+    assert plain_module("kernel/net/core/failover.ko.gz", gzip.compress(obj)) == (
+        "kernel/net/core/failover.ko",
+        obj,
+    )
+    assert plain_module("kernel/a.ko", obj) == ("kernel/a.ko", obj)
+    with pytest.raises(kernel.BackendError, match=r"kernel module kernel/b\.ko\.xz"):
+        plain_module("kernel/b.ko.xz", b"not xz")
+
+
+def test_builtin_modules_need_no_loading() -> None:
+    """Debian 13's 6.12 builds virtio_pci in (modules.builtin), 6.1 has it as a module."""
+    from vmlab.images.kernel import module_load_order
+
+    dep = (
+        "kernel/drivers/net/virtio_net.ko.xz: kernel/net/core/failover.ko.xz\n"
+        "kernel/net/core/failover.ko.xz:\n"
+    )
+    builtin = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_pci.ko\n"
+    order = module_load_order(dep, ["virtio_pci", "virtio_net"], builtin)
+    assert order == ["kernel/net/core/failover.ko.xz", "kernel/drivers/net/virtio_net.ko.xz"]
+    with pytest.raises(kernel.BackendError, match="virtio_pci"):
+        module_load_order(dep, ["virtio_pci"])
