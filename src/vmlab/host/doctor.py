@@ -412,12 +412,17 @@ def _known_version(row: Row) -> Row:
     version = row.data.get("version")
     if row.status != "ok" or not version:
         return row
+    note = None
     if row.name == "java":
         from vmlab.hllvm.versions import version_note
 
         note = version_note(str(version))
-        if note:
-            return Row(row.name, "warn", f"{row.detail}; {note}", "make setup", row.data)
+    elif row.name == "valgrind":
+        from vmlab.procvm.toolbuild import valgrind_note
+
+        note = valgrind_note(str(version))
+    if note:
+        return Row(row.name, "warn", f"{row.detail}; {note}", "make setup", row.data)
     return row
 
 
@@ -433,7 +438,7 @@ PROBES: list[Callable[[], Row]] = [
     _probe_privileges,
     _probe_kvm_counters,
     _probe_build_tools,
-    lambda: _probe_tool("valgrind", ["valgrind", "--version"], "apt-get install valgrind"),
+    lambda: _known_version(_probe_tool("valgrind", ["valgrind", "--version"], "apt-get install valgrind")),
     lambda: _known_version(
         _probe_tool(
             "java",

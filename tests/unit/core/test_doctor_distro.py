@@ -85,3 +85,14 @@ def test_no_os_release_is_an_unknown_release() -> None:
     row = probe_distro("", distro.resolve(fake({})), lambda _p: True, everything)
     assert row.status == "warn"
     assert row.detail.startswith("unknown release")
+
+
+def test_tool_rows_warn_on_a_release_outside_what_the_labs_know() -> None:
+    from vmlab.host.doctor import Row, _known_version
+
+    java = _known_version(Row("java", "ok", "java 26.0.1", data={"version": "26.0.1"}))
+    assert java.status == "warn" and "OpenJDK 26.0.1 is outside" in java.detail
+    vg = _known_version(Row("valgrind", "ok", "valgrind 3.24.0", data={"version": "3.24.0"}))
+    assert vg.status == "ok"
+    vg = _known_version(Row("valgrind", "ok", "valgrind 3.22.0", data={"version": "3.22.0"}))
+    assert vg.status == "warn" and "Valgrind 3.22.0 is outside" in vg.detail

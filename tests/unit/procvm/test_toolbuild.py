@@ -1,5 +1,5 @@
-"""The tool-build recipe's pure parts, on real excerpts of Valgrind 3.19.0's top Makefile.am and
-configure.ac (tests/unit/procvm/data/)."""
+"""The tool-build recipe's pure parts, on real excerpts of the top Makefile.am and configure.ac of
+Valgrind 3.19.0 (Debian 12) and 3.24.0 (Debian 13) (tests/unit/procvm/data/)."""
 
 from pathlib import Path
 
@@ -18,12 +18,14 @@ from vmlab.procvm.workloads import lab_dir
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    (tmp_path / "Makefile.am").write_text((DATA / "valgrind-3.19.0-Makefile.am.head").read_text())
-    conf = (DATA / "valgrind-3.19.0-configure.ac.head").read_text()
-    conf += (DATA / "valgrind-3.19.0-configure.ac.part").read_text()
+@pytest.fixture(params=["3.19.0", "3.24.0"])
+def tree(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    v = request.param
+    (tmp_path / "Makefile.am").write_text((DATA / f"valgrind-{v}-Makefile.am.head").read_text())
+    conf = (DATA / f"valgrind-{v}-configure.ac.head").read_text()
+    conf += (DATA / f"valgrind-{v}-configure.ac.part").read_text()
     (tmp_path / "configure.ac").write_text(conf)
+    (tmp_path / "VERSION").write_text(v)
     return tmp_path
 
 
@@ -39,7 +41,7 @@ def test_register_keeps_only_the_needed_tools_and_adds_the_makefiles(tree: Path)
 
 
 def test_source_version_reads_the_m4_parts(tree: Path) -> None:
-    assert source_version(tree) == "3.19.0"
+    assert source_version(tree) == (tree / "VERSION").read_text()
 
 
 def test_not_a_source_tree(tmp_path: Path) -> None:
