@@ -55,3 +55,25 @@ def test_kvm_probe_agrees_with_the_kvm_api_lab() -> None:
     with Kvm() as kvm:
         assert info["api_version"] == kvm.api_version and info["api_ok"]
         assert info["capabilities"] == kvm.capabilities()
+
+
+def test_distro_row_names_this_release_and_what_set_up_installed() -> None:
+    """After `make setup` the row is ok on a tested release, and what it says was chosen is installed
+    (dpkg, independently of vmlab's own probe)."""
+    import subprocess
+    from pathlib import Path
+
+    os_release = dict(
+        line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
+    )
+    row = next(r for r in diagnose().rows if r.name == "distro")
+    assert row.data["id"] == os_release["ID"].strip('"')
+    assert row.data["version_id"] == os_release.get("VERSION_ID", "").strip('"')
+    for pkg in (row.data["chosen"]["jdk"], *row.data["chosen"]["docker"]):
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", pkg], capture_output=True, text=True, check=False
+        ).stdout
+        if pkg.startswith("openjdk") or pkg == "docker-cli":  # an existing docker-ce keeps docker.io out
+            assert "install ok installed" in status, pkg
+    if row.data["tested"]:
+        assert row.status == "ok", row.detail
