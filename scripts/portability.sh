@@ -109,7 +109,9 @@ phase "running make demo, the unit tests and the integration subset inside (own 
 # shellcheck disable=SC2016
 unshare --pid --fork --mount --propagation private --mount-proc="$ROOT/proc" bash -c '
   R=$1
-  mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 20
+  # The root a mount point of its own: dockerd remounts / (MS_SLAVE) when it imports an image, which
+  # fails with EINVAL on a plain directory.
+  mount --bind "$R" "$R" && mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 20
   exec chroot "$R" /portability-inner.sh
 ' portability "$ROOT" > >(tee -a "$LOG" | grep --line-buffered '^\[\(portability\|setup\)\]\|passed\|failed\|error' >&2) 2>&1 &
 UNSHARE=$!
