@@ -131,7 +131,7 @@ fi
 # user), else the one dockerd running as root.
 dockerd_pid() {
   local pid
-  pid=$(cat /run/docker.pid 2>/dev/null || true)
+  pid=$(cat "${VMLAB_DOCKER_PIDFILE:-/run/docker.pid}" 2>/dev/null || true)
   if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then echo "$pid"; return; fi
   pgrep -x -u 0 dockerd | head -n 1
 }
