@@ -50,6 +50,10 @@ cleanup() {
   cgroups_now | comm -13 "$WORK/cgroups.before" - | sort -r | while read -r d; do
     case "$d" in *"$CGROUP_PARENT"* | */machine* | */libvirt* | */docker/*) rmdir "$d" 2>/dev/null || true ;; esac
   done
+  # Evidence of gVisor's log format on this release (the Sentry's strace lines), kept with the log.
+  if compgen -G "$ROOT/var/log/runsc/*.boot.txt" >/dev/null; then
+    grep -h "strace.go" "$ROOT"/var/log/runsc/*.boot.txt 2>/dev/null | head -n 400 > "${LOG%.log}-runsc-strace.txt" || true
+  fi
   if grep -q " $ROOT" /proc/mounts; then  # only if a mount leaked out of the namespace
     grep " $ROOT" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   fi
@@ -110,8 +114,8 @@ phase "running make demo, the unit tests and the integration subset inside (own 
 unshare --pid --fork --mount --propagation private --mount-proc="$ROOT/proc" bash -c '
   R=$1
   # The root a mount point of its own: dockerd remounts / (MS_SLAVE) when it imports an image, which
-  # fails with EINVAL on a plain directory.
-  mount --bind "$R" "$R" && mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 20
+  # fails with EINVAL on a plain directory. Recursive: it keeps the /proc that --mount-proc made.
+  mount --rbind "$R" "$R" && mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 20
   exec chroot "$R" /portability-inner.sh
 ' portability "$ROOT" > >(tee -a "$LOG" | grep --line-buffered '^\[\(portability\|setup\)\]\|passed\|failed\|error' >&2) 2>&1 &
 UNSHARE=$!
