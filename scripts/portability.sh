@@ -4,8 +4,8 @@
 # Builds a Debian 13 ("trixie") root with mmdebstrap in a temporary directory, copies this checkout
 # into it, and there runs `make demo`, the unit tests and a short integration subset (a guest, a
 # container, a sandbox, each lab once), with the daemons (dockerd, libvirtd) started inside. Everything
-# runs under its own PID and mount namespaces (unshare): the daemons inside neither see nor signal the
-# host's, the bind mounts (/dev, /sys) vanish with the namespace, and killing the namespace's first
+# runs under its own PID and mount namespaces (unshare, pivot_root into the root): the daemons inside
+# neither see nor signal the host's, the bind mounts (/dev, /sys) vanish with the namespace, and killing the namespace's first
 # process ends every process inside. Whatever happens (failure, Ctrl-C), it removes what it made: the
 # processes, the cgroups the inner daemons created, the root. Needs root, mmdebstrap and unshare.
 #
@@ -116,7 +116,10 @@ unshare --pid --fork --mount --propagation private --mount-proc="$ROOT/proc" bas
   # The root a mount point of its own: dockerd remounts / (MS_SLAVE) when it imports an image, which
   # fails with EINVAL on a plain directory. Recursive: it keeps the /proc that --mount-proc made.
   mount --rbind "$R" "$R" && mount --rbind /dev "$R/dev" && mount --rbind /sys "$R/sys" || exit 20
-  exec chroot "$R" /portability-inner.sh
+  # pivot_root, not chroot: a chrooted process may not create user namespaces (EPERM), which runsc
+  # does for its gofer. The host tree is then detached from this namespace altogether.
+  cd "$R" && mkdir -p .oldroot && pivot_root . .oldroot || exit 21
+  exec /usr/sbin/chroot . /bin/bash -c "umount -l /.oldroot && rmdir /.oldroot && exec /portability-inner.sh"
 ' portability "$ROOT" > >(tee -a "$LOG" | grep --line-buffered '^\[\(portability\|setup\)\]\|passed\|failed\|error' >&2) 2>&1 &
 UNSHARE=$!
 for _ in $(seq 50); do
