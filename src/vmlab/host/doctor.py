@@ -261,6 +261,13 @@ def _probe_sandbox() -> Row:
             fix,
             data,
         )
+    from vmlab.backends.runsc_backend import runsc_version_note
+    from vmlab.host.distro import run_quiet
+
+    version = run_quiet(["runsc", "--version"]).splitlines()[:1]
+    data["version"] = version[0] if version else None
+    if version and (note := runsc_version_note(version[0])):
+        return Row("sandbox", "warn", f"{' '.join(args)}; {note}", "make setup", data)
     return Row("sandbox", "ok", "gVisor (runsc) is a Docker runtime: " + " ".join(args), data=data)
 
 

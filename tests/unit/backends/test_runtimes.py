@@ -54,3 +54,37 @@ def test_sentry_strace_lines_are_counted_per_call() -> None:
         ]
     )
     assert count_sentry_log(log) == {"close": 1, "write": 2, "total": 3}
+
+
+@pytest.mark.parametrize("release", ["20221219", "20240729"])
+def test_sentry_strace_of_each_runsc_release(release: str) -> None:
+    """Real Sentry logs (`runsc --strace do /bin/sh -c 'echo hi; ...'`, first 60 strace lines) of Debian
+    12's and Debian 13's runsc: every entry line counted once, exits never."""
+    from pathlib import Path
+
+    from vmlab.backends.runsc_backend import count_sentry_log
+
+    text = (Path(__file__).parent / "data" / f"runsc-{release}-strace.txt").read_text()
+    entries = [ln.split("strace.go:", 1)[1].split("] ", 2)[2].split(" ", 2) for ln in text.splitlines()]
+    expected = sum(1 for _comm, kind, _rest in entries if kind == "E")
+    counts = count_sentry_log(text)
+    assert counts["total"] == expected == 30
+    assert counts["brk"] >= 1 and counts["mmap"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "known"),
+    [
+        ("runsc version 0.0~20221219.0", True),
+        ("runsc version 0.0~20240729.0", True),
+        ("runsc version release-20250512.0", False),
+        ("", True),
+    ],
+)
+def test_runsc_version_note(text: str, known: bool) -> None:
+    from vmlab.backends.runsc_backend import runsc_version_note
+
+    note = runsc_version_note(text)
+    assert (note is None) is known
+    if note:
+        assert note.startswith("runsc 20250512 is outside") and "20221219, 20240729" in note
