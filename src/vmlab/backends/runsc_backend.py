@@ -36,21 +36,9 @@ OCI_RUNTIME = "runsc"  # the name set-up registers with Docker
 PROVIDER = "gVisor Sentry strace (runsc debug --strace=all, the boot log's entry lines)"
 HOST_PROVIDER = "strace -c -f on the Sentry (system calls that reached the host kernel)"
 # `I1126 15:36:36.907060   16893 strace.go:561] [   3:   3] sh E close(0xa host:[7])`: the same in
-# runsc 2022-12 (Debian 12) and 2024-07 (Debian 13), captured in tests/unit/backends/data/.
+# runsc 2022-12 (Debian 12) and 2024-07 (Debian 13), captured in tests/unit/backends/data/; another
+# release gets one line from host/versions.py's runsc_version_note (in `vmlab doctor`).
 STRACE_LINE = re.compile(r"\] \[\s*\d+:\s*\d+\] \S+ E (\w+)\(")
-KNOWN_RUNSC = ("20221219", "20240729")
-
-
-def runsc_version_note(version_output: str) -> str | None:
-    """One line when runsc (`runsc --version`: "runsc version 0.0~20240729.0" or "release-20240729.0")
-    is outside the releases whose debug log the kit was tested on; None when known or unreadable."""
-    m = re.search(r"(20\d{6})", version_output)
-    if not m or m.group(1) in KNOWN_RUNSC:
-        return None
-    return (
-        f"runsc {m.group(1)} is outside the releases whose debug log this kit knows "
-        f"({', '.join(KNOWN_RUNSC)}): a sandbox trap count of 0 may be a log format change"
-    )
 
 
 def open_runtime(ctx: RunContext) -> RunscBackend:

@@ -261,8 +261,8 @@ def _probe_sandbox() -> Row:
             fix,
             data,
         )
-    from vmlab.backends.runsc_backend import runsc_version_note
     from vmlab.host.distro import run_quiet
+    from vmlab.host.versions import runsc_version_note
 
     version = run_quiet(["runsc", "--version"]).splitlines()[:1]
     data["version"] = version[0] if version else None

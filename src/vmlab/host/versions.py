@@ -26,6 +26,23 @@ def tool_version(argv: list[str], pattern: str = _NUMBER) -> str | None:
     return m.group(1) if m else None
 
 
+# The runsc releases whose Sentry debug log (the strace lines backends/runsc_backend.py counts) was
+# captured and tested: Debian 12's and Debian 13's.
+KNOWN_RUNSC = ("20221219", "20240729")
+
+
+def runsc_version_note(version_output: str) -> str | None:
+    """One line when runsc (`runsc --version`: "runsc version 0.0~20240729.0" or "release-20240729.0")
+    is outside the releases whose debug log the kit was tested on; None when known or unreadable."""
+    m = re.search(r"(20\d{6})", version_output)
+    if not m or m.group(1) in KNOWN_RUNSC:
+        return None
+    return (
+        f"runsc {m.group(1)} is outside the releases whose debug log this kit knows "
+        f"({', '.join(KNOWN_RUNSC)}): a sandbox trap count of 0 may be a log format change"
+    )
+
+
 def _pkg(name: str) -> str | None:
     from importlib import metadata
 

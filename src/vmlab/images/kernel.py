@@ -102,8 +102,30 @@ def _zstd(data: bytes, limit: int | None) -> bytes:
 
 
 def _lz4(data: bytes, limit: int | None) -> bytes:
-    """The kernel's legacy lz4 frame: the `lz4` tool reads it (the package is in set-up's list)."""
-    return _tool(["lz4", "-dcq"], data)
+    """The kernel's legacy lz4 frame: the `lz4` tool reads it (the package is in set-up's list), given
+    the frame alone: lz4 1.10 (Debian 13) reads the 4-byte size the kernel appends as one more block,
+    fails, and writes nothing at all (1.9 wrote what it had decoded)."""
+    return _tool(["lz4", "-dcq"], data[: _lz4_legacy_end(data)])
+
+
+# A legacy frame holds blocks of 8 MiB uncompressed, each a 4-byte little-endian compressed size and
+# the data; LZ4_compressBound(8 MiB) bounds a block's size.
+LZ4_LEGACY_MAX_BLOCK = 8 * 1024 * 1024 + 8 * 1024 * 1024 // 255 + 16
+
+
+def _lz4_legacy_end(data: bytes) -> int:
+    """Where the legacy frame starting at data[0] ends: after the last block whose size is plausible and
+    whose data is all there (the kernel's appended size is not: it exceeds what is left or the bound)."""
+    pos = len(LZ4_LEGACY_MAGIC)
+    while pos + 4 <= len(data):
+        if data[pos : pos + 4] == LZ4_LEGACY_MAGIC:  # a concatenated frame continues the stream
+            pos += 4
+            continue
+        size = int.from_bytes(data[pos : pos + 4], "little")
+        if size == 0 or size > LZ4_LEGACY_MAX_BLOCK or pos + 4 + size > len(data):
+            break
+        pos += 4 + size
+    return pos
 
 
 def _tool(argv: list[str], data: bytes) -> bytes:

@@ -82,7 +82,7 @@ def test_sentry_strace_of_each_runsc_release(release: str) -> None:
     ],
 )
 def test_runsc_version_note(text: str, known: bool) -> None:
-    from vmlab.backends.runsc_backend import runsc_version_note
+    from vmlab.host.versions import runsc_version_note
 
     note = runsc_version_note(text)
     assert (note is None) is known
