@@ -90,3 +90,13 @@ def test_unpinned_version_note_is_one_line(result: dict[str, Any]) -> None:
     assert (
         "CPython 3.14 is outside the versions this lab knows (pinned: 3.11, 3.12, 3.13): no verdict" in notes
     )
+
+
+@pytest.mark.parametrize(("minor", "per_iter", "around"), [(11, 7, 10), (12, 7, 9), (13, 6, 9)])
+def test_executed_opcodes_per_version(data: Path, minor: int, per_iter: int, around: int) -> None:
+    """add_ints(10) by hand (dis of each release): 3.11 runs 7 a loop + 7 before (PRECALL, CALL) + 3
+    after; 3.12 has no PRECALL and its exhausted FOR_ITER skips END_FOR (7n + 9); 3.13 fuses the two
+    LOAD_FASTs in the compiler (6n + 9). lab.toml's py-executed-opcodes uses the same three."""
+    captured = json.loads((data / f"pychild-cpython3{minor}.json").read_text())
+    f = captured["functions"]["add_ints"]
+    assert f["executed"] == per_iter * f["count_n"] + around
