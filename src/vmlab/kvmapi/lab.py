@@ -210,3 +210,77 @@ def exit_cost(params: ExitCostParams, ctx: StepContext) -> dict[str, ExperimentE
         )
     group["loop"] = experiment_from_runs(runs["loop"])
     return {"exit-cost": group}
+
+
+class CBaselineParams(_RunLimits):
+    n: int = Field(4000, ge=100, le=1_000_000)
+    repeats: int = Field(5, ge=1, le=100)
+
+
+def c_baseline(params: CBaselineParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
+    """Step `c-baseline`: the `out` guest under the C VMM and under the Python VMM, run in turns.
+
+    Both see the same exits (n IO + 1 HLT); ns per exit = loop time / exits for each, and
+    `vmm-cost` = Python minus C per exit, paired run by run: what this Python VMM adds to the kernel's
+    round trip. Runs alternate (C, Python, C, ...) so that a busy host slows both alike.
+    """
+    from vmlab.kvmapi.cbase import build, run_c, source_path
+
+    source = source_path()
+    binary = build(ctx.scratch / "cvmm", source)
+    ctx.attach(source)  # the source the numbers came from, beside the report
+    program = builtin("out", params.n)
+    c_runs, py_runs = [], []
+    for i in range(params.repeats):
+        ctx.progress(f"kvm-api: out {params.n} under C and Python, round {i + 1}/{params.repeats}")
+        c_runs.append(run_c(binary, program, ctx.scratch / "cvmm", timeout=params.timeout))
+        py_runs.append(run_program(program, limits=Limits(wall_s=params.timeout), debugfs=False))
+    c_per = [r.ns_per_exit for r in c_runs]
+    py_per = [r.ns_per_exit for r in py_runs]
+    diff = [p - c for p, c in zip(py_per, c_per, strict=True)]
+    c0 = c_runs[0]
+    c_counts = {r: 0 for r in BASE_REASONS}
+    c_counts.update(c0.exits)
+    c_counts["user_exits"] = c0.total_exits
+    prov_c = Provenance(
+        backend="kvm-api",
+        accel="kvm",
+        counter_source="cvmm",
+        notes=[
+            "counts: exits seen by the C VMM (labs/kvm-api/c/cvmm.c, gcc -O2), first run",
+            "samples: ns per exit = wall time of its KVM_RUN loop / exits, one per run",
+        ],
+    )
+    c_exp = Experiment(
+        unit="ns/exit",
+        samples=c_per,
+        summary=summarize(c_per),
+        provenance=prov_c,
+        provider="vmlab.kvmapi.cbase",
+        counts=c_counts,
+        values={"stop": c0.stop, "n": params.n, "vmm": "C (cvmm.c)"},
+    )
+    py_exp = experiment_from_runs(py_runs)
+    py_exp = py_exp.model_copy(
+        update={
+            "unit": "ns/exit",
+            "samples": py_per,
+            "summary": summarize(py_per),
+            "stages": {},
+            "values": {**py_exp.values, "n": params.n, "vmm": "Python (vmlab.kvmapi.vmm)"},
+        }
+    )
+    cost = Experiment(
+        unit="ns/exit",
+        samples=diff,
+        summary=summarize(diff),
+        provenance=Provenance(
+            backend="kvm-api",
+            accel="kvm",
+            counter_source="derived",
+            notes=["samples: Python ns per exit minus C ns per exit, run by run (alternating runs)"],
+        ),
+        provider="vmlab.kvmapi.cbase",
+        values={"method": "python ns/exit - c ns/exit, paired by round", "n": params.n},
+    )
+    return {"c-baseline": {"c": c_exp, "python": py_exp, "vmm-cost": cost}}
