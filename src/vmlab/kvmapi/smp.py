@@ -410,7 +410,7 @@ def _vcpu_thread(shared: _Shared, i: int) -> None:
             if res.total_exits >= shared.limits.max_exits:
                 res.stop = "max-exits"
                 raise BackendError(f"vCPU {i} of {shared.program!r} reached {shared.limits.max_exits} exits")
-    except BaseException as e:  # noqa: BLE001 - reported by the main thread
+    except BaseException as e:
         res.error = e
         _kick(shared)
     finally:
