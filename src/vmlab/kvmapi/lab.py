@@ -380,3 +380,24 @@ def smp(params: SmpParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
             runs.append(run_smp(program, limits=Limits(wall_s=params.timeout)))
         group[name] = smp_experiment(runs, params.n)
     return {"smp": group}
+
+
+PAGING_PROGRAMS = ("pages", "cr3", "invlpg", "ptwrite")
+
+
+class PagingParams(_RunLimits):
+    pages: int = Field(32, ge=1, le=64)
+    cr3_n: int = Field(1000, ge=1, le=1_000_000)
+    repeats: int = Field(3, ge=1, le=100)
+
+
+def paging(params: PagingParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
+    """Step `paging`: the long-mode guests with paging; user-space exits are fixed, the kernel's
+    `kvm_pf_*`, `kvm_tlb_flush` and `kvm_invlpg` counts show what this host's KVM did for them."""
+    group: dict[str, Experiment] = {}
+    for name in PAGING_PROGRAMS:
+        program = builtin(name, params.cr3_n if name == "cr3" else params.pages)
+        exp = experiment_from_runs(_repeat(program, params.repeats, params, ctx))
+        n = params.cr3_n if name == "cr3" else params.pages
+        group[name] = exp.model_copy(update={"values": {**exp.values, "n": n}})
+    return {"paging": group}
