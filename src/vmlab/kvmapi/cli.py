@@ -51,7 +51,10 @@ def run(
         int | None,
         typer.Option(
             "--count",
-            help="Count for out/cpuid/mmio/loop/cr3, pages for pages/invlpg/ptwrite, rounds for smp-*; message length for console-*.",
+            help=(
+                "Count for out/cpuid/mmio/loop/cr3, pages for pages/invlpg/ptwrite, rounds for smp-*; "
+                "message length for console-*."
+            ),
         ),
     ] = None,
     bits: Annotated[
@@ -197,7 +200,6 @@ def programs(
 ) -> None:
     """List the built-in guest programs and what each one teaches."""
     from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N
-
     from vmlab.kvmapi.smp import SMP_BUILTINS
 
     with errors_to_exit():

@@ -343,7 +343,7 @@ def smp_experiment(runs: list[SmpRun], n: int) -> Experiment:
     notes = [
         "samples: host CPU time of both vCPU threads (CLOCK_THREAD_CPUTIME_ID, user + kernel) per round",
         "stages.wall: wall time of the run per round; stages.cpu_share: CPU time / wall time",
-        "vcpuN_* counts: exits seen by this VMM on vCPU N, first run; vcpuN_kvm_*: that vCPU's stats fd delta",
+        "vcpuN_* counts: exits seen by this VMM on vCPU N, first run; vcpuN_kvm_*: its stats fd delta",
     ]
     return Experiment(
         unit="ns/round",

@@ -512,9 +512,10 @@ def _run_threads(shared: _Shared, deadline: int) -> None:
         t = threading.Thread(target=_vcpu_thread, args=(shared, i), name=f"vmlab-vcpu{i}", daemon=True)
         shared.threads.append(t)
         t.start()
+    # Poll with sleep rather than join(timeout): a Ctrl-C inside Thread.join can leave a finished
+    # thread listed as running (CPython 3.11); a sleep interrupted by it leaves nothing behind.
     while any(t.is_alive() for t in shared.threads):
-        for t in shared.threads:
-            t.join(0.02)
+        time.sleep(0.02)
         if time.perf_counter_ns() > deadline and any(t.is_alive() for t in shared.threads):
             _kick(shared)
             _stop_and_join(shared)
@@ -531,13 +532,13 @@ def _run_threads(shared: _Shared, deadline: int) -> None:
 
 def _stop_and_join(shared: _Shared) -> None:
     """Stop every vCPU thread and wait for it; only then may the caller close fds and unmap kvm_run."""
-    if not any(t.is_alive() for t in shared.threads):
-        return
-    _kick(shared)
+    if any(t.is_alive() for t in shared.threads):
+        _kick(shared)
     give_up = time.monotonic() + JOIN_GRACE_S
     while any(t.is_alive() for t in shared.threads):
-        for t in shared.threads:
-            t.join(0.05)
+        time.sleep(0.01)
         if time.monotonic() > give_up:
             raise BackendError("a vCPU thread did not leave KVM_RUN within 5 s; its fds are left open")
         _kick(shared)
+    for t in shared.threads:
+        t.join()  # already finished: returns at once
