@@ -43,6 +43,7 @@ READY_ADDR = 0x7008  # dword: vCPU 1's local APIC is on (smp-ipi)
 IPI_VECTOR = 0x40
 APIC_BASE = 0xFEE00000
 DEFAULT_ROUNDS = 300
+WORK = 200  # iterations of vCPU 0's busy loop before each round: the time vCPU 1 spends waiting
 MAX_ROUNDS = 100_000
 JOIN_GRACE_S = 5.0
 
@@ -150,11 +151,16 @@ def _rounds(n: int) -> int:
 
 def smp_spin(n: int = DEFAULT_ROUNDS) -> SmpProgram:
     src = f"""\
-; Two vCPUs, {n} rounds of ping-pong through shared memory; each side waits by spinning.
+; Two vCPUs, {n} rounds of ping-pong through shared memory; each side waits by spinning. vCPU 0
+; works for {WORK} loop iterations before each round, so vCPU 1 mostly waits: what does waiting cost?
 ; vCPU 0 publishes round i at {FLAG_ADDR:#x} and spins until vCPU 1 echoes it at {ACK_ADDR:#x}.
 cpu0:
     mov ebx, 1
 next0:
+    mov ecx, {WORK}
+work0:
+    dec ecx
+    jnz work0             ; vCPU 0 works (no exits) while vCPU 1 waits
     mov [{FLAG_ADDR:#x}], ebx     ; publish round i (a plain store to shared RAM: no exit)
 wait0:
     pause                 ; the spin-wait hint: VT-x/AMD-V may exit after many (pause-loop exiting)
@@ -197,6 +203,10 @@ cpu0:
     mov ebx, 1
     mov dx, {DOORBELL_PORT:#x}
 next0:
+    mov ecx, {WORK}
+work0:
+    dec ecx
+    jnz work0             ; vCPU 0 works (no exits) while vCPU 1 waits
     mov [{FLAG_ADDR:#x}], ebx     ; publish round i
     mov al, 1
     out dx, al            ; ring vCPU 1: KVM_EXIT_IO
@@ -256,6 +266,10 @@ wait_ready:
     jne wait_ready        ; until vCPU 1's APIC can take an IPI (start-up only)
     mov ebx, 1
 next0:
+    mov ecx, {WORK}
+work0:
+    dec ecx
+    jnz work0             ; vCPU 0 works (no exits) while vCPU 1 waits
     mov [{FLAG_ADDR:#x}], ebx
     mov dword [{apic + 0x310:#x}], 0x01000000   ; ICR high: destination APIC id 1
     mov dword [{apic + 0x300:#x}], {IPI_VECTOR:#x}  ; ICR low: fixed IPI, vector {IPI_VECTOR:#x} (kernel only)
