@@ -93,3 +93,21 @@ def test_ctrl_c_stops_both(kvm_device: str, no_leaks: None, no_threads: None) ->
             run_smp(_two(SPIN.format(i=0), SPIN.format(i=1), 16), limits=Limits(wall_s=30))  # type: ignore[arg-type]
     finally:
         timer.cancel()
+
+
+def test_cli_runs_a_two_vcpu_program(kvm_device: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from vmlab.cli.main import app
+
+    r = CliRunner().invoke(app, ["kvm", "run", "smp-doorbell", "--count", "20", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    # 20 rounds: 21 IO and 20 HLT per vCPU (see test_doorbell_exits_per_round)
+    assert [v["exits"] for v in data["vcpus"]] == [{"IO": 21, "HLT": 20}, {"IO": 21, "HLT": 20}]
+    t = CliRunner().invoke(app, ["kvm", "run", "smp-spin", "--count", "5"])
+    assert t.exit_code == 0 and "5 rounds" in t.stdout
+    s = CliRunner().invoke(app, ["kvm", "source", "smp-ipi"])
+    assert s.exit_code == 0 and "ICR" in s.stdout
