@@ -24,6 +24,7 @@ PACKAGES=(
   build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
   python3-venv
   valgrind gcc qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the process-VM lab
+  linux-libc-dev                            # <linux/kvm.h>: the kvm-api lab's C baseline (gcc above)
   automake autoconf dpkg-dev                                          # building a Valgrind tool
   openjdk-17-jdk-headless jasmin-sable                                # the HLL-VM lab
 )
