@@ -79,6 +79,7 @@ class MeasureParams(BaseModel):
 
 # ---- paths with `*` --------------------------------------------------------------------------------
 
+
 def segments(path: str) -> list[str]:
     """A path's segments, in the checks' path syntax (vmlab.check.paths), `*` being one of them."""
     return list(parse_path(path).segments)

@@ -96,6 +96,7 @@ SOLUTION_SYMBOLS = [
     "p[0] not in (0, 5)",
     "slots[name] = fn",
     "mov word [0x7ffe], 1",
+    ".class public StackTooDeep",  # hll-vm's model Jasmin classes
 ]
 
 
@@ -319,6 +320,7 @@ SOLUTIONS = {
     "isa-emulation": ISA_SOLUTIONS,
     "kvm-api": {"program": "line.asm"},
     "process-vm": {"tool": "observer"},
+    "hll-vm": {"jasmin": "jasmin"},
 }
 
 
@@ -512,8 +514,19 @@ def test_hll_vm_verifier_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path
             unavailable(argv[-1].split()[-1], why)
     out, _ = kit
     task = ("--task", "verifier")
-    _, checks = _run_and_check(out, tmp_path, "hll-vm", *task, check=task)
+    _, checks = _run_and_check(out, tmp_path / "untouched", "hll-vm", *task, check=task)
     _untouched(checks, "hll-vm", {"verifier"})
+    # the kit's own examples (jasmin/), handed in as one's work, count for nothing
+    examples = out / "labs/hll-vm/jasmin"
+    _, checks = _run_and_check(
+        out, tmp_path / "examples", "hll-vm", *task, f"--input=jasmin={examples}", check=task
+    )
+    assert checks["jasmin-own-work"]["outcome"] == "fail" and _failed_tasks(checks, "hll-vm") == {"verifier"}
+    solved = ROOT / "labs/hll-vm/solution/jasmin"
+    _, checks = _run_and_check(
+        out, tmp_path / "solved", "hll-vm", *task, f"--input=jasmin={solved}", check=task
+    )
+    assert _failed_tasks(checks, "hll-vm") == set()
 
 
 @pytest.mark.libvirt
