@@ -179,12 +179,12 @@ class RunscInstance(DockerInstance):
             super().start()
         except BackendError as e:
             raise self._named(e, starting=True) from e
-        with contextlib.suppress(BackendError):
-            self._sentry_pid = self.pid()  # remembered: a dead Sentry's pid is named in the error
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         try:
             super().wait_ready(timeout_s)
+            with contextlib.suppress(BackendError):  # after the timed ladder, so it costs it nothing
+                self._sentry_pid = self.pid()  # remembered: a dead Sentry's pid is named in the error
         except ReadyTimeout:
             raise
         except BackendError as e:
