@@ -200,6 +200,7 @@ def test_containerd_killed_while_a_container_runs_exec_names_it_and_down_waits(
         return  # a Docker that does not hand its TMPDIR on: nothing more to see
     sandbox = _vmlab("up", "ctdsbx", "--kind", "sandbox", "--timeout", "60")
     line = _error_line(sandbox.stderr)
+    print(line)  # shown with -rP: proof this part ran
     assert sandbox.returncode == 4, sandbox.stderr
     assert (
         "gVisor could not start the sandbox: its Sentry cannot set up its chroot in /var/lib/docker/tmp"

@@ -201,3 +201,29 @@ def test_a_removal_waits_for_containerd_then_names_the_command(monkeypatch: pyte
     Client.api = Back()  # type: ignore[assignment]
     db._remove(Client(), "vmlab-x-c", wait_s=60.0)
     assert len(tries) == 3
+
+
+def test_only_orphaned_empty_sentry_logs_of_this_start_are_removed(tmp_path: object) -> None:
+    """A Sentry killed as it started leaves an empty log naming nothing: removed when no process
+    holds it open and it is newer than the start; a log another Sentry writes (held open), one with
+    content, or an older one stays. Real files and this process's own open file, no mocks."""
+    import os
+    import time
+    from pathlib import Path
+
+    from vmlab.backends.runsc_backend import remove_orphan_empty_logs
+
+    if os.geteuid() != 0:
+        pytest.skip("only root sees other processes' open files, so only root removes these logs")
+    folder = Path(str(tmp_path))
+    old = folder / "runsc.log.1.boot.txt"
+    old.touch()
+    os.utime(old, (time.time() - 600, time.time() - 600))
+    since = time.time() - 1
+    orphan, held, written = (folder / f"runsc.log.{n}.boot.txt" for n in (2, 3, 4))
+    orphan.touch()
+    written.write_text("I1207 Args: [runsc-sandbox ... abc]\n")
+    with held.open("w"):  # a Sentry starting right now holds its log open
+        removed = remove_orphan_empty_logs(folder, since)
+    assert removed == [orphan]
+    assert sorted(p.name for p in folder.iterdir()) == [old.name, held.name, written.name]
