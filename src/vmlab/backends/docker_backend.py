@@ -71,14 +71,18 @@ RESTART_DOCKERD = (
 # How long a removal waits for containerd to come back: dockerd restarts it ~10 s after its death.
 CONTAINERD_WAIT_S = 40.0
 # What dockerd says when its containerd is gone, seen here: the socket refused, a gRPC call cut as it
-# ran ("failed to retrieve labels: transport is closing: unavailable"), a kill with no exit event.
+# ran ("failed to retrieve labels: transport is closing: unavailable", "connection closed:
+# unavailable"), a kill with no exit event. ": unavailable" is gRPC's code Unavailable, which dockerd
+# appends to what its one gRPC peer, containerd, failed with.
 _CONTAINERD_DOWN = ("containerd.sock", "transport is closing", "did not receive an exit event")
 
 
 def containerd_down(e: Exception) -> bool:
     """Whether a Docker error says containerd (not dockerd) did not answer."""
-    text = str(getattr(e, "explanation", None) or e)
-    return isinstance(e, docker.errors.APIError) and any(s in text for s in _CONTAINERD_DOWN)
+    text = str(getattr(e, "explanation", None) or e).strip()
+    return isinstance(e, docker.errors.APIError) and (
+        text.endswith(": unavailable") or any(s in text for s in _CONTAINERD_DOWN)
+    )
 
 
 # A read timeout is dockerd alive but busy (two compares beside a test run did it): idempotent calls

@@ -208,3 +208,31 @@ def test_containerd_killed_while_a_container_runs_exec_names_it_and_down_waits(
     )
     assert "fix: restart dockerd" in line
     assert _ours(test_home) == []
+
+
+def test_containerd_killed_during_a_compare_ends_the_step_and_leaves_nothing(
+    dockerds_containerd: None, test_home: Path, tiny_image: Any, tmp_path: Path
+) -> None:
+    """The container kind of `compare`: its first cold start done, containerd dies as the second
+    begins. The step ends with one line naming containerd, the report is kept (partial, valid) and
+    the container is removed once dockerd has containerd back."""
+    from vmlab.labs.pipeline import RunRequest, run_lab
+    from vmlab.report.io import load_report
+
+    def progress(message: str) -> None:
+        if "container (docker): cold start 2/2" in message:
+            _kill_containerd()
+
+    orphans_before = _containerd_orphans()
+    sets = {"compare": {"runs": 2, "kinds": ["container"], "only": ["startup"]}}
+    out = tmp_path / "r.json"
+    request = RunRequest(lab="system-vm", steps=["compare"], sets=sets, output=out)
+    result = run_lab(request, progress)
+    step = result.report.steps["compare"]
+    assert step.status == "error" and GONE in step.message and "\n" not in step.message
+    assert "dockerd does not answer" not in step.message
+    assert result.report.run.status == "partial"
+    assert load_report(out).run.status == "partial"  # the file on disk is whole and valid
+    left = _docker("ps", "-aq", "--filter", f"label=vmlab.run_id={result.report.run_id}").stdout.split()
+    assert left == []
+    assert _containerd_orphans() - orphans_before == set()

@@ -144,6 +144,7 @@ CONTAINERD_ANSWERS = [
     'connection error: desc = "transport: Error while dialing dial unix '
     '/var/run/docker/containerd/containerd.sock: connect: connection refused": unavailable',
     "failed to retrieve labels: transport is closing: unavailable",
+    "connection closed: unavailable",
     "Could not kill running container 0123, cannot remove - tried to kill container, but did not "
     "receive an exit event",
 ]
@@ -180,7 +181,7 @@ def test_a_removal_waits_for_containerd_then_names_the_command(monkeypatch: pyte
     class Api:
         def remove_container(self, resource: str, force: bool, v: bool) -> None:
             tries.append(1)
-            raise _api_error(500, CONTAINERD_ANSWERS[2])
+            raise _api_error(500, CONTAINERD_ANSWERS[-1])  # rm -f with containerd gone
 
     class Client:
         api = Api()
