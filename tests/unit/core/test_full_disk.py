@@ -169,6 +169,12 @@ def test_the_disk_filling_during_a_run_keeps_the_last_report(
     assert result.exit_code == 2
     line = the_error_line(result.stderr)
     assert f"cannot write {report}: the disk holding {tmpfs} is full" in line
+    space = re.search(r"is full \(([\d,]+) bytes needed, ([\d,]+) free\) \(fix: ", line)
+    assert space, line
+    needed, free = (int(g.replace(",", "")) for g in space.groups())
+    st = os.statvfs(tmpfs)
+    assert free == st.f_bavail * st.f_frsize  # the file system's own count (the temp file gone)
+    assert needed > free and needed > (tmpfs / "r.json").stat().st_size  # the report grew by a step
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert lines[lines.index(line) + 1] == f"partial report: {report}"  # on a line of its own
     kept = load_report(report)  # the report written before the step: whole, not half
