@@ -316,9 +316,12 @@ def test_a_full_vmlab_home_while_an_input_is_staged(
     assert result.exit_code == 2, result.output
     line = the_error_line(result.stderr)
     assert f"cannot write {home / 'runs'}" in line and "/inputs/notes" in line
-    # free space as it was when the copy failed (the half-copied input still there; staging does
-    # not tell how big the input is, so no "needed" here)
-    assert re.search(r"is full \([\d,]+ bytes free\) \(fix: ", line)
+    # what the input needs (its size) and what is free once the half copy is gone: the two pages left
+    space = re.search(r"is full \(([\d,]+) bytes needed, ([\d,]+) free\) \(fix: ", line)
+    assert space, line
+    needed, free = (int(g.replace(",", "")) for g in space.groups())
+    st = os.statvfs(tmpfs)
+    assert needed == 16 * PAGE and free == st.f_bavail * st.f_frsize
     assert "(fix: free space or set VMLAB_HOME to a writable folder" in line
     assert os.listdir(home / "runs") == [] and not report.exists()
 
