@@ -50,7 +50,7 @@ cleanup() {
   fi
   # Empty cgroups the inner dockerd and libvirtd made (new since the start; rmdir fails on a busy one).
   cgroups_now | comm -13 "$WORK/cgroups.before" - | sort -r | while read -r d; do
-    case "$d" in *"$CGROUP_PARENT"* | */machine* | */libvirt* | */docker/*) rmdir "$d" 2>/dev/null || true ;; esac
+    case "$d" in *"$CGROUP_PARENT"* | */machine* | */libvirt*) rmdir "$d" 2>/dev/null || true ;; esac
   done
   # Evidence of gVisor's log format on this release (the Sentry's strace lines), kept with the log.
   if compgen -G "$ROOT/var/log/runsc/*.boot.txt" >/dev/null; then

@@ -26,6 +26,7 @@ PACKAGES=(
   build-essential bc flex bison libelf-dev  # the optional micro image's kernel build
   python3-venv python3-dev                  # the venv; Python.h for building libvirt-python
   valgrind gcc qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross  # the process-VM lab
+  linux-libc-dev                            # <linux/kvm.h>: the kvm-api lab's C baseline (gcc above)
   automake autoconf dpkg-dev                                          # building a Valgrind tool
   jasmin-sable                                                        # the HLL-VM lab (+ the JDK)
 )

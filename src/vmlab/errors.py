@@ -57,6 +57,22 @@ _WRITE_ERRNOS = tuple(
 )
 
 
+def space(folder: Path, needed: int | None) -> str:
+    """ "N bytes needed, M free" for the file system holding `folder` (its nearest existing parent):
+    what the user must free. Free is what an unprivileged writer may use (f_bavail)."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+        free = f"{st.f_bavail * st.f_frsize:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    if needed is None:
+        return free
+    return f"{needed:,} bytes needed, {free.replace(' bytes free', ' free')}"
+
+
 class OutputError(UsageError):
     """A file or folder vmlab must write cannot be written: a full disk, a read-only or foreign folder.
 
@@ -65,9 +81,16 @@ class OutputError(UsageError):
 
     @classmethod
     def from_os(
-        cls, e: OSError, path: str | os.PathLike[str], *, elsewhere: str = "write elsewhere with -o"
+        cls,
+        e: OSError,
+        path: str | os.PathLike[str],
+        *,
+        elsewhere: str = "write elsewhere with -o",
+        needed: int | None = None,
     ) -> OutputError:
-        """Name the path that was meant (not a temp file), what failed and the fix for that errno."""
+        """Name the path that was meant (not a temp file), what failed and the fix for that errno; a
+        full disk or quota says how many bytes the write needed (where the writer knew) and how many
+        are free now (the failed write's temp file already removed)."""
         where = Path(path)
         folder = where if where.is_dir() else where.parent
         why = e.strerror or str(e)
@@ -78,11 +101,12 @@ class OutputError(UsageError):
             code = next((c for c in _WRITE_ERRNOS if os.strerror(c) in why), None)
         if code == errno.ENOSPC:
             return cls(
-                f"cannot write {where}: the disk holding {folder} is full", hint=f"free space or {elsewhere}"
+                f"cannot write {where}: the disk holding {folder} is full ({space(folder, needed)})",
+                hint=f"free space or {elsewhere}",
             )
         if code == getattr(errno, "EDQUOT", -1):
             return cls(
-                f"cannot write {where}: your disk quota on {folder} is used up",
+                f"cannot write {where}: your disk quota on {folder} is used up ({space(folder, needed)})",
                 hint=f"free space or {elsewhere}",
             )
         if code == errno.EROFS:

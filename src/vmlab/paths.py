@@ -42,7 +42,7 @@ def usable_home() -> Path:
     A home that cannot be created or written (read-only, a file, full, not ours) is one UsageError
     naming it, so a run stops before any step instead of failing half-way through its first write.
     """
-    from vmlab.errors import UsageError
+    from vmlab.errors import UsageError, space
 
     home = vmlab_home()
     fix = "set VMLAB_HOME to a writable folder, e.g. export VMLAB_HOME=~/vmlab"
@@ -60,7 +60,7 @@ def usable_home() -> Path:
             errno.EROFS: "it is on a read-only file system",
             errno.EACCES: "permission denied",
             errno.EPERM: "permission denied",
-            errno.ENOSPC: "its disk is full",
+            errno.ENOSPC: f"its disk is full ({space(home, None)})",
             errno.ENOTDIR: "a file stands where a folder is needed",
             errno.EEXIST: "a file stands where a folder is needed",
         }.get(e.errno or 0, e.strerror or str(e))

@@ -53,6 +53,38 @@ class DaemonSlow(BackendError):
     """dockerd is there but did not answer in time, also after retries: a busy host, not a dead one."""
 
 
+class ContainerdGone(BackendError):
+    """dockerd answers but its containerd, which runs the containers, does not (killed or crashed).
+
+    Measured on the CI host (Docker 20.10, containerd 1.6, no systemd): after a SIGKILL of dockerd's
+    containerd, `docker ps` and create still answer (dockerd's own state), start and exec fail at once
+    ("dial unix .../containerd.sock: connect: connection refused"), `rm -f` fails after ~12 s ("did not
+    receive an exit event"); running containers survive (their shims do) and dockerd starts a new
+    containerd ~10 s after the old one died.
+    """
+
+
+# make setup starts dockerd only where none answers, so a restart is stop-then-setup without systemd
+RESTART_DOCKERD = (
+    "restart dockerd (systemctl restart docker; without systemd, stop dockerd and run make setup)"
+)
+# How long a removal waits for containerd to come back: dockerd restarts it ~10 s after its death.
+CONTAINERD_WAIT_S = 40.0
+# What dockerd says when its containerd is gone, seen here: the socket refused, a gRPC call cut as it
+# ran ("failed to retrieve labels: transport is closing: unavailable", "connection closed:
+# unavailable"), a kill with no exit event. ": unavailable" is gRPC's code Unavailable, which dockerd
+# appends to what its one gRPC peer, containerd, failed with.
+_CONTAINERD_DOWN = ("containerd.sock", "transport is closing", "did not receive an exit event")
+
+
+def containerd_down(e: Exception) -> bool:
+    """Whether a Docker error says containerd (not dockerd) did not answer."""
+    text = str(getattr(e, "explanation", None) or e).strip()
+    return isinstance(e, docker.errors.APIError) and (
+        text.endswith(": unavailable") or any(s in text for s in _CONTAINERD_DOWN)
+    )
+
+
 # A read timeout is dockerd alive but busy (two compares beside a test run did it): idempotent calls
 # are tried this many times in all before it is reported, as slow, not dead.
 SLOW_ATTEMPTS = 3
@@ -60,6 +92,15 @@ SLOW_ATTEMPTS = 3
 
 def _timed_out(e: Exception) -> bool:
     return isinstance(e, requests.Timeout) or "Read timed out" in str(e)
+
+
+def _no_answer(e: Exception) -> bool:
+    """dockerd itself did not answer: a connection error, never an HTTP answer. docker's APIError is a
+    requests.HTTPError too, so an answer saying "connection refused" (containerd's or runsc's socket
+    behind dockerd) must not be taken for a dockerd that is gone."""
+    if isinstance(e, docker.errors.APIError):
+        return False
+    return isinstance(e, requests.RequestException) or "Connection refused" in str(e)
 
 
 def translate(e: Exception, what: str) -> BackendError:
@@ -72,10 +113,17 @@ def translate(e: Exception, what: str) -> BackendError:
             f"{what}: dockerd did not answer{within} (it runs, but is busy)",
             hint="retry when the host is less busy (other runs, a test suite)",
         )
-    if isinstance(e, requests.RequestException) or "Connection refused" in str(e):
+    if _no_answer(e):
         return DaemonGone(
             f"{what}: dockerd does not answer (it stopped or was killed)",
             hint="start dockerd again (make setup); its containers are removed when it is back",
+        )
+    if containerd_down(e):
+        return ContainerdGone(
+            f"{what}: containerd, which runs dockerd's containers, does not answer (it was killed or "
+            "crashed; dockerd itself answers)",
+            hint=f"dockerd starts containerd again within ~10 s: run again then; if it stays away, "
+            f"{RESTART_DOCKERD}",
         )
     explanation = getattr(e, "explanation", None) or str(e)
     return BackendError(f"{what}: {str(explanation).splitlines()[0][:200]}")
@@ -91,7 +139,7 @@ def call(fn: Callable[[], T], what: str, attempts: int = SLOW_ATTEMPTS) -> T:
         try:
             return fn()
         except DOCKER_ERRORS as e:
-            if isinstance(e, requests.RequestException) and attempt < attempts:
+            if _no_answer(e) and attempt < attempts:
                 log.info("%s: dockerd did not answer (attempt %d of %d): %s", what, attempt, attempts, e)
                 time.sleep(0.2 * attempt)
                 continue
@@ -206,8 +254,10 @@ class DockerBackend:
             self.client.close()
 
 
-def _remove(client: Any, resource: str) -> None:
-    """Force-remove; tried again when dockerd is slow (removing twice is harmless: NotFound)."""
+def _remove(client: Any, resource: str, wait_s: float = CONTAINERD_WAIT_S) -> None:
+    """Force-remove; tried again when dockerd is slow (removing twice is harmless: NotFound), and
+    while containerd is away for up to `wait_s` (dockerd restarts it; the container outlives it). If
+    it stays away, the error names the exact command that removes what is left."""
 
     def remove() -> None:
         try:
@@ -217,8 +267,98 @@ def _remove(client: Any, resource: str) -> None:
         except docker.errors.APIError as e:
             if "is already in progress" not in str(e):
                 raise
+            _wait_gone(client, resource)
 
-    call(remove, f"removing container {resource} failed")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            call(remove, f"removing container {resource} failed")
+            return
+        except ContainerdGone as e:
+            if time.monotonic() >= deadline:
+                raise ContainerdGone(
+                    f"removing container {resource} failed: containerd, which runs dockerd's "
+                    f"containers, did not answer for {wait_s:.0f} s",
+                    hint=f"{RESTART_DOCKERD}, then: docker rm -f {resource}",
+                ) from e
+            log.info("removing %s: containerd does not answer; trying again (%s)", resource, e.message)
+            time.sleep(1.0)
+
+
+# dockerd's own containerd (no systemd): its socket, namespace, and where a task keeps its bundle
+CONTAINERD_SOCKET = "/run/docker/containerd/containerd.sock"
+CONTAINERD_DIRS = (
+    "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/{id}",
+    "/var/lib/docker/containerd/daemon/io.containerd.runtime.v2.task/moby/{id}",
+    "/run/docker/containerd/{id}",
+)
+
+
+def _shims_of(container_id: str) -> list[int]:
+    import psutil
+
+    found = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if "containerd-shim" in (p.info.get("name") or "") and container_id in cmd:
+            found.append(p.pid)
+    return found
+
+
+def containerd_leftover_commands(container_id: str) -> str:
+    dirs = " ".join(d.format(id=container_id) for d in CONTAINERD_DIRS)
+    return (
+        f"ctr --address {CONTAINERD_SOCKET} -n moby containers delete {container_id}; "
+        f"kill the containerd-shim whose -id is {container_id}; rm -rf {dirs}"
+    )
+
+
+def remove_containerd_leftovers(container_id: str, wait_s: float = CONTAINERD_WAIT_S) -> bool:
+    """What containerd keeps of a container whose start it died in, once Docker forgot it: a
+    container record, an idle shim, its bundle folders (seen here; dockerd never removes them, not
+    even when restarted). Removed through `ctr` as root, once containerd answers; False when that
+    could not be done (not root, no ctr, containerd away), so the caller prints the commands."""
+    import shutil
+    import subprocess
+
+    ctr = shutil.which("ctr")
+    if os.geteuid() != 0 or ctr is None or not os.path.exists(CONTAINERD_SOCKET):
+        return False
+    base = [ctr, "--address", CONTAINERD_SOCKET, "--namespace", "moby"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=30, check=False)
+
+    deadline = time.monotonic() + wait_s
+    while run("version").returncode != 0:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    if run("containers", "info", container_id).returncode == 0:
+        run("tasks", "delete", "--force", container_id)
+        if run("containers", "delete", container_id).returncode != 0:
+            return False
+    for pid in _shims_of(container_id):  # a shim with no task left: it would wait forever
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+    with contextlib.suppress(OSError), open("/proc/mounts") as f:
+        if container_id in f.read():
+            return False  # a rootfs still mounted: not ours to tear down blindly
+    for d in CONTAINERD_DIRS:
+        shutil.rmtree(d.format(id=container_id), ignore_errors=True)
+    return True
+
+
+def _wait_gone(client: Any, resource: str, timeout_s: float = 15.0) -> None:
+    """dockerd is removing it already (AutoRemove after its process died): wait until it is gone, so
+    a caller that removed it can say nothing is left."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(resource)
+        except docker.errors.NotFound:
+            return
+        time.sleep(0.1)
 
 
 def _record(c: Any, backend: DockerBackend) -> Record:
@@ -285,7 +425,9 @@ class DockerInstance(InstanceBase):
         try:
             self.container.start()
         except DOCKER_ERRORS as e:
-            raise translate(e, f"starting {self.resource} failed") from e
+            err = translate(e, f"starting {self.resource} failed")
+            self._start_lost_containerd = isinstance(err, ContainerdGone)
+            raise err from e
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
         """Climb the container ladder (readiness.py): `running` at Docker's own `start` event (the
@@ -343,6 +485,8 @@ class DockerInstance(InstanceBase):
             rc = api.exec_inspect(exec_id).get("ExitCode")
         except DOCKER_ERRORS as e:
             raise translate(e, f"exec in {self.resource} failed") from e
+        if rc == 126 and not out and not err:
+            self._containerd_answers(f"exec in {self.resource} failed")
         return ExecResult(
             argv=argv,
             rc=int(rc if rc is not None else -1),
@@ -350,6 +494,16 @@ class DockerInstance(InstanceBase):
             stderr=(err or b"").decode("utf-8", "replace"),
             duration_s=time.monotonic() - t0,
         )
+
+    def _containerd_answers(self, what: str) -> None:
+        """ContainerdGone if containerd is away. An exec dockerd could not start with containerd gone
+        comes back as exit status 126 and no output (seen here), which must not pass for the
+        command's own status; `top` asks containerd itself, so its failure tells."""
+        try:
+            self.api.top(self.container.id)
+        except DOCKER_ERRORS as e:
+            if containerd_down(e):
+                raise translate(e, what) from e
 
     def pid(self) -> int | None:
         """The container's init as the host sees it (runc: the workload; runsc: gVisor's Sentry)."""
@@ -442,6 +596,13 @@ class DockerInstance(InstanceBase):
             return []
         return [str(line) for line in text.splitlines()[-lines:]]
 
+    _start_lost_containerd = False  # containerd died while Docker started this container
+
     def _destroy(self) -> None:
         with deferred_interrupts():
             _remove(self.backend.client, self.resource)
+            if self._start_lost_containerd and not remove_containerd_leftovers(self.container.id):
+                raise ContainerdGone(
+                    f"containerd died while it started {self.resource} and may keep its record and shim",
+                    hint=containerd_leftover_commands(self.container.id),
+                )

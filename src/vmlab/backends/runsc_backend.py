@@ -22,19 +22,30 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vmlab.backends.base import Kind, Record
+from vmlab.backends.base import ExecResult, Kind, Record
 from vmlab.backends.capabilities import CapabilityMissing, TrapCounter
 from vmlab.backends.context import RunContext
-from vmlab.backends.docker_backend import DOCKER_ERRORS, DockerBackend, DockerInstance, translate
-from vmlab.errors import BackendError, NotAvailable
+from vmlab.backends.docker_backend import (
+    DOCKER_ERRORS,
+    RESTART_DOCKERD,
+    DockerBackend,
+    DockerInstance,
+    translate,
+)
+from vmlab.errors import BackendError, NotAvailable, ReadyTimeout
 
 RUNTIME = "docker-runsc"
 OCI_RUNTIME = "runsc"  # the name set-up registers with Docker
 PROVIDER = "gVisor Sentry strace (runsc debug --strace=all, the boot log's entry lines)"
 HOST_PROVIDER = "strace -c -f on the Sentry (system calls that reached the host kernel)"
+SENTRY_DIED_HINT = (
+    "the Sentry was killed from outside or crashed (a longer --timeout will not help): run again; "
+    "if it dies again, see the newest log in /var/log/runsc/"
+)
 # `I1126 15:36:36.907060   16893 strace.go:561] [   3:   3] sh E close(0xa host:[7])`: the same in
 # runsc 2022-12 (Debian 12) and 2024-07 (Debian 13), captured in tests/unit/backends/data/; another
 # release gets one line from host/versions.py's runsc_version_note (in `vmlab doctor`).
@@ -100,6 +111,36 @@ def find_boot_log(folder: Path, container_id: str) -> Path | None:
     return None
 
 
+def remove_orphan_empty_logs(folder: Path, since: float) -> list[Path]:
+    """Empty Sentry logs opened since `since` (wall clock) that no process holds open: a Sentry killed
+    as it started leaves one with not even its Args line, so its container cannot be named in it. A
+    log some live Sentry still holds (another sandbox starting right now) is never touched. Only
+    root can see other processes' open files, so only root removes them."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        candidates = [
+            p for p in folder.glob("*.boot.txt") if (st := p.stat()).st_size == 0 and st.st_mtime >= since
+        ]
+    except OSError:
+        return []
+    if not candidates:
+        return []
+    held: set[str] = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    held.add(os.readlink(fd))
+    removed = []
+    for p in candidates:
+        if str(p) not in held and str(p.resolve()) not in held:
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+
 def _flag(args: list[str], name: str) -> str | None:
     for a in args:
         if a.startswith(name + "="):
@@ -117,6 +158,7 @@ class RunscInstance(DockerInstance):
         "and page cache) and Gofer (its file server); cgroup usage is everything charged to the sandbox"
     )
     backend: RunscBackend
+    _sentry_pid: int | None = None
 
     def _runtime_processes(self, pid: int) -> list[tuple[str, Any]]:
         """Docker's pid of a runsc container is the Sentry; the Gofer is its sibling under the shim."""
@@ -131,6 +173,104 @@ class RunscInstance(DockerInstance):
                 if child.pid != pid and "runsc-gofer" in " ".join(child.cmdline()[:1]):
                     procs.append(("gofer", child))
         return procs
+
+    # --- a Sentry that died (killed from outside or crashed) is named as such ------------------------
+
+    def start(self) -> None:
+        try:
+            super().start()
+        except BackendError as e:
+            raise self._named(e, starting=True) from e
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        try:
+            super().wait_ready(timeout_s)
+            with contextlib.suppress(BackendError):  # after the timed ladder, so it costs it nothing
+                self._sentry_pid = self.pid()  # remembered: a dead Sentry's pid is named in the error
+        except ReadyTimeout:
+            raise
+        except BackendError as e:
+            if e.hint is None and "gVisor's Sentry" in e.message:  # the ladder's abort named it
+                raise BackendError(e.message, hint=SENTRY_DIED_HINT) from e
+            raise
+
+    def _exited(self) -> str | None:
+        why = super()._exited()
+        if why is None:
+            return None
+        return self._sentry_death() or why
+
+    def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult:
+        try:
+            return super().exec(cmd, timeout)
+        except BackendError as e:
+            raise self._named(e) from e
+
+    def _named(self, e: BackendError, starting: bool = False) -> BackendError:
+        """`e`, or the Sentry's death or start-up failure where that is what happened."""
+        died = self._sentry_death()
+        if died:
+            return BackendError(f"{died} ({e.message})", hint=SENTRY_DIED_HINT)
+        fatal = self._boot_fatal()
+        if fatal is not None and "/var/lib/docker/tmp" in fatal and "permission denied" in fatal:
+            return BackendError(
+                f"{self.name}: gVisor could not start the sandbox: its Sentry cannot set up its chroot "
+                "in /var/lib/docker/tmp (permission denied)",
+                hint=f"{RESTART_DOCKERD}: the containerd dockerd restarted after a crash hands runsc "
+                "dockerd's TMPDIR, which the sandbox cannot open",
+            )
+        if fatal is not None:
+            return BackendError(
+                f"{self.name}: gVisor could not start the sandbox: {fatal[:200]}", hint=e.hint
+            )
+        if starting and "OCI runtime" in e.message:
+            # runsc failed and the Sentry left no FATAL line of its own: it was killed as it started
+            # (seen: "cannot create sandbox: ... waiting for sandbox to start: EOF", or the OCI hook
+            # Docker runs inside the new sandbox failing with "exit status 1")
+            tail = e.message.rsplit("creating container: ", 1)[-1]
+            return BackendError(
+                f"{self.name}: gVisor's Sentry (the sandbox's kernel) died while the sandbox started "
+                f"(runsc: {tail[:160]})",
+                hint=SENTRY_DIED_HINT,
+            )
+        return e
+
+    def _sentry_death(self) -> str | None:
+        """How the sandbox ended, from Docker's `die` event (kept after AutoRemove took the container):
+        a sandbox's main process, as Docker sees it, is gVisor's Sentry."""
+        try:
+            events = list(
+                self.api.events(
+                    since=self._since,
+                    until=time.time(),
+                    filters={"container": self.container.id, "event": "die"},
+                    decode=True,
+                )
+            )
+        except DOCKER_ERRORS:
+            return None
+        if not events:
+            return None
+        code = int(((events[0].get("Actor") or {}).get("Attributes") or {}).get("exitCode") or 0)
+        pid = f", pid {self._sentry_pid}" if self._sentry_pid else ""
+        if code > 128 and code - 128 in {s.value for s in signal.Signals}:
+            how = f"killed by {signal.Signals(code - 128).name}"
+        else:
+            how = f"exit status {code}"
+        return f"{self.name}: gVisor's Sentry (the sandbox's kernel{pid}) died ({how})"
+
+    def _boot_fatal(self) -> str | None:
+        """The Sentry's own last word (`FATAL ERROR: ...`) from its boot log, if it wrote one."""
+        if not self.backend.debug_log:
+            return None
+        log = find_boot_log(Path(self.backend.debug_log), self.container.id)
+        if log is None:
+            return None
+        with contextlib.suppress(OSError):
+            for line in reversed(log.read_text("utf-8", "replace").splitlines()[-50:]):
+                if "FATAL ERROR:" in line:
+                    return line.split("FATAL ERROR:", 1)[1].strip()
+        return None
 
     def boot_log(self) -> Path:
         """The Sentry's log of this sandbox: the `*.boot.txt` whose Args line names the container."""
@@ -159,6 +299,8 @@ class RunscInstance(DockerInstance):
     def _destroy(self) -> None:
         super()._destroy()
         self.backend.remove_boot_log(self.container.id)
+        if self.backend.debug_log:
+            remove_orphan_empty_logs(Path(self.backend.debug_log), self._since)
 
 
 class SentryCounter:

@@ -11,6 +11,7 @@ the host or the sandbox's kernel handled). Each kind runs on a runtime from the 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +26,8 @@ from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
 from vmlab.report.stats import summarize
+
+log = logging.getLogger("vmlab")
 
 EXPERIMENTS = ("startup", "memory", "traps")
 KINDS = ("container", "sandbox", "vm")
@@ -122,8 +125,10 @@ def _started(backend: Any, spec: InstanceSpec) -> Iterator[Instance]:
         inst.wait_ready(spec.ready_timeout_s)
         yield inst
     except BaseException:
-        with contextlib.suppress(VmlabError):
+        try:
             inst.destroy()
+        except VmlabError as e:  # the command that removes what is left, not the run's error
+            log.warning("cleanup: %s", e.one_line())
         raise
     else:
         inst.destroy()

@@ -11,25 +11,8 @@ compared as ratios to the runner's calibrated baseline (`vmlab grade calibrate -
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
+# the lab's hooks are the generic re-measurement: lab.toml [rerun] params say what it compares
+from vmlab.grade.remeasure import calibrate
+from vmlab.grade.remeasure import rerun_measurement as rerun
 
-if TYPE_CHECKING:
-    from vmlab.grade.remeasure import Calibration
-    from vmlab.grade.rerun import RerunContext
-    from vmlab.report.model import CheckResult
-
-
-def rerun(ctx: RerunContext) -> list[CheckResult]:
-    from vmlab.grade.remeasure import rerun_measurement
-
-    return rerun_measurement(ctx)
-
-
-def calibrate(
-    lab: str, output: Path | None, runs: int | None, progress: Callable[[str], None]
-) -> tuple[Calibration, Path]:
-    from vmlab.grade.remeasure import calibrate as measure
-
-    return measure(lab, output, runs, progress)
+__all__ = ["calibrate", "rerun"]

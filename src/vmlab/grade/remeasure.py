@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import json
 import math
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vmlab.check.paths import ParsedPath, parse_path
 from vmlab.errors import BackendError, UsageError, VmlabError
 
 if TYPE_CHECKING:
@@ -79,15 +79,14 @@ class MeasureParams(BaseModel):
 
 # ---- paths with `*` --------------------------------------------------------------------------------
 
-_SEGMENT = re.compile(r'"[^"]*"|[^.]+')
-
 
 def segments(path: str) -> list[str]:
-    return [s.strip('"') for s in _SEGMENT.findall(path)]
+    """A path's segments, in the checks' path syntax (vmlab.check.paths), `*` being one of them."""
+    return list(parse_path(path).segments)
 
 
 def _shown(parts: list[str]) -> str:
-    return ".".join(f'"{p}"' if "." in p else p for p in parts)
+    return str(ParsedPath(tuple(parts), envelope=False))
 
 
 def expand(tree: Any, path: str) -> dict[str, Any]:

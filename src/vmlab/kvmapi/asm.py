@@ -31,7 +31,9 @@ class AsmError(UsageError):
 REG8 = {n: i for i, n in enumerate(["al", "cl", "dl", "bl", "ah", "ch", "dh", "bh"])}
 REG16 = {n: i for i, n in enumerate(["ax", "cx", "dx", "bx", "sp", "bp", "si", "di"])}
 REG32 = {n: i for i, n in enumerate(["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"])}
+REG64 = {n: i for i, n in enumerate(["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi"])}
 SREG = {n: i for i, n in enumerate(["es", "cs", "ss", "ds", "fs", "gs"])}
+CREG = {"cr0": 0, "cr2": 2, "cr3": 3, "cr4": 4}
 SIZES = {"byte": 8, "word": 16, "dword": 32}
 
 ALU = {"add": 0, "or": 1, "adc": 2, "sbb": 3, "and": 4, "sub": 5, "xor": 6, "cmp": 7}
@@ -90,11 +92,13 @@ class Assembled:
 
 def _reg(tok: str) -> Reg | None:
     t = tok.lower()
-    for table, size in ((REG8, 8), (REG16, 16), (REG32, 32)):
+    for table, size in ((REG8, 8), (REG16, 16), (REG32, 32), (REG64, 64)):
         if t in table:
             return Reg(t, table[t], size)
     if t in SREG:
         return Reg(t, SREG[t], 0)
+    if t in CREG:
+        return Reg(t, CREG[t], -1)
     return None
 
 
@@ -269,7 +273,10 @@ def _imm(value: int, size: int) -> bytes:
 
 
 def _osize_prefix(size: int, ctx: _Ctx) -> bytes:
-    if size in (16, 32) and size != ctx.bits:
+    if size == 64:
+        raise ValueError("64-bit operands are limited to mov crN and invlpg here (use 32-bit registers)")
+    default = 32 if ctx.bits == 64 else ctx.bits
+    if size in (16, 32) and size != default:
         return b"\x66"
     return b""
 
@@ -291,10 +298,13 @@ def _modrm(reg_field: int, op: Reg | Mem, ctx: _Ctx) -> bytes:
     if len(op.regs) > 1:
         raise ValueError("32-bit memory operands take one base register here")
     if not op.regs:
+        if ctx.bits == 64:  # mod 00 rm 101 is RIP-relative in long mode: an absolute address needs a SIB
+            return bytes([(reg_field << 3) | 4, 0x25]) + _imm(disp or 0, 32)
         return bytes([(reg_field << 3) | 5]) + _imm(disp or 0, 32)
-    base = REG32.get(op.regs[0])
+    table, width = (REG64, 64) if ctx.bits == 64 else (REG32, 32)
+    base = table.get(op.regs[0])
     if base is None:
-        raise ValueError(f"[{op.regs[0]}] needs a 32-bit register in bits 32")
+        raise ValueError(f"[{op.regs[0]}] needs a {width}-bit register in bits {ctx.bits}")
     sib = b"\x24" if base == 4 else b""
     if disp is None and base != 5:
         return bytes([(reg_field << 3) | base]) + sib
@@ -353,6 +363,16 @@ def encode(mn: str, ops: list[Operand], ctx: _Ctx) -> bytes:
         if isinstance(port, Imm):
             return pre + bytes([(0xE6 if mn == "out" else 0xE4) + wide]) + _imm(ctx.value(port.expr), 8)
         raise ValueError(f"{mn} takes its port in dx or as an 8-bit number")
+    if mn == "mov" and n == 2 and any(isinstance(o, Reg) and o.size == -1 for o in ops):
+        dst, src = ops
+        gpr = 64 if ctx.bits == 64 else 32
+        if isinstance(dst, Reg) and dst.size == -1 and isinstance(src, Reg) and src.size == gpr:
+            return b"\x0f\x22" + bytes([0xC0 | (dst.num << 3) | src.num])
+        if isinstance(src, Reg) and src.size == -1 and isinstance(dst, Reg) and dst.size == gpr:
+            return b"\x0f\x20" + bytes([0xC0 | (src.num << 3) | dst.num])
+        raise ValueError(f"a control register moves to or from a {gpr}-bit register (bits {ctx.bits})")
+    if mn == "invlpg" and n == 1 and isinstance(ops[0], Mem):
+        return b"\x0f\x01" + _modrm(7, ops[0], ctx)
     if mn == "mov" and n == 2:
         dst, src = ops
         if isinstance(dst, Reg) and dst.size == 0:
@@ -409,7 +429,7 @@ def encode(mn: str, ops: list[Operand], ctx: _Ctx) -> bytes:
             return _rm_form(base + 2, src, dst, ctx)
     if mn in ("inc", "dec") and n == 1:
         (op,) = ops
-        if isinstance(op, Reg) and op.size in (16, 32):
+        if isinstance(op, Reg) and op.size in (16, 32) and ctx.bits != 64:  # 0x40-0x4f are REX in long mode
             return _osize_prefix(op.size, ctx) + bytes([(0x40 if mn == "inc" else 0x48) + op.num])
         if isinstance(op, Reg | Mem):
             size = op.size if isinstance(op, Reg) else _mem_size(op)
@@ -433,17 +453,17 @@ def encode(mn: str, ops: list[Operand], ctx: _Ctx) -> bytes:
         )
     if mn in ("push", "pop") and n == 1:
         (op,) = ops
-        if isinstance(op, Reg) and op.size in (16, 32):
+        if isinstance(op, Reg) and op.size in (16, 32) and ctx.bits != 64:
             return _osize_prefix(op.size, ctx) + bytes([(0x50 if mn == "push" else 0x58) + op.num])
         if mn == "push" and isinstance(op, Imm):
-            return b"\x68" + _imm(ctx.value(op.expr), ctx.bits)
+            return b"\x68" + _imm(ctx.value(op.expr), min(ctx.bits, 32))
     if mn == "lea" and n == 2 and isinstance(ops[0], Reg) and isinstance(ops[1], Mem):
         return _osize_prefix(ops[0].size, ctx) + b"\x8d" + _modrm(ops[0].num, ops[1], ctx)
     if mn in ("lidt", "lgdt") and n == 1 and isinstance(ops[0], Mem):
         return b"\x0f\x01" + _modrm(3 if mn == "lidt" else 2, ops[0], ctx)
     if n == 1 and isinstance(ops[0], Imm):
         target = ops[0].expr
-        w = ctx.bits
+        w = min(ctx.bits, 32)  # long mode keeps rel32
         if mn == "jmp":
             return b"\xe9" + _rel(ctx, target, 1 + w // 8, w)
         if mn == "call":
@@ -544,8 +564,8 @@ def assemble(source: str, *, origin: int = 0x1000, name: str = "<program>") -> A
                     continue
                 if mn == "bits":
                     b = int(rest.strip())
-                    if b not in (16, 32):
-                        raise ValueError("bits takes 16 or 32")
+                    if b not in (16, 32, 64):
+                        raise ValueError("bits takes 16, 32 or 64")
                     if first_bits is None and not code_started:
                         first_bits = b
                     bits = b

@@ -49,9 +49,18 @@ def run(
     ],
     n: Annotated[
         int | None,
-        typer.Option("--count", help="Count for out/cpuid/mmio/loop; message length for console-*."),
+        typer.Option(
+            "--count",
+            help=(
+                "Count for out/cpuid/mmio/loop/cr3, pages for pages/invlpg/ptwrite, rounds for smp-*; "
+                "message length for console-*."
+            ),
+        ),
     ] = None,
-    bits: Annotated[int, typer.Option(help="Mode for .hex/.bin files: 16 (real) or 32 (protected).")] = 16,
+    bits: Annotated[
+        int,
+        typer.Option(help="Mode for .hex/.bin files: 16 (real), 32 (protected) or 64 (long mode, paging)."),
+    ] = 16,
     runs: Annotated[
         int, typer.Option("--runs", "-n", min=1, max=1000, help="Run this many times; times are medians.")
     ] = 1,
@@ -70,8 +79,12 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
     """Run a guest program; show its output, the exits by reason, kernel statistics and timing."""
+    from vmlab.kvmapi.smp import SMP_BUILTINS
     from vmlab.kvmapi.vmm import Limits, run_program
 
+    if program in SMP_BUILTINS:
+        _run_smp(program, n, runs, Limits(max_exits=max_exits, wall_s=timeout), device, json_out)
+        return
     with errors_to_exit():
         prog = _program(program, n, bits)
         limits = Limits(max_exits=max_exits, wall_s=timeout)
@@ -80,6 +93,55 @@ def run(
         emit_json(_as_json(prog, results))
         return
     _render(prog, results)
+
+
+def _run_smp(name: str, n: int | None, runs: int, limits: Any, device: str, json_out: bool) -> None:
+    """A two-vCPU program: per-vCPU exits, host CPU time against wall time, the halt counters."""
+    from vmlab.kvmapi.smp import run_smp, smp_builtin
+
+    with errors_to_exit():
+        prog = smp_builtin(name, n)
+        results = [run_smp(prog, limits=limits, device=device) for _ in range(runs)]
+    if json_out:
+        walls = [r.wall_ns for r in results]
+        emit_json(
+            {
+                **results[0].as_dict(),
+                "rounds": prog.rounds,
+                "timing": {
+                    "runs": len(results),
+                    "wall_ns": walls,
+                    "wall_ns_median": statistics.median(walls),
+                },
+            }
+        )
+        return
+    from rich.table import Table
+
+    r = results[0]
+    table = Table("vCPU", "exits seen by the VMM", "host CPU ms", "wall ms", "kernel: halts, injections")
+    for v in r.vcpus:
+        ks = v.kernel_stats or {}
+        kernel = ", ".join(
+            f"{k} {ks[k]}"
+            for k in (
+                "halt_exits",
+                "halt_wakeup",
+                "halt_successful_poll",
+                "irq_injections",
+                "directed_yield_attempted",
+            )
+            if ks.get(k)
+        )
+        exits = ", ".join(f"{k}: {c}" for k, c in v.exits.most_common())
+        table.add_row(
+            str(v.index), exits or "none", f"{v.cpu_ns / 1e6:,.1f}", f"{v.wall_ns / 1e6:,.1f}", kernel or "-"
+        )
+    out.print(table)
+    walls = [x.wall_ns for x in results]
+    what = f"median of {len(results)} runs" if len(results) > 1 else "1 run; --runs N for a median"
+    per = statistics.median(walls) / prog.rounds / 1000
+    out.print(f"{prog.rounds} rounds, {per:,.1f} µs per round ({what})", highlight=False)
 
 
 def _timing(runs: list[GuestRun]) -> dict[str, Any]:
@@ -138,9 +200,23 @@ def programs(
 ) -> None:
     """List the built-in guest programs and what each one teaches."""
     from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N
+    from vmlab.kvmapi.smp import SMP_BUILTINS
 
     with errors_to_exit():
         items = []
+        for name, smp_factory in SMP_BUILTINS.items():
+            sp = smp_factory()
+            items.append(
+                {
+                    "name": name,
+                    "description": sp.description,
+                    "bits": sp.bits,
+                    "takes_n": True,
+                    "takes_length": False,
+                    "vcpus": len(sp.entries),
+                    "expected_exits": list(sp.expect),
+                }
+            )
         for name, factory in BUILTINS.items():
             p = factory()
             items.append(
@@ -171,9 +247,10 @@ def source(
 ) -> None:
     """Print a built-in program's commented assembler source (a starting point for your own .asm)."""
     from vmlab.kvmapi.programs import builtin
+    from vmlab.kvmapi.smp import SMP_BUILTINS, smp_builtin
 
     with errors_to_exit():
-        prog = builtin(program, n)
+        prog = smp_builtin(program, n) if program in SMP_BUILTINS else builtin(program, n)
     out.print(prog.source or "", markup=False, highlight=False, end="")
 
 

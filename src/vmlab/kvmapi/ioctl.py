@@ -56,6 +56,7 @@ KVM_CHECK_EXTENSION = _io(KVMIO, 0x03)
 KVM_GET_VCPU_MMAP_SIZE = _io(KVMIO, 0x04)
 
 # VM ioctls
+KVM_CREATE_IRQCHIP = _io(KVMIO, 0x60)
 KVM_CREATE_VCPU = _io(KVMIO, 0x41)
 KVM_SET_USER_MEMORY_REGION = _iow(KVMIO, 0x46, structs.UserspaceMemoryRegion)
 KVM_SET_TSS_ADDR = _io(KVMIO, 0x47)
@@ -66,6 +67,7 @@ KVM_GET_REGS = _ior(KVMIO, 0x81, structs.Regs)
 KVM_SET_REGS = _iow(KVMIO, 0x82, structs.Regs)
 KVM_GET_SREGS = _ior(KVMIO, 0x83, structs.Sregs)
 KVM_SET_SREGS = _iow(KVMIO, 0x84, structs.Sregs)
+KVM_SET_MP_STATE = _iow(KVMIO, 0x99, structs.MpState)
 
 # VM and vCPU
 KVM_GET_STATS_FD = _io(KVMIO, 0xCE)

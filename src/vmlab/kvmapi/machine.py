@@ -19,7 +19,14 @@ from typing import Self
 from vmlab.errors import BackendError, NotAvailable
 from vmlab.kvmapi import ioctl
 from vmlab.kvmapi.exits import ExitReason
-from vmlab.kvmapi.structs import KVM_RUN_IMMEDIATE_EXIT_OFFSET, Regs, Sregs, UserspaceMemoryRegion
+from vmlab.kvmapi.structs import (
+    KVM_MP_STATE_RUNNABLE,
+    KVM_RUN_IMMEDIATE_EXIT_OFFSET,
+    MpState,
+    Regs,
+    Sregs,
+    UserspaceMemoryRegion,
+)
 
 DEFAULT_DEVICE = "/dev/kvm"
 
@@ -150,6 +157,11 @@ class Vm(_Handle):
         self._slots += 1
         return mem
 
+    def create_irqchip(self) -> None:
+        """The in-kernel PIC, IOAPIC and one local APIC per vCPU (before any vCPU exists): HLT then
+        waits in the kernel (halt polling) and IPIs go vCPU to vCPU without user space."""
+        _ioctl(self.fd, ioctl.KVM_CREATE_IRQCHIP, 0, what="KVM_CREATE_IRQCHIP")
+
     def create_vcpu(self, index: int = 0) -> Vcpu:
         return Vcpu(self, index)
 
@@ -218,6 +230,11 @@ class Vcpu(_Handle):
 
     def set_sregs(self, sregs: Sregs) -> None:
         _ioctl(self.fd, ioctl.KVM_SET_SREGS, sregs, what="KVM_SET_SREGS")
+
+    def set_runnable(self) -> None:
+        """With an in-kernel irqchip every vCPU but 0 starts as an AP waiting for INIT/SIPI; this VMM
+        starts it directly at its entry point instead (KVM_SET_MP_STATE RUNNABLE)."""
+        _ioctl(self.fd, ioctl.KVM_SET_MP_STATE, MpState(KVM_MP_STATE_RUNNABLE), what="KVM_SET_MP_STATE")
 
     def stats_fd(self) -> int | None:
         """A vCPU stats fd (binary stats, KVM_CAP_BINARY_STATS_FD); the caller closes it."""

@@ -95,6 +95,15 @@ class Sregs(ctypes.Structure):
     ]
 
 
+class MpState(ctypes.Structure):
+    """struct kvm_mp_state: 0 = RUNNABLE, 1 = UNINITIALIZED (an AP waiting for INIT/SIPI), 3 = HALTED."""
+
+    _fields_ = [("mp_state", u32)]
+
+
+KVM_MP_STATE_RUNNABLE = 0
+
+
 class StatsHeader(ctypes.Structure):
     """struct kvm_stats_header: the first 24 bytes of a stats fd."""
 

@@ -9,6 +9,7 @@ up. Limits on exits and wall time stop a runaway guest; a SIGALRM interval timer
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import struct
@@ -21,6 +22,7 @@ from typing import Any
 
 from vmlab.errors import BackendError
 from vmlab.kvmapi import devices as dev
+from vmlab.kvmapi import ioctl
 from vmlab.kvmapi.exits import (
     ExitReason,
     FailEntryExit,
@@ -149,7 +151,7 @@ def run_program(
                 raise BackendError(f"preload of {len(data)} bytes at {addr:#x} does not fit in guest RAM")
             mem[addr : addr + len(data)] = data
         with vm.create_vcpu() as vcpu, _stats(vcpu) as stats:
-            _set_mode(vcpu, program)
+            _set_mode(vcpu, program, mem)
             before = stats.snapshot() if stats else None
             try:
                 _loop(vcpu, mem, result, limits)
@@ -193,14 +195,54 @@ def _flat(seg: Segment, code: bool, selector: int) -> None:
     seg.present, seg.dpl, seg.db, seg.s, seg.l, seg.g, seg.avl = 1, 0, 1, 1, 0, 1, 0
 
 
-def _set_mode(vcpu: Vcpu, program: Program) -> None:
-    """Real mode with CS=DS=ES=0 and a stack below 0x9F000, or flat 32-bit protected mode.
+CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 18, 1 << 31
+CR4_PAE = 0x20
+EFER_LME, EFER_LMA = 0x100, 0x400
+PTE_P, PTE_RW = 1, 2
+
+
+def build_page_tables(mem: Any) -> None:
+    """Identity-map the first 2 MiB with 4 KiB pages: PML4[0] -> PDPT[0] -> PD[0] -> one PT of 512 PTEs.
+
+    Four levels because this host's KVM (kvm_pvm) refuses to turn paging on in 32-bit mode (mov cr0
+    with PG raises #GP, plain and PAE alike): long mode, entered by the VMM through KVM_SET_SREGS as
+    kvmtool and QEMU do for a 64-bit kernel, is the paging mode that runs here. The guest finds the PTE
+    of linear address X at dev.PT_ADDR + (X >> 12) * 8 (see devices.py).
+    """
+    import struct
+
+    mem[dev.PML4_ADDR : dev.PT_ADDR + 0x1000] = bytes(dev.PT_ADDR + 0x1000 - dev.PML4_ADDR)
+    struct.pack_into("<Q", mem, dev.PML4_ADDR, dev.PDPT_ADDR | PTE_P | PTE_RW)
+    struct.pack_into("<Q", mem, dev.PDPT_ADDR, dev.PD_ADDR | PTE_P | PTE_RW)
+    struct.pack_into("<Q", mem, dev.PD_ADDR, dev.PT_ADDR | PTE_P | PTE_RW)
+    for i in range(512):
+        struct.pack_into("<Q", mem, dev.PT_ADDR + 8 * i, (i << 12) | PTE_P | PTE_RW)
+
+
+def _set_mode(vcpu: Vcpu, program: Program, mem: Any = None) -> None:
+    """Real mode with CS=DS=ES=0 and a stack below 0x9F000, flat 32-bit protected mode, or 64-bit long
+    mode with paging on identity-mapped page tables the VMM builds (`bits 64`).
 
     In protected mode the VMM loads the hidden segment state directly (KVM_SET_SREGS), so no GDT is
     needed; the IDT is empty (limit 0), so any exception escalates to a triple fault (SHUTDOWN).
     """
     sregs: Sregs = vcpu.get_sregs()
-    if program.bits == 32:
+    if program.bits == 64:
+        if mem is None:
+            raise BackendError("a 64-bit guest needs its page tables in guest memory")
+        build_page_tables(mem)
+        sregs.cr3 = dev.PML4_ADDR
+        sregs.cr4 = CR4_PAE
+        sregs.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG
+        sregs.efer = EFER_LME | EFER_LMA
+        _flat(sregs.cs, True, 0x08)
+        sregs.cs.l, sregs.cs.db = 1, 0
+        for seg in (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss):
+            _flat(seg, False, 0x10)
+        sregs.idt.base, sregs.idt.limit = 0, 0
+        sregs.gdt.base, sregs.gdt.limit = 0, 0
+        sp = dev.STACK_SEGMENT * 16 + dev.STACK_POINTER
+    elif program.bits == 32:
         sregs.cr0 |= 1
         _flat(sregs.cs, True, 0x08)
         for seg in (sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss):
@@ -239,56 +281,116 @@ def _ignore(signum: int, frame: object) -> None:
     """SIGALRM only has to interrupt KVM_RUN; the loop then looks at its deadline."""
 
 
+_REASON = struct.Struct("<I").unpack_from
+_IO = struct.Struct("<BBHIQ").unpack_from
+_IO_OUT = 1
+_CHECK_MASK = 255  # look at the clock every 256 exits (the watchdog signal covers exit-less guests)
+_PORT_DIR_MASK = 0xFFFF00FF  # the first u32 of kvm_run.io: direction, size (masked out), port
+
+
 def _loop(vcpu: Vcpu, mem: Any, result: GuestRun, limits: Limits) -> None:
+    """The KVM_RUN loop, kept tight: `kvm_run` is read in place (struct.unpack_from on the mapping, no
+    copies); an OUT to the POST port (the timed programs' exit) is recognised from one u32 of the
+    io union and only counted, in local integers; other exits are counted by reason code in a dict
+    and named once at the end (`settle`, also before any error message that quotes the counts)."""
     run = vcpu.run_map
+    fd = vcpu.fd
+    ioctl_ = fcntl.ioctl
+    kvm_run = ioctl.KVM_RUN
+    reason_of, io_of = _REASON, _IO
+    exit_io, exit_hlt, union = int(ExitReason.IO), int(ExitReason.HLT), KVM_RUN_UNION_OFFSET
+    post = dev.POST_PORT
+    post_out = _IO_OUT | (post << 16)
+    mask, check = _PORT_DIR_MASK, _CHECK_MASK
+    counts: dict[int, int] = {}
+    ports = result.io_ports
     mmio_regs: dict[int, int] = {}
+    total = io_n = post_n = 0
+    max_exits = limits.max_exits
+
+    def settle() -> None:
+        nonlocal io_n, post_n
+        if io_n:
+            counts[exit_io] = counts.get(exit_io, 0) + io_n
+        if post_n:
+            ports[post] += post_n
+        io_n = post_n = 0
+        _flush(result, counts)
+
     with _watchdog():
         start = time.perf_counter_ns()
         deadline = start + int(limits.wall_s * 1e9)
         try:
             while True:
-                code = vcpu.run()
-                now = time.perf_counter_ns()
-                if code == ExitReason.INTR:
+                try:
+                    ioctl_(fd, kvm_run, 0)
+                except InterruptedError:
                     result.signals += 1
-                    if now > deadline:
+                    if time.perf_counter_ns() > deadline:
+                        settle()
                         raise GuestLimit(
                             f"guest {result.program!r} still running after {limits.wall_s:g} s "
-                            f"({result.total_exits} exits)",
+                            f"({total} exits)",
                             result,
                             hint="a guest loop without hlt? raise --timeout if it is just slow",
-                        )
+                        ) from None
                     continue
-                reason, info = decode(run)
-                name = reason_name(reason)
-                result.exits[name] += 1
-                if isinstance(info, IoExit):
-                    if _io(info, run, mem, result):
-                        return
-                elif isinstance(info, MmioExit):
-                    _mmio(info, run, result, mmio_regs)
-                elif reason == ExitReason.HLT:
+                except OSError as e:
+                    settle()
+                    raise BackendError(
+                        f"KVM_RUN failed: {os.strerror(e.errno or 0)} (errno {e.errno})"
+                    ) from None
+                (code,) = reason_of(run, 8)
+                total += 1
+                if code == exit_io:
+                    io_n += 1
+                    (key,) = reason_of(run, union)
+                    if key & mask == post_out:
+                        post_n += 1
+                    else:
+                        direction, size, port, count, offset = io_of(run, union)
+                        if _io(IoExit(direction, size, port, count, offset), run, mem, result):
+                            return
+                elif code == exit_hlt:
+                    counts[code] = counts.get(code, 0) + 1
                     result.stop = "HLT"
                     return
                 else:
-                    result.stop = name
-                    raise GuestFault(_fault_message(result, name, info, vcpu), result, hint=_fault_hint(name))
-                if result.total_exits >= limits.max_exits:
+                    counts[code] = counts.get(code, 0) + 1
+                    reason, info = decode(run)
+                    if isinstance(info, MmioExit):
+                        _mmio(info, run, result, mmio_regs)
+                    else:
+                        name = reason_name(reason)
+                        result.stop = name
+                        settle()
+                        raise GuestFault(
+                            _fault_message(result, name, info, vcpu), result, hint=_fault_hint(name)
+                        )
+                if total >= max_exits:
+                    settle()
                     raise GuestLimit(
-                        f"guest {result.program!r} reached the limit of {limits.max_exits} exits without "
-                        "halting",
+                        f"guest {result.program!r} reached the limit of {max_exits} exits without halting",
                         result,
                         hint="raise --max-exits, or end the program with hlt",
                     )
-                if now > deadline:
+                if not total & check and time.perf_counter_ns() > deadline:
+                    settle()
                     raise GuestLimit(
-                        f"guest {result.program!r} still running after {limits.wall_s:g} s "
-                        f"({result.total_exits} exits)",
+                        f"guest {result.program!r} still running after {limits.wall_s:g} s ({total} exits)",
                         result,
                         hint="raise --timeout",
                     )
         finally:
             result.loop_ns = time.perf_counter_ns() - start
+            settle()
+
+
+def _flush(result: GuestRun, counts: dict[int, int]) -> None:
+    """Move the loop's counts (by reason code) into result.exits (by name); idempotent."""
+    for code, n in counts.items():
+        result.exits[reason_name(code)] += n
+    counts.clear()
 
 
 def _io(info: IoExit, run: Any, mem: Any, result: GuestRun) -> bool:

@@ -435,16 +435,21 @@ def _prepare_outputs(
         if src is None:
             continue
         stage = scratch / "inputs" / name / src.name
-        with writing(stage.parent, elsewhere=_HOME_FIX):
+        with writing(stage.parent, elsewhere=_HOME_FIX, needed=_bytes_of(src)):
             stage.parent.mkdir(parents=True, exist_ok=True)
-            if decl.kind == "file":
-                shutil.copyfile(src, stage)
-            else:
-                shutil.copytree(src, stage, dirs_exist_ok=True)
+            try:
+                if decl.kind == "file":
+                    shutil.copyfile(src, stage)
+                else:
+                    shutil.copytree(src, stage, dirs_exist_ok=True)
+            except OSError:  # the half copy goes first, so the error's free space is the disk's own
+                shutil.rmtree(stage.parent, ignore_errors=True)
+                raise
         staged[name] = (stage, source)
     inputs: dict[str, InputRecord] = {}
     input_paths: dict[str, Path] = {}
-    with writing(artifacts, elsewhere=_ELSEWHERE):
+    needed = sum(_bytes_of(stage) for stage, _ in staged.values())
+    with writing(artifacts, elsewhere=_ELSEWHERE, needed=needed or None):
         path.parent.mkdir(parents=True, exist_ok=True)
         _prepare_artifacts(artifacts)
         for name, (stage, source) in staged.items():
@@ -452,6 +457,13 @@ def _prepare_outputs(
             inputs[name], input_paths[name] = record_input(name, kind, stage, source, artifacts)
     shutil.rmtree(scratch / "inputs", ignore_errors=True)
     return inputs, input_paths
+
+
+def _bytes_of(path: Path) -> int:
+    """A file's size, or a folder's files' sizes added up: what copying it takes on disk (about)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> RunOutcome:

@@ -217,12 +217,15 @@ def save_report(report: Report, path: Path) -> Path:
 
 
 @contextmanager
-def writing(path: Path, *, elsewhere: str = "write elsewhere with -o") -> Iterator[None]:
-    """Any OSError while writing `path` (a file or a folder) becomes one OutputError line naming it."""
+def writing(
+    path: Path, *, elsewhere: str = "write elsewhere with -o", needed: int | None = None
+) -> Iterator[None]:
+    """Any OSError while writing `path` (a file or a folder) becomes one OutputError line naming it;
+    `needed`, the bytes the write takes, is named with the free space when the disk is full."""
     try:
         yield
     except OSError as e:
-        raise OutputError.from_os(e, path, elsewhere=elsewhere) from None
+        raise OutputError.from_os(e, path, elsewhere=elsewhere, needed=needed) from None
 
 
 def write_atomic(
@@ -237,7 +240,7 @@ def write_atomic(
     """
     data = content.encode() if isinstance(content, str) else content
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    with writing(path, elsewhere=elsewhere):
+    with writing(path, elsewhere=elsewhere, needed=len(data)):
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else mode)

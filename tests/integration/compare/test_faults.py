@@ -122,31 +122,104 @@ def test_dockerd_gone_mid_compare_keeps_finished_kinds(
     assert _leftovers(result.report.run_id) == []
 
 
-def test_a_killed_sentry_is_one_clear_error_and_leaves_nothing(
-    test_home: Path, tiny_image: Any, docker_available: None
+RUNSC_ROOT = Path("/var/run/docker/runtime-runc/moby")  # runsc's state, as Docker's shim runs it
+RUNSC_LOGS = Path("/var/log/runsc")  # the Sentry's logs, where set-up registers runsc to write them
+
+
+def _sentry_pids(container_id: str) -> list[int]:
+    """The sandbox's Sentry: `runsc-sandbox ... boot` whose arguments hold the container's bundle."""
+    import subprocess
+
+    out = subprocess.run(
+        ["pgrep", "-f", f"runsc-sandbox .*{container_id}"], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in out.stdout.split()]
+
+
+def _runsc_leftovers(container_id: str, logs_before: set[Path]) -> list[str]:
+    """runsc state naming the sandbox, a Sentry still running, and Sentry logs that are new and name
+    it (or are empty: a Sentry killed as it started writes not even its arguments)."""
+    left = [f"runsc state {p}" for p in RUNSC_ROOT.glob(f"*{container_id}*")]
+    left += [f"sentry pid {p}" for p in _sentry_pids(container_id)]
+    for log in set(RUNSC_LOGS.glob("*.boot.txt")) - logs_before:
+        head = log.read_bytes()[:8192]
+        if not head or container_id.encode() in head:
+            left.append(f"sentry log {log}")
+    return left
+
+
+# The container ladder (readiness.CONTAINER_LADDER): create_called and created are dockerd's alone,
+# with no Sentry yet; `start` kills the Sentry the moment it appears (while Docker's start runs),
+# `running` after start returned, `first_exec` after Docker's start event was stamped (so the ladder's
+# first exec meets a dead Sentry), `ready` after the whole ladder, at the next exec.
+SENTRY_STAGES = ("start", "running", "first_exec", "ready")
+
+
+@pytest.mark.parametrize("stage", SENTRY_STAGES)
+def test_a_sentry_killed_at_each_readiness_stage_is_named_and_leaves_nothing(
+    stage: str, test_home: Path, tiny_image: Any, docker_available: None
 ) -> None:
+    import threading
+    import time
+
     from tests.integration.conftest import require_runtime
 
     from vmlab.backends import open_runtime
 
     require_runtime("docker-runsc")
+    if os.geteuid() != 0:
+        pytest.skip("killing the Sentry and reading runsc's state needs root")
+    logs_before = set(RUNSC_LOGS.glob("*.boot.txt"))
     run_id = new_run_id()
     backend = open_runtime("docker-runsc")
-    inst = backend.create(InstanceSpec(name="killed", run_id=run_id, lab="tests"))
+    inst = backend.create(InstanceSpec(name=f"sk-{stage.replace('_', '-')}", run_id=run_id, lab="tests"))
+    cid = inst.container.id  # type: ignore[attr-defined]
+    killed: list[int] = []
+
+    def kill_when_it_appears() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not killed:
+            for pid in _sentry_pids(cid):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.002)
+
+    def kill_now() -> None:
+        (pid,) = _sentry_pids(cid)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
     try:
-        inst.start()
-        inst.wait_ready()
-        sentry = inst.pid()
-        assert sentry is not None
-        os.kill(sentry, signal.SIGKILL)
         with pytest.raises(BackendError) as info:
-            for _ in range(50):  # the runtime notices the dead Sentry within moments
+            if stage == "start":
+                threading.Thread(target=kill_when_it_appears, daemon=True).start()
+            inst.start()
+            if stage == "running":
+                kill_now()
+            elif stage == "first_exec":
+                while inst.start_event() is None:  # type: ignore[attr-defined]
+                    time.sleep(0.01)
+                kill_now()
+            inst.wait_ready()
+            assert stage == "ready", f"the ladder was climbed past a Sentry killed at {stage}"
+            kill_now()
+            for _ in range(50):  # the next exec meets the dead Sentry
                 inst.exec(["true"], timeout=10)
-        assert info.value.exit_code == 4 and inst.resource in info.value.message
     finally:
         inst.destroy()
         backend.close()
+    assert killed, f"no Sentry of {cid} was seen to kill"
+    err = info.value
+    assert err.exit_code == 4 and "\n" not in err.one_line()
+    assert "gVisor's Sentry (the sandbox's kernel" in err.message and " died " in err.message
+    assert err.hint is not None and "killed from outside or crashed" in err.hint
+    assert "dockerd does not answer" not in err.message and "slow host" not in err.one_line()
+    if stage != "start":  # Docker's die event carries the exit status: 128 + SIGKILL
+        assert ") died (killed by SIGKILL)" in err.message
+    if stage == "ready":  # the pid is looked up after the timed ladder only
+        assert f"pid {killed[0]}) died" in err.message
     assert _leftovers(run_id) == []
+    assert _runsc_leftovers(cid, logs_before) == []
 
 
 def test_two_compares_at_once_both_complete(test_home: Path, tiny_image: Any, tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ RECIPES = {
         near_copies="samples",
     ),
     "hll-vm": Recipe(
-        folders={"jasmin": REPO / "labs" / "hll-vm" / "jasmin"},
+        folders={"jasmin": REPO / "labs" / "hll-vm" / "solution" / "jasmin"},
         near_copies="samples",
         marks=[pytest.mark.java],
     ),

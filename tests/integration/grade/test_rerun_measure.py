@@ -160,7 +160,8 @@ def procvm_report(runs_root: Path) -> Path:
     for tool in ("valgrind", "gcc"):
         if which(tool) is None:
             unavailable(tool, "is not installed")
-    sets = {"counts": {"workloads": ["loop", "true"], "loop_iterations": 10000, "extra": False}}
+    # loop_iterations is pia's variant (800,000 to 1,200,000): a few seconds under lackey
+    sets = {"counts": {"workloads": ["loop", "true"], "extra": False}}
     return run("process-vm", runs_root / "rm-procvm", "pia", tasks=["t1-translate"], sets=sets)
 
 
@@ -179,7 +180,8 @@ def test_procvm_doctored_instruction_count_fails_the_rerun(
 
     def forge(d: dict[str, Any]) -> None:
         loop = d["experiments"]["counts"]["loop"]
-        loop["counts"]["guest_instrs"] += 30000  # ~14 % of 211k: beyond the environment's few hundred
+        # 14 % more: far beyond the few hundred instructions the environment moves (rel_tol 5 %)
+        loop["counts"]["guest_instrs"] = round(loop["counts"]["guest_instrs"] * 1.14)
         loop["values"]["instrs_per_sb"] = round(
             loop["counts"]["guest_instrs"] / loop["counts"]["sbs_entered"], 4
         )

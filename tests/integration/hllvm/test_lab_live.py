@@ -34,9 +34,9 @@ def experiments(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
     mp = pytest.MonkeyPatch()
     mp.setenv("VMLAB_HOME", str(tmp / "home"))
     try:
-        # the Jasmin examples of the lab folder stand for a student's finished task (the default is the
-        # template, which fails the task on purpose)
-        jasmin = Path(__file__).resolve().parents[3] / "labs" / "hll-vm" / "jasmin"
+        # the tutors' model solution stands for a student's finished task (the default is the template,
+        # which fails the task on purpose; the examples in jasmin/ count for nothing when handed in)
+        jasmin = Path(__file__).resolve().parents[3] / "labs" / "hll-vm" / "solution" / "jasmin"
         result = run_lab(RunRequest(lab="hll-vm", output=tmp / "report.json", inputs={"jasmin": jasmin}))
     finally:
         mp.undo()
@@ -63,7 +63,7 @@ def test_artifacts_kept(experiments: tuple[dict[str, Any], Path]) -> None:
     arts = tmp / "artifacts"
     assert (arts / "jit-events" / "printcompilation.txt").stat().st_size > 0
     assert (arts / "verifier" / "BadAddType.class").read_bytes()[:4] == b"\xca\xfe\xba\xbe"
-    assert (arts / "jasmin" / "Good.class").is_file()
+    assert (arts / "jasmin" / "Mine.class").is_file()
     assert (arts / "gc" / "gc-g1.txt").read_text().count(" Pause ") >= 1
 
 

@@ -96,14 +96,19 @@ def test_own_task_with_the_untouched_skeleton_fails_the_exit_budget(
 ) -> None:
     monkeypatch.setenv("VMLAB_HOME", str(tmp_path / "home"))
     report = tmp_path / "r.json"
-    r = runner.invoke(app, ["lab", "run", "kvm-api", "--task", "own", "-o", str(report)])
+    v = runner.invoke(app, ["lab", "variant", "kvm-api", "--student", "s1", "--json"])
+    assert v.exit_code == 0, v.output
+    raw = json.loads(v.stdout)
+    line = str(raw.get("values", raw)["own_line"])
+    r = runner.invoke(app, ["lab", "run", "kvm-api", "--student", "s1", "--task", "own", "-o", str(report)])
     assert r.exit_code == 0, r.output
     c = runner.invoke(app, ["check", str(report), "--task", "own", "--json"])
     assert c.exit_code == 1, c.output
     checks = {x["id"]: x for x in json.loads(c.stdout)["checks"]}
     assert checks["own-output"]["outcome"] == "pass"  # the skeleton prints the line correctly...
-    # ...one OUT per byte: "hello from my own guest\n" is 24 bytes, so 24 IO exits plus the hlt
-    assert checks["own-exits"]["outcome"] == "fail" and checks["own-exits"]["measured"] == 25
+    # ...one OUT per byte of the student's variant line (`vmlab lab variant`), plus the hlt
+    assert checks["own-exits"]["outcome"] == "fail"
+    assert checks["own-exits"]["measured"] == len(line.encode()) + 1
 
 
 def test_own_task_with_a_hidden_line(

@@ -28,8 +28,15 @@ runner = CliRunner()
 
 
 def _report(lab: str, status: Literal["ok", "skipped"]) -> Report:
-    """A report for `lab` whose every step has `status` and which holds no experiment."""
+    """A report for `lab` whose every step has `status` and which holds no experiment (run with the
+    anonymous variant's parameters, as `vmlab lab run` without a student id does)."""
+    from vmlab.labs.variants import derive, step_settings, term_of
+    from vmlab.report.model import VariantRecord
+
     spec = load_lab(lab)
+    values = derive(spec, None)
+    fixed = step_settings(spec, values)
+    variant = VariantRecord(term=term_of(spec), values=values) if spec.variants else None
     return Report(
         vmlab_version="0",
         lab=lab,
@@ -46,8 +53,11 @@ def _report(lab: str, status: Literal["ok", "skipped"]) -> Report:
             python="3.11",
             hw_virt=False,
         ),
-        run=RunInfo(lab_sha256="", tasks=[t.id for t in spec.tasks]),
-        steps={s: StepRecord(status=status, message="requirement unmet") for s in spec.experiments},
+        run=RunInfo(lab_sha256="", tasks=[t.id for t in spec.tasks], variant=variant),
+        steps={
+            s: StepRecord(status=status, message="requirement unmet", params=fixed.get(s, {}))
+            for s in spec.experiments
+        },
     )
 
 

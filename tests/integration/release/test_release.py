@@ -28,7 +28,13 @@ runner = CliRunner()
 
 # written down from labs/*/lab.toml `[rerun]` and a grep of src/vmlab for their importers
 DECLARED_SOLUTIONS = {"vmlab.isa.engines", "vmlab.isa.registry", "vmlab.isa.reference"}
-RERUN_HOOKS = {"vmlab.isa.rerun", "vmlab.kvmapi.rerun"}
+RERUN_HOOKS = {
+    "vmlab.isa.rerun",
+    "vmlab.kvmapi.rerun",
+    "vmlab.experiments.rerun",  # warmup and system-vm, re-measured on the runner
+    "vmlab.hllvm.rerun",
+    "vmlab.procvm.rerun",
+}
 # needed by the shipped steps: vmlab.isa.lab and the worker that runs a student's engine import the
 # registry (load_engine_file, bind_params, as_result) and the worker the reference interpreter (the
 # oracle of a program file and --diagnose's bisection)
@@ -90,6 +96,7 @@ SOLUTION_SYMBOLS = [
     "p[0] not in (0, 5)",
     "slots[name] = fn",
     "mov word [0x7ffe], 1",
+    ".class public StackTooDeep",  # hll-vm's model Jasmin classes
 ]
 
 
@@ -181,6 +188,10 @@ def test_released_lab_tomls_have_no_tutors_tables_and_still_parse(kit: tuple[Pat
     assert data["removed_tables"] == {
         "labs/isa-emulation/lab.toml": ["rerun", "bounds"],
         "labs/kvm-api/lab.toml": ["rerun", "bounds"],
+        "labs/hll-vm/lab.toml": ["rerun"],
+        "labs/process-vm/lab.toml": ["rerun"],
+        "labs/system-vm/lab.toml": ["rerun"],
+        "labs/warmup/lab.toml": ["rerun"],
     }
     for lab in LABS:
         released = out / "labs" / lab / "lab.toml"
@@ -287,6 +298,7 @@ def test_lab_show_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path,
 # The tasks written down here come from each lab's task sheet (labs/<lab>/README.md, "What you hand in"):
 # the tasks whose checks grade a file of the student's. Every lab also asks questions (q:<id>), which
 # an untouched kit leaves unanswered: they fail, and nothing else does.
+KIT_STUDENT = "kit-student"  # who runs the kit's labs: their variant, and the hand-in's folder
 STUDENT_TASKS = {
     "warmup": set(),
     "system-vm": set(),
@@ -308,6 +320,7 @@ SOLUTIONS = {
     "isa-emulation": ISA_SOLUTIONS,
     "kvm-api": {"program": "line.asm"},
     "process-vm": {"tool": "observer"},
+    "hll-vm": {"jasmin": "jasmin"},
 }
 
 
@@ -330,9 +343,8 @@ def _run_and_check(
     """`vmlab lab run LAB ARGS` then `vmlab check`, both the kit's; every step must have run."""
     tmp_path.mkdir(exist_ok=True)
     report = tmp_path / "r.json"
-    r = _vmlab(
-        out, tmp_path, "lab", "run", lab, "-o", str(report), *args, timeout=600, shared_home=shared_home
-    )
+    run = ["lab", "run", lab, "-o", str(report), "--student", KIT_STUDENT, *args]
+    r = _vmlab(out, tmp_path, *run, timeout=600, shared_home=shared_home)
     assert r.returncode == 0, r.stderr[-3000:]  # every step ran: grading decides
     r = _vmlab(out, tmp_path, "check", str(report), "--timing", "advisory", "--json", *check)
     return report, {c["id"]: c for c in json.loads(r.stdout)["checks"]}
@@ -393,7 +405,7 @@ def _graded_by_the_tutors(report: Path, tmp_path: Path, lab: str) -> dict[str, A
 
     if not any(g.name == "grade" for g in app.registered_groups):
         grade.register(app)
-    hand = tmp_path / "hand-ins" / "kit-student"
+    hand = tmp_path / "hand-ins" / KIT_STUDENT
     hand.mkdir(parents=True)
     (hand / "report.json").write_bytes(report.read_bytes())
     if (report.parent / "artifacts").is_dir():
@@ -502,8 +514,19 @@ def test_hll_vm_verifier_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path
             unavailable(argv[-1].split()[-1], why)
     out, _ = kit
     task = ("--task", "verifier")
-    _, checks = _run_and_check(out, tmp_path, "hll-vm", *task, check=task)
+    _, checks = _run_and_check(out, tmp_path / "untouched", "hll-vm", *task, check=task)
     _untouched(checks, "hll-vm", {"verifier"})
+    # the kit's own examples (jasmin/), handed in as one's work, count for nothing
+    examples = out / "labs/hll-vm/jasmin"
+    _, checks = _run_and_check(
+        out, tmp_path / "examples", "hll-vm", *task, f"--input=jasmin={examples}", check=task
+    )
+    assert checks["jasmin-own-work"]["outcome"] == "fail" and _failed_tasks(checks, "hll-vm") == {"verifier"}
+    solved = ROOT / "labs/hll-vm/solution/jasmin"
+    _, checks = _run_and_check(
+        out, tmp_path / "solved", "hll-vm", *task, f"--input=jasmin={solved}", check=task
+    )
+    assert _failed_tasks(checks, "hll-vm") == set()
 
 
 @pytest.mark.libvirt

@@ -128,3 +128,103 @@ def test_the_cgroups_of_an_ended_qemu_are_removed_deepest_first(tmp_path: object
     assert not (root / "cpu" / "machine" / f"qemu-7-{dom}.libvirt-qemu").exists()
     assert not (root / "unified" / "machine" / f"qemu-7-{dom}.libvirt-qemu").exists()
     assert other.is_dir()  # another domain's is never touched
+
+
+def _api_error(status: int, explanation: str) -> Exception:
+    """docker's APIError as the SDK builds it from dockerd's answer (a requests.HTTPError too)."""
+    import docker.errors
+
+    response = requests.Response()
+    response.status_code = status
+    return docker.errors.APIError(f"{status} Server Error", response=response, explanation=explanation)
+
+
+# dockerd's answers, copied from the host while its containerd was killed (Docker 20.10, containerd 1.6)
+CONTAINERD_ANSWERS = [
+    'connection error: desc = "transport: Error while dialing dial unix '
+    '/var/run/docker/containerd/containerd.sock: connect: connection refused": unavailable',
+    "failed to retrieve labels: transport is closing: unavailable",
+    "connection closed: unavailable",
+    "Could not kill running container 0123, cannot remove - tried to kill container, but did not "
+    "receive an exit event",
+]
+
+
+@pytest.mark.parametrize("explanation", CONTAINERD_ANSWERS)
+def test_a_gone_containerd_is_named_not_dockerd(explanation: str) -> None:
+    err = db.translate(_api_error(500, explanation), "exec in c failed")
+    assert type(err) is db.ContainerdGone and err.exit_code == 4
+    assert err.message.startswith("exec in c failed: containerd, which runs dockerd's containers")
+    assert "dockerd does not answer" not in err.one_line()
+
+
+def test_an_answer_from_dockerd_is_never_a_dockerd_that_is_gone() -> None:
+    """APIError is a requests.RequestException: an answer that merely mentions a refused connection
+    (runsc's control socket, a 404) is dockerd answering, so it is neither retried nor called gone."""
+    calls: list[int] = []
+
+    def not_found() -> None:
+        calls.append(1)
+        raise _api_error(404, "No such container: 0123")
+
+    with pytest.raises(db.BackendError) as info:
+        db.call(not_found, "x")
+    assert type(info.value) is db.BackendError and len(calls) == 1
+    assert info.value.message == "x: No such container: 0123"
+    sandbox = _api_error(500, "OCI runtime exec failed: urpc: dial: Connection refused")
+    assert not isinstance(db.translate(sandbox, "x"), db.DaemonGone)
+
+
+def test_a_removal_waits_for_containerd_then_names_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    tries: list[int] = []
+
+    class Api:
+        def remove_container(self, resource: str, force: bool, v: bool) -> None:
+            tries.append(1)
+            raise _api_error(500, CONTAINERD_ANSWERS[-1])  # rm -f with containerd gone
+
+    class Client:
+        api = Api()
+
+    monkeypatch.setattr(db.time, "sleep", lambda s: None)
+    with pytest.raises(db.ContainerdGone) as info:
+        db._remove(Client(), "vmlab-x-c", wait_s=0.0)
+    assert len(tries) == 1
+    assert info.value.hint is not None and info.value.hint.endswith("then: docker rm -f vmlab-x-c")
+    tries.clear()
+
+    class Back:  # containerd back at the third try: the container goes, no error
+        def remove_container(self, resource: str, force: bool, v: bool) -> None:
+            tries.append(1)
+            if len(tries) < 3:
+                raise _api_error(500, CONTAINERD_ANSWERS[0])
+
+    Client.api = Back()  # type: ignore[assignment]
+    db._remove(Client(), "vmlab-x-c", wait_s=60.0)
+    assert len(tries) == 3
+
+
+def test_only_orphaned_empty_sentry_logs_of_this_start_are_removed(tmp_path: object) -> None:
+    """A Sentry killed as it started leaves an empty log naming nothing: removed when no process
+    holds it open and it is newer than the start; a log another Sentry writes (held open), one with
+    content, or an older one stays. Real files and this process's own open file, no mocks."""
+    import os
+    import time
+    from pathlib import Path
+
+    from vmlab.backends.runsc_backend import remove_orphan_empty_logs
+
+    if os.geteuid() != 0:
+        pytest.skip("only root sees other processes' open files, so only root removes these logs")
+    folder = Path(str(tmp_path))
+    old = folder / "runsc.log.1.boot.txt"
+    old.touch()
+    os.utime(old, (time.time() - 600, time.time() - 600))
+    since = time.time() - 1
+    orphan, held, written = (folder / f"runsc.log.{n}.boot.txt" for n in (2, 3, 4))
+    orphan.touch()
+    written.write_text("I1207 Args: [runsc-sandbox ... abc]\n")
+    with held.open("w"):  # a Sentry starting right now holds its log open
+        removed = remove_orphan_empty_logs(folder, since)
+    assert removed == [orphan]
+    assert sorted(p.name for p in folder.iterdir()) == [old.name, held.name, written.name]

@@ -89,7 +89,9 @@ def test_isa_oracle_checks_cover_every_engine_and_task_with_the_published_oracle
         if c.kind == "exact" and isinstance(c.each, list)
         for member in c.each
     }
-    assert pairs == {(e, f"{e}.{s}.values.outcome", v) for e in engines for s, v in expected.items()}
+    scenarios = {(e, f"{e}.{s}.values.outcome", v) for e in engines for s, v in expected.items()}
+    # and the student's own program SV, whose oracle the run computes with the reference interpreter
+    assert pairs == scenarios | {(e, f"{e}.SV.values.matches_oracle", True) for e in engines}
 
 
 def test_path_syntax() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -113,7 +114,8 @@ def test_the_disk_filling_while_the_report_is_written(tmpfs: Path, vmlab_home: P
     result = runner.invoke(app, ["lab", "run", "warmup", "-o", str(tmpfs / "r.json")])
     assert result.exit_code == 2
     line = the_error_line(result.stderr)
-    assert f"cannot write {tmpfs / 'r.json'}: the disk holding {tmpfs} is full" in line
+    assert f"cannot write {tmpfs / 'r.json'}: the disk holding {tmpfs} is full (" in line
+    assert re.search(r"is full \([\d,]+ bytes needed, 0 free\) \(fix: ", line)  # artifacts/ took the page
     assert listing(tmpfs) == {}  # no report, no half-made artifacts/, no temp file
     assert os.listdir(vmlab_home / "runs") == []
 
@@ -167,6 +169,12 @@ def test_the_disk_filling_during_a_run_keeps_the_last_report(
     assert result.exit_code == 2
     line = the_error_line(result.stderr)
     assert f"cannot write {report}: the disk holding {tmpfs} is full" in line
+    space = re.search(r"is full \(([\d,]+) bytes needed, ([\d,]+) free\) \(fix: ", line)
+    assert space, line
+    needed, free = (int(g.replace(",", "")) for g in space.groups())
+    st = os.statvfs(tmpfs)
+    assert free == st.f_bavail * st.f_frsize  # the file system's own count (the temp file gone)
+    assert needed > free and needed > (tmpfs / "r.json").stat().st_size  # the report grew by a step
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert lines[lines.index(line) + 1] == f"partial report: {report}"  # on a line of its own
     kept = load_report(report)  # the report written before the step: whole, not half
@@ -180,15 +188,19 @@ def test_save_report_on_a_full_disk_keeps_the_previous_file(tmpfs: Path, old_run
 
     target = tmpfs / "report.json"
     shutil.copy(old_run, target)
-    fill(tmpfs)
+    fill(tmpfs, leave_pages=2)  # some room, less than the report takes
     before = listing(tmpfs)
     report = load_report(old_run)
     bigger = report.model_copy(update={"run_id": "x" * (4 * PAGE)})
+    needed = len((bigger.model_dump_json(indent=2) + "\n").encode())  # the bytes save_report writes
+    st = os.statvfs(tmpfs)
+    free = st.f_bavail * st.f_frsize  # the file system's own count, before and after the failed write
+    assert free < needed
     with pytest.raises(OutputError) as raised:
         save_report(bigger, target)
     assert raised.value.exit_code == 2
     assert raised.value.one_line() == (
-        f"cannot write {target}: the disk holding {tmpfs} is full"
+        f"cannot write {target}: the disk holding {tmpfs} is full ({needed:,} bytes needed, {free:,} free)"
         " (fix: free space or write elsewhere with -o)"
     )
     assert listing(tmpfs) == before
@@ -270,3 +282,61 @@ def test_output_into_a_read_only_folder(tmpfs: Path, old_run: Path, vmlab_home: 
         result.stderr
     )
     assert listing(tmpfs) == before
+
+
+INPUT_LAB = (
+    FILL_LAB.replace('title = "A step that fills the disk"', 'title = "A lab with an input"')
+    + """
+[inputs.notes]
+kind = "file"
+description = "a file the run copies under VMLAB_HOME before any step"
+"""
+)
+
+
+def test_a_full_vmlab_home_while_an_input_is_staged(
+    tmpfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's scratch (under VMLAB_HOME) takes the input first: a home with room for its probe
+    but not for the input is named, with the space left; no run folder and no report are left."""
+    (tmp_path / "labs" / "staging").mkdir(parents=True)
+    (tmp_path / "labs" / "staging" / "lab.toml").write_text(INPUT_LAB.replace('"filler"', '"staging"'))
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "fill_steps.py").write_text(FILL_STEPS)
+    monkeypatch.setenv("VMLAB_LABS", str(tmp_path / "labs"))
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    home = tmpfs / "home"
+    (home / "runs").mkdir(parents=True)
+    fill(tmpfs, leave_pages=2)
+    big = tmp_path / "notes.txt"
+    big.write_bytes(b"n" * (16 * PAGE))  # four times what is free
+    report = tmp_path / "out" / "r.json"
+    args = ["lab", "run", "staging", "--input", f"notes={big}", "-o", str(report)]
+    result = runner.invoke(app, args, env={"VMLAB_HOME": str(home)})
+    assert result.exit_code == 2, result.output
+    line = the_error_line(result.stderr)
+    assert f"cannot write {home / 'runs'}" in line and "/inputs/notes" in line
+    # what the input needs (its size) and what is free once the half copy is gone: the two pages left
+    space = re.search(r"is full \(([\d,]+) bytes needed, ([\d,]+) free\) \(fix: ", line)
+    assert space, line
+    needed, free = (int(g.replace(",", "")) for g in space.groups())
+    st = os.statvfs(tmpfs)
+    assert needed == 16 * PAGE and free == st.f_bavail * st.f_frsize
+    assert "(fix: free space or set VMLAB_HOME to a writable folder" in line
+    assert os.listdir(home / "runs") == [] and not report.exists()
+
+
+def test_a_full_vmlab_home_stops_before_any_step(tmpfs: Path, tmp_path: Path) -> None:
+    home = tmpfs / "home"
+    fill(tmpfs)
+    st = os.statvfs(tmpfs)
+    result = runner.invoke(
+        app, ["lab", "run", "warmup", "-o", str(tmp_path / "r.json")], env={"VMLAB_HOME": str(home)}
+    )
+    assert result.exit_code == 2, result.output
+    line = the_error_line(result.stderr)
+    free = st.f_bavail * st.f_frsize  # the file system's count; the failed probe took nothing
+    assert f"VMLAB_HOME {home} cannot be used: its disk is full ({free:,} bytes free)" in line
+    assert "(fix: set VMLAB_HOME to a writable folder" in line
+    assert not (tmp_path / "r.json").exists()
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())  # no run folder

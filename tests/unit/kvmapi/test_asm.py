@@ -141,3 +141,83 @@ def test_error_is_a_usage_error_with_exit_code_2() -> None:
     with pytest.raises(AsmError) as info:
         assemble("bogus")
     assert info.value.exit_code == 2
+
+
+# Long mode and paging (Intel SDM vol. 2): MOV to/from CRn is 0F 22 /r and 0F 20 /r with mod=11, the CR
+# in reg and the GPR in r/m; INVLPG m is 0F 01 /7. In 64-bit mode the operand size stays 32 (no 66),
+# 40-4F are REX prefixes (so inc/dec take FF /0, FF /1), and mod=00 r/m=101 means RIP-relative: an
+# absolute [disp32] takes r/m=100 with SIB 25 (no base, no index).
+@pytest.mark.parametrize(
+    ("line", "hexbytes"),
+    [
+        ("mov rax, cr3", "0f 20 d8"),
+        ("mov cr3, rax", "0f 22 d8"),
+        ("mov cr0, rbx", "0f 22 c3"),
+        ("invlpg [rax]", "0f 01 38"),
+        ("invlpg [0x30000]", "0f 01 3c 25 00 00 03 00"),
+        ("mov dword [rdx], 0x60003", "c7 02 03 00 06 00"),
+        ("mov [0x7000], ebx", "89 1c 25 00 70 00 00"),
+        ("mov eax, [0x60000]", "8b 04 25 00 00 06 00"),
+        ("dec ecx", "ff c9"),
+        ("add eax, 0x1000", "81 c0 00 10 00 00"),
+        ("mov ax, 1", "66 b8 01 00"),
+    ],
+)
+def test_64bit_encodings(line: str, hexbytes: str) -> None:
+    assert assemble("bits 64\n" + line).code == bytes.fromhex(hexbytes)
+
+
+@pytest.mark.parametrize(
+    ("line", "hexbytes"),
+    [("mov cr3, eax", "0f 22 d8"), ("mov eax, cr0", "0f 20 c0"), ("invlpg [eax]", "0f 01 38")],
+)
+def test_control_registers_in_32bit_mode(line: str, hexbytes: str) -> None:
+    assert assemble("bits 32\n" + line).code == bytes.fromhex(hexbytes)
+
+
+# objdump's spelling in 64-bit Intel syntax where it differs from the source line
+OBJDUMP_64 = {
+    "invlpg [rax]": "invlpg byte ptr [rax]",
+    "invlpg [0x30000]": "invlpg byte ptr ds:0x30000",
+    "mov [0x7000], ebx": "mov dword ptr ds:0x7000,ebx",
+    "mov eax, [0x60000]": "mov eax,dword ptr ds:0x60000",
+    "mov dword [rdx], 0x60003": "mov dword ptr [rdx],0x60003",
+}
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["mov rax, cr3", "mov cr3, rax", "invlpg [rax]", "invlpg [0x30000]", "mov dword [rdx], 0x60003",
+     "mov [0x7000], ebx", "mov eax, [0x60000]", "dec ecx"],
+)  # fmt: skip
+def test_objdump_decodes_the_same_64bit_instruction(line: str, tmp_path: Path) -> None:
+    if shutil.which("objdump") is None:
+        from tests.conftest import unavailable
+
+        unavailable("objdump", "binutils is not installed (make setup installs it with build-essential)")
+    code = assemble("bits 64\n" + line).code
+    blob = tmp_path / "code.bin"
+    blob.write_bytes(code)
+    argv = ["objdump", "-D", "-b", "binary", "-mi386:x86-64", "-M", "intel", str(blob)]
+    listing = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rows = [ln.split("\t") for ln in listing.splitlines() if re.match(r"\s+[0-9a-f]+:\t", ln)]
+    decoded = [r for r in rows if len(r) == 3]  # objdump continues long byte strings on a line of their own
+    assert len(decoded) == 1, listing
+    assert bytes.fromhex("".join(r[1] for r in rows)) == code
+    said = re.sub(r"\s+", " ", decoded[0][2]).strip().lower().replace(", ", ",")
+    want = OBJDUMP_64.get(line, line).replace(", ", ",")
+    assert said == want
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        ("bits 64\n mov cr3, eax", "64-bit register"),
+        ("bits 64\n mov [eax], ebx", "needs a 64-bit register"),
+        ("bits 64\n push eax", "cannot encode"),
+        ("bits 8\n nop", "bits takes 16, 32 or 64"),
+    ],
+)
+def test_64bit_errors(source: str, fragment: str) -> None:
+    with pytest.raises(AsmError, match=fragment):
+        assemble(source, name="t.asm")
