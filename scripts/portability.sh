@@ -37,6 +37,12 @@ ROOT=$WORK/root
 NS_PID=""
 T0=$SECONDS
 
+# /dev is the host's, bind-mounted: set-up inside chgrps /dev/kvm to the root's kvm group, whose gid
+# need not be the host's (trixie's packages allocate their own). The root gets the host's kvm gid
+# before any package is installed, and the host's owner and mode are put back at the end regardless.
+KVM_STAT=$(stat -c '%u:%g %a' /dev/kvm 2>/dev/null || true)
+KVM_GID=$(getent group kvm | cut -d: -f3 || true)
+
 cgroups_now() { find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort; }
 cgroups_now > "$WORK/cgroups.before"
 
@@ -55,6 +61,9 @@ cleanup() {
   # Evidence of gVisor's log format on this release (the Sentry's strace lines), kept with the log.
   if compgen -G "$ROOT/var/log/runsc/*.boot.txt" >/dev/null; then
     grep -h "strace.go" "$ROOT"/var/log/runsc/*.boot.txt 2>/dev/null | head -n 400 > "${LOG%.log}-runsc-strace.txt" || true
+  fi
+  if [ -n "$KVM_STAT" ] && [ "$(stat -c '%u:%g %a' /dev/kvm 2>/dev/null)" != "$KVM_STAT" ]; then
+    chown "${KVM_STAT% *}" /dev/kvm && chmod "${KVM_STAT#* }" /dev/kvm && say "put /dev/kvm back as it was"
   fi
   if grep -q " $ROOT" /proc/mounts; then  # only if a mount leaked out of the namespace
     grep " $ROOT" /proc/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
@@ -81,6 +90,9 @@ mmdebstrap --variant=minbase --include=python3,python3-venv,make,git,ca-certific
 # The package registries answer only with the host's CA bundle and pip configuration.
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
+if [ -n "$KVM_GID" ] && ! chroot "$ROOT" getent group kvm >/dev/null; then
+  chroot "$ROOT" groupadd --system --gid "$KVM_GID" kvm 2>>"$LOG" || say "could not give the root the host's kvm gid $KVM_GID"
+fi
 # The checkout as it is (tracked and new files, without the venv, runs or caches).
 mkdir -p "$ROOT/vmlab"
 (cd "$REPO" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -C "$ROOT/vmlab" -xf -
