@@ -102,18 +102,20 @@ def cgroup_dirs(name: str) -> list[Path]:
     return [root / c / name for c in ("memory", "pids", "cpu") if (root / c).is_dir()]
 
 
-def cgroup_setup(name: str, memory_mib: int | None, pids_max: int | None, cpu_pct: int | None) -> list[Path]:
-    """Create and limit the box's cgroups; [] when this user may not (a normal user on cgroup v1)."""
+def cgroup_setup(
+    made: list[Path], name: str, memory_mib: int | None, pids_max: int | None, cpu_pct: int | None
+) -> None:
+    """Create and limit the box's cgroups into `made` (so a failure half-way still cleans up); none
+    when this user may not (a normal user on cgroup v1)."""
     root = Path("/sys/fs/cgroup")
     if not os.access(root / ("cgroup.procs" if (root / "cgroup.controllers").exists() else "pids"), os.W_OK):
         print("box: cgroups not writable here: no limits (run as root)", file=sys.stderr)
-        return []
-    made: list[Path] = []
+        return
     v2 = (root / "cgroup.controllers").exists()
     if v2:
         write(root / "cgroup.subtree_control", "+memory +pids +cpu")
     for d in cgroup_dirs(name):
-        d.mkdir()
+        d.mkdir()  # FileExistsError: another box of that name runs; never take its cgroup over
         made.append(d)
         if v2:
             if memory_mib:
@@ -132,7 +134,6 @@ def cgroup_setup(name: str, memory_mib: int | None, pids_max: int | None, cpu_pc
         elif d.parent.name == "cpu" and cpu_pct:
             write(d / "cpu.cfs_period_us", "100000")
             write(d / "cpu.cfs_quota_us", str(cpu_pct * 1000))
-    return made
 
 
 def cgroup_remove(dirs: list[Path]) -> None:
@@ -273,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     rfd, wfd = os.pipe()
     code = 125
     try:
-        cgroups = cgroup_setup(name, args.memory_mib, args.pids_max, args.cpu_pct)
+        cgroup_setup(cgroups, name, args.memory_mib, args.pids_max, args.cpu_pct)
         t_cg = time.monotonic_ns()
         pid = os.fork()
         if pid == 0:
@@ -336,3 +337,6 @@ if __name__ == "__main__":
         sys.exit(run(parse(sys.argv[1:])))
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as e:
+        print(f"box: {e}", file=sys.stderr)
+        sys.exit(125)
