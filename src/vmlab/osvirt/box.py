@@ -57,7 +57,10 @@ def unpack_rootfs(tar: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tar) as t:
         members = [m for m in t.getmembers() if not (m.ischr() or m.isblk() or m.isfifo())]
-        t.extractall(dest, members=members, filter="tar")
+        if hasattr(tarfile, "tar_filter"):  # Python >= 3.11.4 (Debian's 3.11.2 has no filters)
+            t.extractall(dest, members=members, filter="tar")
+        else:  # vmlab's own image, built by `vmlab image build`: no member leaves the tree
+            t.extractall(dest, members=members)
     return dest
 
 
