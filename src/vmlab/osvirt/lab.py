@@ -212,6 +212,8 @@ def isolation(params: IsolationParams, ctx: StepContext) -> dict[str, Experiment
 class LimitsParams(StepParams):
     memory_mib: int = Field(64, ge=16, le=1024)
     pids_max: int = Field(24, ge=8, le=256)
+    cpu_pct: int = Field(20, ge=5, le=100)
+    busy_s: float = Field(2.0, gt=0, le=10)
     timeout_s: float = Field(30.0, gt=0, le=300)
 
 
@@ -235,6 +237,16 @@ echo done
 # background jobs: ash opens /dev/null for those, which a bare root file system may lack)
 FORK_SCRIPT = r"""
 f() { echo "started=$1"; if [ $1 -lt __N__ ]; then ( f $(($1+1)) ); fi; }; f 0
+"""
+
+
+# a busy loop of busy_s wall seconds (centiseconds from /proc/uptime), then the shell's own CPU time
+# (utime + stime, fields 14 and 15 of /proc/self/stat, in USER_HZ = 100 ticks per second)
+CPU_SCRIPT = r"""
+read up rest < /proc/uptime; t0=${up%.*}${up#*.}; now=$t0; i=0
+while [ $((now - t0)) -lt __CS__ ]; do i=$((i+1)); read up rest < /proc/uptime; now=${up%.*}${up#*.}; done
+read -r pid comm state ppid pgrp sess tty tpgid flags mi cmi ma cma utime stime rest < /proc/self/stat
+echo "wall_cs=$((now - t0))"; echo "cpu_ticks=$((utime + stime))"; echo "loops=$i"
 """
 
 
@@ -366,6 +378,21 @@ def limits(params: LimitsParams, ctx: StepContext) -> dict[str, ExperimentEntry]
         counts={"started": started, "attempts": attempts, "pids_max": params.pids_max, "exit_code": run.code},
         values={"fork_failed": started < attempts},
         text=run.stdout[-2000:] + run.stderr[-2000:],
+    )
+
+    ctx.progress(f"os-virt: {params.busy_s} s of busy loop under a {params.cpu_pct} % CPU quota")
+    cpu_lim = BoxLimits("limits", params.memory_mib, params.pids_max, params.cpu_pct, [], params.timeout_s)
+    script = CPU_SCRIPT.replace("__CS__", str(round(params.busy_s * 100)))
+    run = run_box(box, rootfs, cpu_lim, ["/bin/sh", "-c", script], _name())
+    p = run.probes()
+    wall_cs, ticks = int(p.get("wall_cs", "0") or 0), int(p.get("cpu_ticks", "0") or 0)
+    group["cpu"] = Experiment(
+        unit="count",
+        provider="vmlab.osvirt",
+        counts={"wall_cs": wall_cs, "cpu_ticks": ticks, "cpu_pct": params.cpu_pct, "exit_code": run.code},
+        values={"cpu_share": round(ticks / wall_cs, 4) if wall_cs else None},
+        provenance=Provenance(backend="box", counter_source="/proc/self/stat utime+stime over /proc/uptime"),
+        text=run.stdout + run.stderr,
     )
 
     ctx.progress("os-virt: cgroup memory against the process's RSS")

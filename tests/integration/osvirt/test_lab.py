@@ -59,6 +59,7 @@ def test_solution_passes_and_skeleton_fails_each_task(tmp_path: Path) -> None:
     # pids.max counts the box's own processes too: the supervisor's child and PID 1 (2 here)
     assert forks["started"] == pids_max - 2
     assert report["experiments"]["limits"]["memory"]["counts"]["alloc_status"] == 137
+    assert report["experiments"]["limits"]["cpu"]["counts"]["wall_cs"] >= 200  # busy_s = 2.0 s
     if shutil.which("docker"):
         # Docker keeps the host's user namespace, has no seccomp rule against mkdir and mounts more
         assert (
