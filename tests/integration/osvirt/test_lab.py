@@ -26,7 +26,7 @@ runner = CliRunner()
 ISOLATION_TASKS = ["t1-pid-uts", "t2-mount", "t3-user", "t4-net", "t5-cgroups", "t6-seccomp", "t7-caps"]
 
 
-def _run(tmp_path: Path, box: Path, tasks: list[str], *sets: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
+def _run(tmp_path: Path, box: Path, tasks: list[str], *sets: str) -> tuple[dict, dict, Path]:  # type: ignore[type-arg]
     report = tmp_path / box.parent.name / "report.json"
     args = ["lab", "run", "os-virt", "--student", "s1", "-o", str(report), "--input", f"box={box}"]
     for t in tasks:
@@ -36,7 +36,7 @@ def _run(tmp_path: Path, box: Path, tasks: list[str], *sets: str) -> tuple[dict,
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     c = runner.invoke(app, ["check", str(report), "--json"])
-    return json.loads(report.read_text()), json.loads(c.stdout)
+    return json.loads(report.read_text()), json.loads(c.stdout), report
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +50,7 @@ def test_solution_passes_and_skeleton_fails_each_task(tmp_path: Path) -> None:
     values = raw.get("values", raw)
     host_n, pids_max = int(values["host_n"]), int(values["pids_max"])
 
-    report, verdict = _run(tmp_path, SOLUTION, ISOLATION_TASKS)
+    report, verdict, _ = _run(tmp_path, SOLUTION, ISOLATION_TASKS)
     checks = [c for c in verdict["checks"] if c.get("task") in ISOLATION_TASKS and c["kind"] != "question"]
     assert checks and failed_verdicts(checks) == []
     box = report["experiments"]["isolation"]["box"]
@@ -66,7 +66,7 @@ def test_solution_passes_and_skeleton_fails_each_task(tmp_path: Path) -> None:
             report["experiments"]["isolation"]["compare"]["values"]["differ_docker"] == "mounts,userns,mkdir"
         )
 
-    _, verdict = _run(tmp_path, SKELETON, ISOLATION_TASKS, "isolation.compare=[]")
+    _, verdict, _ = _run(tmp_path, SKELETON, ISOLATION_TASKS, "isolation.compare=[]")
     by_task = {
         t: [c for c in verdict["checks"] if c.get("task") == t and c["kind"] != "question"]
         for t in ISOLATION_TASKS
@@ -77,7 +77,7 @@ def test_solution_passes_and_skeleton_fails_each_task(tmp_path: Path) -> None:
 
 
 def test_cost_compares_box_runc_docker_runsc(tmp_path: Path) -> None:
-    report, verdict = _run(tmp_path, SOLUTION, ["t8-cost"], "cost.repeats=2", "cost.ns_repeats=3")
+    report, verdict, path = _run(tmp_path, SOLUTION, ["t8-cost"], "cost.repeats=2", "cost.ns_repeats=3")
     exps = report["experiments"]
     assert set(exps["ns-cost"]) == {"fork", "user", "pid", "uts", "ipc", "mnt", "net", "cgroup"}
     assert len(exps["ns-cost"]["net"]["samples"]) == 3
@@ -95,3 +95,7 @@ def test_cost_compares_box_runc_docker_runsc(tmp_path: Path) -> None:
         )
         == []
     )
+    t = runner.invoke(app, ["os-virt", "table", str(path), "--json"])
+    assert t.exit_code == 0, t.output
+    created = {r["name"] for r in json.loads(t.stdout) if r["section"] == "create"}
+    assert created == set(exps["cost"])
