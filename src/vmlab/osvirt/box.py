@@ -39,6 +39,7 @@ class BoxRun:
     wall_ns: int
     timed_out: bool = False
     times: dict[str, int] = field(default_factory=dict)
+    swept: list[str] = field(default_factory=list)  # cgroup directories the box left, removed by us
 
     def probes(self) -> dict[str, str]:
         """The `key=value` lines of stdout (the last value of a key wins)."""
@@ -163,6 +164,7 @@ def run_box(
         cwd=rootfs.parent,
     )
     timed_out = False
+    swept: list[str] = []
     try:
         out, err = proc.communicate(timeout=limits.timeout_s + 10)
     except subprocess.TimeoutExpired:
@@ -173,7 +175,7 @@ def run_box(
         _stop(proc)
         raise
     finally:
-        sweep(name)
+        swept = sweep(name)
     wall = time.perf_counter_ns() - t0
     stamps: dict[str, int] = {}
     if times is not None and times.is_file():
@@ -184,7 +186,7 @@ def run_box(
         except (ValueError, AttributeError, TypeError):
             stamps = {}
         times.unlink()
-    return BoxRun(proc.returncode, out, err, wall, timed_out, stamps)
+    return BoxRun(proc.returncode, out, err, wall, timed_out, stamps, swept)
 
 
 def run_docker(

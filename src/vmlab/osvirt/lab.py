@@ -58,7 +58,7 @@ def probe_script(marker: Path) -> str:
 def probe_experiment(run: BoxRun, backend: str) -> Experiment:
     """The probes' answers: counts for numbers, values for the rest, the raw output as text."""
     p = run.probes()
-    counts: dict[str, int] = {"exit_code": run.code}
+    counts: dict[str, int] = {"exit_code": run.code, "left_cgroups": len(run.swept)}
     for key in ("pid", "pids", "mounts", "uid"):
         if p.get(key, "").lstrip("-").isdigit():
             counts[key] = int(p[key])
@@ -330,8 +330,8 @@ def _rss_probe(box: Path, rootfs: Path, limits: BoxLimits, nbytes: int) -> Exper
     finally:
         if proc.poll() is None:
             _stop(proc)
-        sweep(name)
-    counts: dict[str, int] = {"string_bytes": 1 << k}
+        swept = sweep(name)
+    counts: dict[str, int] = {"string_bytes": 1 << k, "left_cgroups": len(swept)}
     if probes.get("rss_kib", "").isdigit():
         counts["rss_bytes"] = int(probes["rss_kib"]) * 1024
     if usage is not None:
@@ -362,7 +362,12 @@ def limits(params: LimitsParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     group["memory"] = Experiment(
         unit="count",
         provider="vmlab.osvirt",
-        counts={"alloc_status": status, "exit_code": run.code, "limit_mib": params.memory_mib},
+        counts={
+            "alloc_status": status,
+            "exit_code": run.code,
+            "limit_mib": params.memory_mib,
+            "left_cgroups": len(run.swept),
+        },
         values={"oom_killed": status == 128 + 9, "alloc_done": p.get("alloc") == "done"},
         text=run.stdout + run.stderr,
     )
@@ -375,7 +380,13 @@ def limits(params: LimitsParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     group["forks"] = Experiment(
         unit="count",
         provider="vmlab.osvirt",
-        counts={"started": started, "attempts": attempts, "pids_max": params.pids_max, "exit_code": run.code},
+        counts={
+            "started": started,
+            "attempts": attempts,
+            "pids_max": params.pids_max,
+            "exit_code": run.code,
+            "left_cgroups": len(run.swept),
+        },
         values={"fork_failed": started < attempts},
         text=run.stdout[-2000:] + run.stderr[-2000:],
     )
@@ -389,7 +400,13 @@ def limits(params: LimitsParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     group["cpu"] = Experiment(
         unit="count",
         provider="vmlab.osvirt",
-        counts={"wall_cs": wall_cs, "cpu_ticks": ticks, "cpu_pct": params.cpu_pct, "exit_code": run.code},
+        counts={
+            "wall_cs": wall_cs,
+            "cpu_ticks": ticks,
+            "cpu_pct": params.cpu_pct,
+            "exit_code": run.code,
+            "left_cgroups": len(run.swept),
+        },
         values={"cpu_share": round(ticks / wall_cs, 4) if wall_cs else None},
         provenance=Provenance(backend="box", counter_source="/proc/self/stat utime+stime over /proc/uptime"),
         text=run.stdout + run.stderr,

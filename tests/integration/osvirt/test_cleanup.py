@@ -100,3 +100,23 @@ def test_ctrl_c_leaves_nothing(rootfs: Path) -> None:
             proc.wait()
             sweep(name)
     _assert_clean(rootfs, name)
+
+
+def test_a_box_that_leaks_its_cgroup_is_swept_and_counted(rootfs: Path, tmp_path: Path) -> None:
+    """A box that makes its cgroup, puts a process in it and exits without cleaning up: the runner
+    kills the process, removes the directory and reports one leftover (what `no-leftovers` grades)."""
+    leaky = tmp_path / "leaky.py"
+    leaky.write_text(
+        "import argparse, os, pathlib, subprocess\n"
+        "p = argparse.ArgumentParser(); p.add_argument('--name'); p.add_argument('--rootfs')\n"
+        "p.add_argument('--timeout'); p.add_argument('cmd', nargs='+')\n"
+        "a = p.parse_args()\n"
+        "d = pathlib.Path('/sys/fs/cgroup/pids') / a.name\n"
+        "d.mkdir()\n"
+        "s = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+        "(d / 'cgroup.procs').write_text(str(s.pid))\n"
+    )
+    name = "vmlab-osvirt-t-leak"
+    run = run_box(leaky, rootfs, BoxLimits(timeout_s=5.0), ["/bin/true"], name)
+    assert run.swept == [f"/sys/fs/cgroup/pids/{name}"]
+    assert [p for p in leftovers() if p.name == name] == []

@@ -40,7 +40,7 @@ def test_full_uid_map_is_no_user_namespace_and_foreign_hostname_has_no_number() 
 
 def test_missing_probes_leave_counts_out() -> None:
     exp = probe_experiment(BoxRun(125, "pid=1\n", "box: failed", 1), "box")
-    assert exp.counts == {"exit_code": 125, "pid": 1}
+    assert exp.counts == {"exit_code": 125, "left_cgroups": 0, "pid": 1}
     assert exp.values["mkdir"] is None and exp.values["userns"] is False
 
 
