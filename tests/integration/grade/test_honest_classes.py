@@ -67,6 +67,12 @@ RECIPES = {
         marks=[pytest.mark.slow],
     ),
     "system-vm": Recipe(sets={"compare": {"runs": 2}}, marks=[pytest.mark.libvirt, pytest.mark.slow]),
+    "os-virt": Recipe(  # the tasks on the student's box (t8 only times runtimes against each other)
+        tasks=["t1-pid-uts", "t2-mount", "t3-user", "t4-net", "t5-cgroups", "t6-seccomp", "t7-caps"],
+        inputs={"box": (REPO / "labs" / "os-virt" / "solution" / "box.py").read_text()},
+        near_copies="samples",
+        marks=[pytest.mark.slow],
+    ),
 }
 
 
@@ -74,8 +80,8 @@ def _inputs(recipe: Recipe, student: str, where: Path) -> dict[str, Path]:
     out = {}
     for name, text in recipe.inputs.items():
         text = _isa_t1() if text == "__isa_t1__" else text
-        comment = "#" if name.startswith("t") else ";"
-        suffix = ".py" if name.startswith("t") else ".asm"
+        comment = "#" if name.startswith("t") or name == "box" else ";"
+        suffix = ".py" if name.startswith("t") or name == "box" else ".asm"
         path = where / student / f"{name}{suffix}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{text}\n{comment} written by {student}\n")
@@ -100,7 +106,7 @@ def test_an_honest_class_grades_full_marks_unflagged(
     if lab == "kvm-api":
         request.getfixturevalue("kvm_ok")
     home = None
-    if lab == "system-vm":  # boots the tiny guest: the integration home holds its image
+    if lab in ("system-vm", "os-virt"):  # the tiny image (a guest; the box's root file system)
         request.getfixturevalue("tiny_image")
         home = request.getfixturevalue("test_home")
     recipe = RECIPES[lab]

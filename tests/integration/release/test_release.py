@@ -114,7 +114,7 @@ def _files(top: Path) -> list[str]:
 
 def test_every_lab_is_released(kit: tuple[Path, dict[str, Any]]) -> None:
     out, data = kit
-    assert set(LABS) == {"warmup", "system-vm", "kvm-api", "isa-emulation", "process-vm", "hll-vm"}
+    assert set(LABS) == {"warmup", "system-vm", "kvm-api", "isa-emulation", "process-vm", "hll-vm", "os-virt"}
     assert data["labs"] == LABS
     assert sorted(p.name for p in (out / "labs").iterdir()) == LABS
 
@@ -306,6 +306,7 @@ STUDENT_TASKS = {
     "isa-emulation": {"t1-interpret", "t2-threaded", "t3-super", "t4-translate", "t5-chain", "t6-superblock"},
     "process-vm": {"t5-observer"},
     "hll-vm": {"verifier"},
+    "os-virt": {"t1-pid-uts", "t2-mount", "t3-user", "t4-net", "t5-cgroups", "t6-seccomp", "t7-caps"},
 }
 # the tutors' model solutions: input name -> file or folder under labs/<lab>/solution/
 ISA_SOLUTIONS = {
@@ -321,6 +322,7 @@ SOLUTIONS = {
     "kvm-api": {"program": "line.asm"},
     "process-vm": {"tool": "observer"},
     "hll-vm": {"jasmin": "jasmin"},
+    "os-virt": {"box": "box.py"},
 }
 
 
@@ -541,3 +543,26 @@ def test_system_vm_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path
     out, _ = kit
     _, checks = _run_and_check(out, tmp_path, "system-vm", "--set=compare.runs=1", shared_home=True)
     _untouched(checks, "system-vm")
+
+
+@pytest.mark.slow
+def test_os_virt_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The box's tasks (not t8, which only times runtimes): the skeleton isolates nothing, the model
+    box passes; as root, with the tiny image's root file system from the session's home."""
+    from tests.integration.conftest import require_runtime
+
+    if os.geteuid() != 0:
+        pytest.skip("the cgroup task needs root; tests/integration/nonroot runs the lab as a student")
+    require_runtime("docker")
+    out, _ = kit
+    tasks = [a for t in sorted(STUDENT_TASKS["os-virt"]) for a in ("--task", t)]
+    _, checks = _run_and_check(
+        out, tmp_path / "untouched", "os-virt", *tasks, check=tuple(tasks), shared_home=True
+    )
+    _untouched(checks, "os-virt", STUDENT_TASKS["os-virt"])
+    box = ROOT / "labs/os-virt/solution/box.py"
+    solved = tmp_path / "solved"
+    _, checks = _run_and_check(
+        out, solved, "os-virt", *tasks, f"--input=box={box}", check=tuple(tasks), shared_home=True
+    )
+    assert _failed_tasks(checks, "os-virt") == set()
