@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
 from vmlab.backends.context import Accel as Accel  # re-exported: older imports take it from here
 from vmlab.backends.readiness import CONTAINER_LADDER, VM_LADDER
-from vmlab.errors import UsageError
+from vmlab.errors import NotAvailable, UsageError
 from vmlab.guest.result import ExecResult as ExecResult
 from vmlab.guest.result import as_argv as as_argv
 
@@ -139,6 +139,7 @@ class Instance(Protocol):
     def destroy(self) -> None: ...
     def close(self) -> None: ...
     def console_tail(self, lines: int = 20) -> list[str]: ...
+    def shell_argv(self) -> list[str]: ...  # an interactive shell's command; NotAvailable without one
     def __enter__(self) -> Self: ...
     def __exit__(
         self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
@@ -208,6 +209,14 @@ class InstanceBase:
 
     def trap_counter(self) -> TrapCounter:
         raise CapabilityMissing(f"runtime {self.runtime} offers no trap counter")
+
+    def shell_argv(self) -> list[str]:
+        """The command that opens an interactive shell in this instance (what `vmlab ssh` execs): the
+        runtime knows how to reach its own instances, so the CLI holds no runtime knowledge."""
+        raise NotAvailable(
+            f"runtime {self.runtime} offers no interactive shell into {self.kind} {self.name}",
+            hint=f"vmlab exec {self.name} -- CMD",
+        )
 
     def guest_uptime(self) -> float | None:
         """The guest kernel's own uptime at its ready marker; None where there is no guest kernel."""

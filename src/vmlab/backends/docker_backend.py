@@ -589,6 +589,16 @@ class DockerInstance(InstanceBase):
                 out["init_process_error"] = str(e)
         return out
 
+    def shell_argv(self) -> list[str]:
+        """`docker exec -it` with /bin/sh (runc and runsc alike: Docker picks the OCI runtime)."""
+        import shutil
+
+        from vmlab.errors import NotAvailable
+
+        if shutil.which("docker") is None:
+            raise NotAvailable("the docker CLI is not installed", hint="apt-get install docker.io")
+        return ["docker", "exec", "-it", self.resource, "/bin/sh"]
+
     def console_tail(self, lines: int = 20) -> list[str]:
         try:
             text = self.container.logs(tail=lines).decode("utf-8", "replace")
