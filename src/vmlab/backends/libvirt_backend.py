@@ -81,6 +81,15 @@ def open_runtime(ctx: RunContext) -> LibvirtBackend:
     return LibvirtBackend(ctx.uri)
 
 
+def listing_scopes(uri: str | None) -> list[RunContext]:
+    """Where `ls` and `down` look for guests: `uri` alone when given, else every local URI that may
+    hold one (the default URI first, then qemu:///system and qemu:///session)."""
+    from vmlab.host.libvirt import local_uris
+
+    first = uri or default_uri()
+    return [RunContext(uri=u) for u in ([uri] if uri else local_uris(first))]
+
+
 class LibvirtBackend:
     kind: Kind = "vm"
     runtime = RUNTIME
