@@ -56,6 +56,7 @@ class RuntimeInfo:
     probe: str = ""
     test_probes: tuple[ProbeCommand, ...] = ()
     test_marks: tuple[str, ...] = ()  # pytest markers of a test that needs this runtime
+    images: bool = True  # runs vmlab's images: `up` verifies the image in full before the timed ladder
 
     @property
     def requirement_name(self) -> str:

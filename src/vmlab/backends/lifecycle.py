@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmlab.backends import default_runtime, listing_scopes, open_runtime, registry, runtime_kind
+from vmlab.backends import (
+    default_runtime,
+    listing_scopes,
+    open_runtime,
+    registry,
+    runtime_info,
+    runtime_kind,
+)
 from vmlab.backends.base import Backend, Instance, InstanceSpec, Record, validate_name
 from vmlab.backends.context import RunContext
 from vmlab.backends.ports import flock
@@ -109,8 +116,9 @@ def up(spec: InstanceSpec, kind: str, uri: str | None = None, progress: Progress
     say = progress or log.info
     from vmlab.images import get_image
 
-    get_image(spec.image)  # full sha256 verification here, outside the timed ladder
     runtime = kind if kind in registry() else default_runtime(kind)
+    if runtime_info(runtime).images:
+        get_image(spec.image)  # full sha256 verification here, outside the timed ladder
     backend = open_backend(runtime, uri)
     try:
         try:
