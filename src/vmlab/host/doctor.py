@@ -336,7 +336,8 @@ def runtime_rows() -> list[Row]:
     rows = []
     for name, info in registry().items():
         h = probe(name)
-        rows.append(Row(info.requirement_name, h.status, h.detail, h.fix, dict(h.data)))
+        detail = h.detail if info.requirement_name == name else f"{name}: {h.detail}"
+        rows.append(Row(info.requirement_name, h.status, detail, h.fix, {"runtime": name, **h.data}))
     return rows
 
 

@@ -56,9 +56,10 @@ def test_doctor_shows_a_registered_runtime_under_its_requirement_name(
     assert list(rows) == ["widgets"]
     assert (rows["widgets"].status, rows["widgets"].detail, rows["widgets"].fix) == (
         "fail",
-        "the widget daemon is gone",
+        "widget: the widget daemon is gone",  # the runtime named where the row's name differs
         "start widgetd",
     )
+    assert rows["widgets"].data["runtime"] == "widget"
 
 
 def test_requires_maps_both_names_to_the_runtime_probe(widget: RuntimeInfo) -> None:
