@@ -68,7 +68,7 @@ def listing_scopes(name: str, uri: str | None = None) -> list[RunContext]:
 
 
 def get_backend(kind: str, **opts: Any) -> Backend:
-    """The default runtime of `kind` (older entry point); opts: uri= for libvirt."""
+    """The default runtime of `kind`, opened; opts: uri= for libvirt."""
     uri = opts.pop("uri", None)
     if opts:
         raise UsageError(f"unknown backend options {sorted(opts)}")

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
-from vmlab.backends.context import Accel as Accel  # re-exported: older imports take it from here
+from vmlab.backends.context import Accel
 from vmlab.backends.readiness import CONTAINER_LADDER, VM_LADDER
 from vmlab.errors import NotAvailable, UsageError
 from vmlab.guest.result import ExecResult as ExecResult
@@ -31,7 +31,6 @@ CONTAINER_STAGES = CONTAINER_LADDER.names
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 RESOURCE_PREFIX = "vmlab-"
 NS_URI = "https://vmlab.dev/xmlns/instance/1"
-LABEL = "vmlab"  # Docker labels are vmlab.<key>
 
 
 def validate_name(name: str) -> str:
