@@ -57,6 +57,7 @@ class RuntimeInfo:
     test_probes: tuple[ProbeCommand, ...] = ()
     test_marks: tuple[str, ...] = ()  # pytest markers of a test that needs this runtime
     images: bool = True  # runs vmlab's images: `up` verifies the image in full before the timed ladder
+    as_root: bool = True  # False: serves normal users only (its tests skip, not fail, as root)
 
     @property
     def requirement_name(self) -> str:
@@ -100,6 +101,18 @@ RUNTIMES: dict[str, RuntimeInfo] = {
             probe="vmlab.host.doctor:_probe_libvirt",
             test_probes=(ProbeCommand("libvirt at {uri}", ("virsh", "-c", "{uri}", "version")),),
             test_marks=("libvirt", "slow"),
+        ),
+        RuntimeInfo(
+            "podman",
+            "container",
+            "vmlab.backends.podman_backend",
+            "rootless Podman (normal users)",
+            probe="vmlab.backends.podman_backend:probe",
+            test_probes=(
+                ProbeCommand("rootless podman", ("podman", "info", "--format", "{{.Version.Version}}")),
+            ),
+            test_marks=("podman",),
+            as_root=False,
         ),
     )
 }

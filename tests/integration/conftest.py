@@ -147,6 +147,8 @@ def require_runtime(name: str) -> None:
     from vmlab.backends import runtime_info
 
     info = runtime_info(name)
+    if not info.as_root and os.geteuid() == 0:
+        unavailable(f"runtime {name}", "it serves normal users only", set_up_by_make_test=False)
     uri = ""
     for probe in info.test_probes:
         if any("{uri}" in a for a in (probe.what, *probe.argv)) and not uri:
@@ -158,10 +160,10 @@ def require_runtime(name: str) -> None:
             unavailable(probe.what.replace("{uri}", uri), why)
 
 
-def unavailable(what: str, why: str) -> None:
+def unavailable(what: str, why: str, set_up_by_make_test: bool = True) -> None:
     from tests.conftest import unavailable as _unavailable
 
-    _unavailable(what, why)
+    _unavailable(what, why, set_up_by_make_test=set_up_by_make_test)
 
 
 @pytest.fixture(scope="module", params=RUNTIME_PARAMS)

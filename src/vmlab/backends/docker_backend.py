@@ -172,7 +172,10 @@ class DockerBackend:
         return DockerInstance(self, container, name, t0, ready_timeout_s)
 
     def _owns(self, labels: dict[str, str]) -> bool:
-        return labels.get("vmlab.runtime", RUNTIME) == self.runtime
+        """An instance of this runtime: every instance has a name; a container without one is not an
+        instance (older vmlab's grading containers carried vmlab.owner too, and `down --all` must
+        never remove one another job is using)."""
+        return bool(labels.get("vmlab.name")) and labels.get("vmlab.runtime", RUNTIME) == self.runtime
 
     def create(self, spec: InstanceSpec) -> DockerInstance:
         t0 = time.monotonic()

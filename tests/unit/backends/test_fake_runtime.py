@@ -214,5 +214,5 @@ def test_a_fresh_process_finds_a_runtime_installed_in_a_folder(tmp_path: Path) -
     code = "from vmlab.backends import runtime_names; print(runtime_names('container'))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip() == "['docker', 'tmprt']"
+    assert p.stdout.strip() == "['docker', 'podman', 'tmprt']"  # the built-in two, then the plug-in
     assert "runtime plug-in broken skipped: No module named 'no_such_module'" in p.stderr
