@@ -96,3 +96,18 @@ def test_each_builtin_runtime_has_a_probe_and_an_independent_test_probe() -> Non
         assert info.probe and info.test_probes and info.test_marks
         assert all(not p.argv[0].startswith(("vmlab", "python")) for p in info.test_probes)
     assert RUNTIMES["docker-runsc"].requirement_name == "sandbox"
+
+
+def test_shared_code_imports_no_runtime_module() -> None:
+    """The lifecycle verbs, the CLI and `requires` reach runtimes through the registry only."""
+    import ast
+    from pathlib import Path
+
+    import vmlab
+
+    src = Path(vmlab.__file__).parent
+    runtime_modules = {info.module for info in RUNTIMES.values()} | {"vmlab.backends.remote"}
+    for rel in ("cli/lifecycle.py", "backends/lifecycle.py", "host/requirements.py", "host/doctor.py"):
+        tree = ast.parse((src / rel).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not imported & runtime_modules, rel
