@@ -38,7 +38,12 @@ TEST_PACKAGES=(openssh-server chromium vagrant vagrant-libvirt)
 say() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
-if [ "${VMLAB_SETUP_TEST:-}" = 1 ]; then PACKAGES+=("${TEST_PACKAGES[@]}"); fi
+# Rootless Podman (the `podman` runtime, for normal users): only where asked (VMLAB_PODMAN=1) or for
+# `make test`; a normal user also needs a subordinate uid range in /etc/subuid (useradd gives one).
+PODMAN_PACKAGES=(podman uidmap fuse-overlayfs slirp4netns)
+
+if [ "${VMLAB_SETUP_TEST:-}" = 1 ]; then PACKAGES+=("${TEST_PACKAGES[@]}" "${PODMAN_PACKAGES[@]}"); fi
+if [ "${VMLAB_PODMAN:-}" = 1 ]; then PACKAGES+=("${PODMAN_PACKAGES[@]}"); fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 

@@ -144,9 +144,3 @@ class ReadyTimeout(BackendError):
     """A guest or container did not reach the next readiness stage in time."""
 
     exit_code = 5
-
-
-class ChecksFailed(VmlabError):
-    """The grader ran and at least one required check failed."""
-
-    exit_code = 1

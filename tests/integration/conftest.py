@@ -126,39 +126,44 @@ def shared_container(docker_available: None, tiny_image: Any) -> Iterator[Any]:
         backend.close()
 
 
-RUNTIME_PARAMS = [
-    pytest.param("docker", marks=pytest.mark.docker, id="docker"),
-    pytest.param("docker-runsc", marks=pytest.mark.docker, id="docker-runsc"),
-    pytest.param("libvirt", marks=[pytest.mark.libvirt, pytest.mark.slow], id="libvirt"),
-]
+def _runtime_params() -> list[Any]:
+    """One parameter per runtime of the registry (plug-ins included), with the runtime's own markers."""
+    from vmlab.backends import registry
+
+    return [
+        pytest.param(name, marks=[getattr(pytest.mark, m) for m in info.test_marks], id=name)
+        for name, info in registry().items()
+    ]
+
+
+RUNTIME_PARAMS = _runtime_params()
 
 
 def require_runtime(name: str) -> None:
-    """Skip (fail under CI) unless the runtime's own tools say it can run: the docker CLI, the docker
-    CLI listing runsc among its runtimes, virsh on the suite's URI."""
+    """Skip (fail under CI) unless the runtime's own test probes, commands independent of vmlab (the
+    docker CLI, the docker CLI listing runsc among its runtimes, virsh on the suite's URI), succeed."""
     from tests.conftest import probe_command
 
-    from vmlab.host.libvirt import default_uri
+    from vmlab.backends import runtime_info
 
-    if name == "libvirt":
-        uri = default_uri()
-        why = probe_command(["virsh", "-c", uri, "version"])
+    info = runtime_info(name)
+    if not info.as_root and os.geteuid() == 0:
+        unavailable(f"runtime {name}", "it serves normal users only", set_up_by_make_test=False)
+    uri = ""
+    for probe in info.test_probes:
+        if any("{uri}" in a for a in (probe.what, *probe.argv)) and not uri:
+            from vmlab.host.libvirt import default_uri
+
+            uri = default_uri()
+        why = probe_command([a.replace("{uri}", uri) for a in probe.argv])
         if why is not None:
-            unavailable(f"libvirt at {uri}", why)
-        return
-    why = probe_command(["docker", "version", "--format", "{{.Server.Version}}"])
-    if why is not None:
-        unavailable("the Docker daemon", why)
-    if name == "docker-runsc":
-        why = probe_command(["sh", "-c", "docker info --format '{{json .Runtimes}}' | grep -q runsc"])
-        if why is not None:
-            unavailable("gVisor (runsc) as a Docker runtime", "docker info lists no runsc runtime")
+            unavailable(probe.what.replace("{uri}", uri), why)
 
 
-def unavailable(what: str, why: str) -> None:
+def unavailable(what: str, why: str, set_up_by_make_test: bool = True) -> None:
     from tests.conftest import unavailable as _unavailable
 
-    _unavailable(what, why)
+    _unavailable(what, why, set_up_by_make_test=set_up_by_make_test)
 
 
 @pytest.fixture(scope="module", params=RUNTIME_PARAMS)

@@ -3,15 +3,18 @@
 KINDS say what isolates a program: a `native` process, a `container` (the host kernel answers every
 system call), a `sandbox` (a user-space kernel intercepts them: gVisor), a `vm` (a guest kernel; the
 hypervisor sees only exits). RUNTIMES say what runs one: each is one module exposing
-`open_runtime(ctx: RunContext) -> Backend`. A missing libvirt never breaks the Docker path and vice
-versa, because a module is imported only when its runtime is asked for. Adding a runtime (podman/crun,
-Firecracker, cloud-hypervisor) is one module and one line below.
+`open_runtime(ctx: RunContext) -> Backend`, described by one RuntimeInfo line of vmlab.runtime_registry
+(its kind, its health probe for `vmlab doctor` and `requires`, the commands the test suite probes it
+with), which this package re-exports. A missing libvirt
+never breaks the Docker path and vice versa, because a module is imported only when its runtime is asked
+for. A runtime outside this package registers itself through the entry point group `vmlab.runtimes`
+(docs/runtimes.md), so adding one edits no shared file.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, get_args
 
 from vmlab.backends.base import (
@@ -26,54 +29,26 @@ from vmlab.backends.base import (
 )
 from vmlab.backends.context import RunContext
 from vmlab.errors import UsageError
+from vmlab.runtime_registry import (
+    DEFAULTS,
+    ENTRY_POINTS,
+    INSTANCE_KINDS,
+    RUNTIMES,
+    Health,
+    ProbeCommand,
+    RuntimeInfo,
+    default_runtime,
+    load_plugins,
+    probe,
+    register,
+    registry,
+    runtime_info,
+    runtime_kind,
+    runtime_names,
+    unregister,
+)
 
 KINDS: tuple[str, ...] = get_args(Kind)
-INSTANCE_KINDS = ("container", "sandbox", "vm")  # kinds a runtime starts (native is the host itself)
-
-
-@dataclass(frozen=True)
-class RuntimeInfo:
-    name: str
-    kind: str
-    module: str
-    summary: str
-
-
-RUNTIMES: dict[str, RuntimeInfo] = {
-    r.name: r
-    for r in (
-        RuntimeInfo("docker", "container", "vmlab.backends.docker_backend", "Docker with runc"),
-        RuntimeInfo("docker-runsc", "sandbox", "vmlab.backends.runsc_backend", "Docker with gVisor (runsc)"),
-        RuntimeInfo("libvirt", "vm", "vmlab.backends.libvirt_backend", "libvirt: QEMU with KVM or TCG"),
-    )
-}
-DEFAULTS = {"container": "docker", "sandbox": "docker-runsc", "vm": "libvirt"}
-
-
-def runtime_names(kind: str | None = None) -> list[str]:
-    return [n for n, r in RUNTIMES.items() if kind is None or r.kind == kind]
-
-
-def runtime_info(name: str) -> RuntimeInfo:
-    try:
-        return RUNTIMES[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown runtime {name!r} (known: {', '.join(RUNTIMES)})", hint="--runtime docker-runsc"
-        ) from None
-
-
-def runtime_kind(name: str) -> str:
-    return runtime_info(name).kind
-
-
-def default_runtime(kind: str) -> str:
-    if kind not in DEFAULTS:
-        raise UsageError(
-            f"unknown kind {kind!r} (known: {', '.join(INSTANCE_KINDS)})",
-            hint="--kind vm, container or sandbox",
-        )
-    return DEFAULTS[kind]
 
 
 def open_runtime(name: str, ctx: RunContext | None = None) -> Backend:
@@ -84,8 +59,16 @@ def open_runtime(name: str, ctx: RunContext | None = None) -> Backend:
     return backend
 
 
+def listing_scopes(name: str, uri: str | None = None) -> list[RunContext]:
+    """Where `ls` and `down` look for the runtime's resources: its module's `listing_scopes(uri)` when
+    it has one (libvirt: every local URI that may hold guests, the default one first), else `uri`."""
+    module = importlib.import_module(runtime_info(name).module)
+    scopes: Callable[[str | None], list[RunContext]] | None = getattr(module, "listing_scopes", None)
+    return scopes(uri) if scopes is not None else [RunContext(uri=uri)]
+
+
 def get_backend(kind: str, **opts: Any) -> Backend:
-    """The default runtime of `kind` (older entry point); opts: uri= for libvirt."""
+    """The default runtime of `kind`, opened; opts: uri= for libvirt."""
     uri = opts.pop("uri", None)
     if opts:
         raise UsageError(f"unknown backend options {sorted(opts)}")
@@ -94,22 +77,31 @@ def get_backend(kind: str, **opts: Any) -> Backend:
 
 __all__ = [
     "DEFAULTS",
+    "ENTRY_POINTS",
     "INSTANCE_KINDS",
     "KINDS",
     "RUNTIMES",
     "Backend",
     "ExecResult",
+    "Health",
     "Instance",
     "InstanceSpec",
+    "ProbeCommand",
     "Record",
     "RunContext",
     "RuntimeInfo",
     "default_runtime",
     "get_backend",
+    "listing_scopes",
+    "load_plugins",
     "open_runtime",
+    "probe",
+    "register",
+    "registry",
     "resource_name",
     "runtime_info",
     "runtime_kind",
     "runtime_names",
+    "unregister",
     "validate_name",
 ]

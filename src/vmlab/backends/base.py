@@ -16,9 +16,9 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, Self, runtime_checkable
 
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
-from vmlab.backends.context import Accel as Accel  # re-exported: older imports take it from here
+from vmlab.backends.context import Accel
 from vmlab.backends.readiness import CONTAINER_LADDER, VM_LADDER
-from vmlab.errors import UsageError
+from vmlab.errors import NotAvailable, UsageError
 from vmlab.guest.result import ExecResult as ExecResult
 from vmlab.guest.result import as_argv as as_argv
 
@@ -31,7 +31,6 @@ CONTAINER_STAGES = CONTAINER_LADDER.names
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$|^[a-z]$")
 RESOURCE_PREFIX = "vmlab-"
 NS_URI = "https://vmlab.dev/xmlns/instance/1"
-LABEL = "vmlab"  # Docker labels are vmlab.<key>
 
 
 def validate_name(name: str) -> str:
@@ -139,6 +138,7 @@ class Instance(Protocol):
     def destroy(self) -> None: ...
     def close(self) -> None: ...
     def console_tail(self, lines: int = 20) -> list[str]: ...
+    def shell_argv(self) -> list[str]: ...  # an interactive shell's command; NotAvailable without one
     def __enter__(self) -> Self: ...
     def __exit__(
         self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
@@ -208,6 +208,14 @@ class InstanceBase:
 
     def trap_counter(self) -> TrapCounter:
         raise CapabilityMissing(f"runtime {self.runtime} offers no trap counter")
+
+    def shell_argv(self) -> list[str]:
+        """The command that opens an interactive shell in this instance (what `vmlab ssh` execs): the
+        runtime knows how to reach its own instances, so the CLI holds no runtime knowledge."""
+        raise NotAvailable(
+            f"runtime {self.runtime} offers no interactive shell into {self.kind} {self.name}",
+            hint=f"vmlab exec {self.name} -- CMD",
+        )
 
     def guest_uptime(self) -> float | None:
         """The guest kernel's own uptime at its ready marker; None where there is no guest kernel."""

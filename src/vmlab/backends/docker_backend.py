@@ -172,7 +172,10 @@ class DockerBackend:
         return DockerInstance(self, container, name, t0, ready_timeout_s)
 
     def _owns(self, labels: dict[str, str]) -> bool:
-        return labels.get("vmlab.runtime", RUNTIME) == self.runtime
+        """An instance of this runtime: every instance has a name; a container without one is not an
+        instance (older vmlab's grading containers carried vmlab.owner too, and `down --all` must
+        never remove one another job is using)."""
+        return bool(labels.get("vmlab.name")) and labels.get("vmlab.runtime", RUNTIME) == self.runtime
 
     def create(self, spec: InstanceSpec) -> DockerInstance:
         t0 = time.monotonic()
@@ -588,6 +591,16 @@ class DockerInstance(InstanceBase):
             except psutil.Error as e:
                 out["init_process_error"] = str(e)
         return out
+
+    def shell_argv(self) -> list[str]:
+        """`docker exec -it` with /bin/sh (runc and runsc alike: Docker picks the OCI runtime)."""
+        import shutil
+
+        from vmlab.errors import NotAvailable
+
+        if shutil.which("docker") is None:
+            raise NotAvailable("the docker CLI is not installed", hint="apt-get install docker.io")
+        return ["docker", "exec", "-it", self.resource, "/bin/sh"]
 
     def console_tail(self, lines: int = 20) -> list[str]:
         try:

@@ -81,6 +81,15 @@ def open_runtime(ctx: RunContext) -> LibvirtBackend:
     return LibvirtBackend(ctx.uri)
 
 
+def listing_scopes(uri: str | None) -> list[RunContext]:
+    """Where `ls` and `down` look for guests: `uri` alone when given, else every local URI that may
+    hold one (the default URI first, then qemu:///system and qemu:///session)."""
+    from vmlab.host.libvirt import local_uris
+
+    first = uri or default_uri()
+    return [RunContext(uri=u) for u in ([uri] if uri else local_uris(first))]
+
+
 class LibvirtBackend:
     kind: Kind = "vm"
     runtime = RUNTIME
@@ -475,6 +484,42 @@ class LibvirtInstance(InstanceBase):
                 dial=self.host.ssh_dial,
             )
         return self._ssh
+
+    def shell_argv(self) -> list[str]:
+        """OpenSSH to the 127.0.0.1 forward with the pinned host key and the instance's client key; for
+        an ssh-transport URI it hops through the libvirt host, where that forward listens."""
+        from vmlab.backends.remote import openssh_proxy_command, ssh_target
+
+        if shutil.which("ssh") is None:
+            raise NotAvailable("the ssh client is not installed", hint="apt-get install openssh-client")
+        port = self.ssh_port
+        if not port or "client_key" not in self.meta or "host_key" not in self.meta:
+            raise NotAvailable(
+                f"vm {self.name} has no SSH forward recorded (it never started)",
+                hint=f"vmlab down {self.name}; vmlab up {self.name}",
+            )
+        argv = [
+            "ssh",
+            "-p",
+            str(port),
+            "-i",
+            self.meta["client_key"],
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            f"KnownHostsCommand=/bin/echo [{SSH_HOST}]:{port} {self.meta['host_key']}",
+        ]
+        target = ssh_target(self.backend.uri)
+        if target is not None:  # the forward listens on the libvirt host's loopback: hop through it
+            argv += ["-o", f"ProxyCommand={openssh_proxy_command(target)}"]
+        argv.append(f"root@{SSH_HOST}")
+        return argv
 
     def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult:
         if not self.ssh_port:

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmlab.backends import RUNTIMES, default_runtime, open_runtime, runtime_kind
+from vmlab.backends import (
+    default_runtime,
+    listing_scopes,
+    open_runtime,
+    registry,
+    runtime_info,
+    runtime_kind,
+)
 from vmlab.backends.base import Backend, Instance, InstanceSpec, Record, validate_name
 from vmlab.backends.context import RunContext
 from vmlab.backends.ports import flock
@@ -28,7 +35,7 @@ Progress = Callable[[str], None]
 
 def open_backend(runtime: str, uri: str | None = None) -> Backend:
     """The runtime called `runtime` (a kind names its default runtime); `uri` is libvirt's."""
-    name = runtime if runtime in RUNTIMES else default_runtime(runtime)
+    name = runtime if runtime in registry() else default_runtime(runtime)
     return open_runtime(name, RunContext(uri=uri))
 
 
@@ -39,62 +46,47 @@ class Listing:
 
 
 def list_all(
-    uri: str | None = None, runtimes: tuple[str, ...] = tuple(RUNTIMES), kinds: tuple[str, ...] = ()
+    uri: str | None = None, runtimes: tuple[str, ...] | None = None, kinds: tuple[str, ...] = ()
 ) -> Listing:
-    """Every vmlab resource of every reachable backend; unreachable ones are reported, not fatal.
+    """Every vmlab resource of every reachable runtime (all of the registry by default); unreachable
+    ones are reported, not fatal.
 
-    With no `uri`, VMs are looked for on every local libvirt URI that opens (the default one first,
-    then qemu:///system and qemu:///session): a guest started on either must never escape `ls` or
-    `down --all`. A given `uri` (`-c`) is the only one looked at.
+    Each runtime says where to look (`listing_scopes`): with no `uri`, libvirt looks on every local URI
+    that opens, so a guest started on either escapes neither `ls` nor `down --all`; a given `uri`
+    (`-c`) is the only one looked at.
     """
-    if kinds:  # older callers name kinds: every runtime of those kinds
-        runtimes = tuple(r for r in runtimes if runtime_kind(r) in kinds)
+    names = tuple(registry()) if runtimes is None else runtimes
+    if kinds:
+        names = tuple(r for r in names if runtime_kind(r) in kinds)
     listing = Listing()
-    for runtime in runtimes:
-        if runtime == "libvirt":
-            _list_vms(uri, listing)
-            continue
-        try:
-            backend = open_backend(runtime)
-        except NotAvailable as e:
-            listing.unavailable[runtime] = e.one_line()
-            continue
-        try:
-            listing.records.extend(backend.list_owned())
-        finally:
-            backend.close()
+    for runtime in names:
+        _list_runtime(runtime, uri, listing)
     listing.records.sort(key=lambda r: (r.created_at, r.name))
     return listing
 
 
-def _list_vms(uri: str | None, listing: Listing) -> None:
-    """VMs of `uri`, or of every local URI that opens; the default URI's failure alone is reported.
-
-    As root, qemu:///session is served by the system daemon, so a domain may show on both URIs: it is
-    listed once (by UUID), under the first URI that showed it.
-    """
-    from vmlab.host.libvirt import default_uri, local_uris
-
-    first = uri or default_uri()
-    uris = [uri] if uri else local_uris(first)
+def _list_runtime(runtime: str, uri: str | None, listing: Listing) -> None:
+    """The runtime's resources in each of its scopes; only the first scope's failure is reported, and
+    not when another scope showed resources. A resource seen in two scopes (as root, qemu:///session is
+    served by the system daemon) is listed once, by UUID, under the first scope that showed it."""
     seen: set[str] = set()
-    for u in uris:
+    for i, ctx in enumerate(listing_scopes(runtime, uri)):
         try:
-            backend = open_backend("libvirt", u)
+            backend = open_runtime(runtime, ctx)
         except NotAvailable as e:
-            if u == first:
-                listing.unavailable["libvirt"] = e.one_line()
+            if i == 0:
+                listing.unavailable[runtime] = e.one_line()
             continue
         try:
             for rec in backend.list_owned():
-                key = str(rec.extra.get("uuid") or rec.resource)
+                key = str(rec.extra.get("uuid") or f"{rec.uri}\0{rec.resource}")
                 if key not in seen:
                     seen.add(key)
                     listing.records.append(rec)
         finally:
             backend.close()
-    if "libvirt" in listing.unavailable and seen:
-        del listing.unavailable["libvirt"]  # another URI answered: its guests are listed, nothing is hidden
+    if runtime in listing.unavailable and seen:
+        del listing.unavailable[runtime]  # another scope answered: its resources are listed
 
 
 @contextmanager
@@ -124,13 +116,14 @@ def up(spec: InstanceSpec, kind: str, uri: str | None = None, progress: Progress
     say = progress or log.info
     from vmlab.images import get_image
 
-    get_image(spec.image)  # full sha256 verification here, outside the timed ladder
-    runtime = kind if kind in RUNTIMES else default_runtime(kind)
+    runtime = kind if kind in registry() else default_runtime(kind)
+    if runtime_info(runtime).images:
+        get_image(spec.image)  # full sha256 verification here, outside the timed ladder
     backend = open_backend(runtime, uri)
     try:
         try:
             with flock(NAMES_LOCK):  # check-then-create is atomic across parallel `vmlab up`
-                _check_unique(spec.name, other=[r for r in RUNTIMES if r != runtime], uri=uri)
+                _check_unique(spec.name, other=[r for r in registry() if r != runtime], uri=uri)
                 inst = backend.create(spec)
             say(
                 f"{runtime_kind(runtime)} {inst.resource} defined on {runtime}; starting "

@@ -10,8 +10,8 @@ Set-up (scripts/setup-host.sh) registers Debian's `runsc` in /etc/docker/daemon.
 `--platform=kvm` printed nothing on hosts without VT-x, no network because gVisor refuses to run with
 network in the root network namespace, and a Sentry log per sandbox (`*.boot.txt`) because that is
 where `runsc debug --strace=all` makes the Sentry write one entry (E) and one exit (X) line per system
-call it handles: the sandbox's own trap count. Measured on the 2-core CI host: a `docker run` of the
-tiny image takes ~0.37 s with runsc against ~0.2 s with runc, and `uname -r` inside says 4.4.0.
+call it handles: the sandbox's own trap count. What runsc costs against runc here is in
+docs/runtimes.md ("The gVisor sandbox").
 """
 
 from __future__ import annotations

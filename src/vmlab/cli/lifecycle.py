@@ -169,48 +169,14 @@ def exec_(
 
 
 def ssh(name: Annotated[str, typer.Argument(help="Instance name.")], connect: ConnectOpt = None) -> None:
-    """An interactive shell in NAME (OpenSSH with the pinned host key; docker exec -it for containers)."""
+    """An interactive shell in NAME, the way its runtime opens one (OpenSSH with the pinned host key
+    for a VM, docker exec -it for a container or sandbox)."""
     import os
-    import shutil
 
-    from vmlab.backends.lifecycle import list_all
-    from vmlab.backends.remote import openssh_proxy_command, ssh_target
-    from vmlab.errors import NotAvailable, UsageError
+    from vmlab.backends.lifecycle import attached
 
-    with errors_to_exit():
-        recs = [r for r in list_all(connect).records if r.name == name]
-        if not recs:
-            raise UsageError(f"no instance named {name!r}", hint="vmlab ls")
-        rec = recs[0]
-        if rec.kind == "container":
-            if shutil.which("docker") is None:
-                raise NotAvailable("the docker CLI is not installed", hint="apt-get install docker.io")
-            argv = ["docker", "exec", "-it", rec.resource, "/bin/sh"]
-        else:
-            if shutil.which("ssh") is None:
-                raise NotAvailable("the ssh client is not installed", hint="apt-get install openssh-client")
-            port, key, host_key = rec.extra["ssh_port"], rec.extra["client_key"], rec.extra["host_key"]
-            argv = [
-                "ssh",
-                "-p",
-                port,
-                "-i",
-                key,
-                "-o",
-                "IdentitiesOnly=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "GlobalKnownHostsFile=/dev/null",
-                "-o",
-                f"KnownHostsCommand=/bin/echo [127.0.0.1]:{port} {host_key}",
-            ]
-            target = ssh_target(rec.uri or connect or "")
-            if target is not None:  # the forward listens on the libvirt host's loopback: hop through it
-                argv += ["-o", f"ProxyCommand={openssh_proxy_command(target)}"]
-            argv.append("root@127.0.0.1")
+    with errors_to_exit(), attached(name, connect) as inst:
+        argv = inst.shell_argv()
     os.execvp(argv[0], argv)
 
 

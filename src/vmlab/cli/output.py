@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -19,8 +19,6 @@ from vmlab.errors import PARTIAL_REPORT, OutputError, VmlabError
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("vmlab")
-
-T = TypeVar("T")
 
 
 def emit_json(obj: Any) -> None:
@@ -85,11 +83,6 @@ def errors_to_exit() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted; cleaned up[/]")
         raise typer.Exit(130) from None
-
-
-def run_cli(fn: Callable[[], T]) -> T:
-    with errors_to_exit():
-        return fn()
 
 
 def progress_printer(prefix: str = "") -> Callable[[str], None]:

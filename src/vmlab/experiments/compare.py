@@ -20,7 +20,7 @@ from pydantic import Field
 
 from vmlab.backends.base import Instance, InstanceSpec
 from vmlab.backends.capabilities import MIB, CapabilityMissing, MemorySample, TrapCounter
-from vmlab.backends.context import RunContext, parse_accel
+from vmlab.backends.context import RunContext
 from vmlab.errors import BackendError, NotAvailable, PartialFailure, UsageError, VmlabError
 from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
@@ -85,7 +85,6 @@ class CompareOptions:
             raise UsageError(f"kinds {','.join(self.kinds)}: choose from {','.join(KINDS)}")
         if self.touch_mib < 1 or self.idle_s < 0:
             raise UsageError("touch_mib must be >= 1 and idle_s >= 0")
-        parse_accel(self.accel)
         return RunContext.build(self.uri, self.runtimes, self.accel)
 
 

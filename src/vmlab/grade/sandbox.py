@@ -50,7 +50,9 @@ _SKIP_STDLIB = {
     "lib2to3",
     "__pycache__",
 }
-LABELS = {"vmlab.owner": "vmlab", "vmlab.purpose": "rerun"}
+# Never the key `vmlab.owner`, which `vmlab ls` and `down --all` select instances on: a grading
+# container is not an instance, and `down --all` beside a `vmlab grade --rerun` must not remove it.
+LABELS = {"vmlab.rerun": "grade", "vmlab.purpose": "rerun"}
 
 
 def is_solution(module: str, solutions: Iterable[str]) -> bool:
@@ -270,6 +272,7 @@ def _sources(plan: ImagePlan | None = None) -> list[tuple[str, Path]]:
 def _digest(items: list[tuple[str, Path]]) -> str:
     """Cheap and stable: what goes where, with each file's size and mtime."""
     h = hashlib.sha256(b"vmlab rerun image 2\n")  # 2: solutions left out
+    h.update(repr(sorted(LABELS.items())).encode())  # containers inherit the image's labels
     for dst, src in items:
         st = src.stat()
         h.update(f"{dst}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

@@ -54,10 +54,6 @@ def read_banner(host: str, port: int, timeout: float = 2.0, dial: Dial = tcp_dia
     return line if line.startswith("SSH-") else None
 
 
-def known_hosts_line(host: str, port: int, host_key: str) -> str:
-    return f"[{host}]:{port} {host_key}"
-
-
 class SshSession:
     def __init__(
         self,

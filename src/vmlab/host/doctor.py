@@ -433,15 +433,25 @@ def _known_version(row: Row) -> Row:
     return row
 
 
-PROBES: list[Callable[[], Row]] = [
+def runtime_rows() -> list[Row]:
+    """Each runtime's health, named as a step `requires` it (docker, sandbox, libvirt, plug-ins)."""
+    from vmlab.runtime_registry import probe, registry
+
+    rows = []
+    for name, info in registry().items():
+        h = probe(name)
+        detail = h.detail if info.requirement_name == name else f"{name}: {h.detail}"
+        rows.append(Row(info.requirement_name, h.status, detail, h.fix, {"runtime": name, **h.data}))
+    return rows
+
+
+PROBES: list[Callable[[], Row | list[Row]]] = [
     _probe_python,
     probe_distro,
     _probe_groups,
     _probe_kvm,
     _probe_hw_guest,
-    _probe_libvirt,
-    _probe_docker,
-    _probe_sandbox,
+    lambda: runtime_rows(),  # one row per runtime of the registry, from the runtime's own probe
     _probe_privileges,
     _probe_kvm_counters,
     _probe_build_tools,
@@ -461,8 +471,12 @@ PROBES: list[Callable[[], Row]] = [
 ]
 
 
+def _rows(found: Row | list[Row]) -> list[Row]:
+    return found if isinstance(found, list) else [found]
+
+
 def diagnose() -> Diagnosis:
-    rows = [probe() for probe in PROBES]
+    rows = [row for probe in PROBES for row in _rows(probe())]
     by = {r.name: r.status for r in rows}
     core = by["python"] != "fail" and (
         (by["libvirt"] == "ok" and by["docker"] == "ok") or by["kvm-api"] == "ok"

@@ -1,8 +1,9 @@
 """What a lab step `requires`, probed before the step runs.
 
-An unmet requirement makes the step `skipped` with the reason and the fix, never a crash. Daemon and
-device probes are doctor's own (one probe per capability); any other name is a program looked up on
-PATH plus the system directories Debian keeps out of a normal user's PATH.
+An unmet requirement makes the step `skipped` with the reason and the fix, never a crash. Device probes
+are doctor's own (one probe per capability); a runtime (docker, sandbox, libvirt, a plug-in) is probed
+by its own probe from the runtime registry; any other name is a program looked up on PATH plus the
+system directories Debian keeps out of a normal user's PATH.
 """
 
 from __future__ import annotations
@@ -63,9 +64,6 @@ def _root() -> Unmet | None:
 
 REQUIREMENTS: dict[str, Probe] = {
     "kvm": _from_doctor("kvm", doctor._probe_kvm),
-    "libvirt": _from_doctor("libvirt", doctor._probe_libvirt),
-    "docker": _from_doctor("docker", doctor._probe_docker),
-    "sandbox": _from_doctor("sandbox", doctor._probe_sandbox),
     "root": _root,
     "java": _tool("java", "java", "default-jdk-headless"),
     "javac": _tool("javac", "javac", "default-jdk-headless"),
@@ -79,9 +77,25 @@ REQUIREMENTS: dict[str, Probe] = {
 }
 
 
+def _runtime(name: str) -> Probe | None:
+    """The probe of the runtime a step names (by its requirement name or its runtime name)."""
+    from vmlab.runtime_registry import probe, registry
+
+    for runtime, info in registry().items():
+        if name in (info.requirement_name, runtime):
+
+            def found(runtime: str = runtime) -> Unmet | None:
+                h = probe(runtime)
+                return Unmet(name, h.detail, h.fix) if h.status == "fail" else None
+
+            return found
+    return None
+
+
 def probe_for(name: str) -> Probe:
-    """A named probe, else: NAME is a program that must be on PATH (or in /usr/sbin, /sbin)."""
-    return REQUIREMENTS.get(name) or _tool(name, name, f"the package that provides {name}")
+    """A named probe, then a runtime's own probe, else: NAME is a program that must be on PATH (or in
+    /usr/sbin, /sbin)."""
+    return REQUIREMENTS.get(name) or _runtime(name) or _tool(name, name, f"the package that provides {name}")
 
 
 def unmet(names: list[str], cache: dict[str, Unmet | None] | None = None) -> list[Unmet]:

@@ -41,7 +41,7 @@ def compare(
         list[str] | None,
         typer.Option(
             "--runtime",
-            help="A runtime instead of its kind's default (docker, docker-runsc, libvirt); repeatable.",
+            help="A runtime instead of its kind's default (`vmlab doctor` lists them); repeatable.",
         ),
     ] = None,
     kinds: Annotated[

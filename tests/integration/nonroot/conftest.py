@@ -10,8 +10,8 @@ libraries, no install.
 
 Cleanup is guaranteed (finally, also after Ctrl-C): `vmlab down --all` as the student, then every
 process still running as them (their libvirtd session daemon, a QEMU) killed by pid, their containers
-removed by label, lock files they created in /tmp handed to root, and `userdel -r` (home, VMLAB_HOME,
-libvirt's per-user state).
+removed by label, rootless podman's run folders in /tmp removed, lock files they created in /tmp handed
+to root, and `userdel -r` (home, VMLAB_HOME, libvirt's and podman's per-user state).
 """
 
 from __future__ import annotations
@@ -201,6 +201,8 @@ def _remove_student(name: str, home: Path, userdel: str) -> None:
                 break
     _kill_processes_of(uid)
     _remove_containers_of(str(home / ".cache" / "vmlab"))
+    for folder in (f"podman-run-{uid}", f"containers-user-{uid}"):  # rootless podman's run state
+        shutil.rmtree(Path(tempfile.gettempdir()) / folder, ignore_errors=True)
     _hand_temp_locks_to_root(uid)
     subprocess.run([userdel, "--remove", name], capture_output=True, text=True, timeout=60, check=False)
     shutil.rmtree(home, ignore_errors=True)

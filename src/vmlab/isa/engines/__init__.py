@@ -1,8 +1,8 @@
 """The reference engines: vmlab's complete answers to the lab's tasks, for demonstration and oracles.
 
 Students write their own engines from `labs/isa-emulation/skeleton/`; this package is the tutors' part
-and a course may ship the student kit without it (see vmlab.isa.registry). The names below are
-re-exported so `from vmlab.isa.engines import get_engine` keeps working.
+and a course may ship the student kit without it (see vmlab.isa.registry). The names below come from
+vmlab.isa.registry.
 """
 
 from vmlab.isa.registry import (
