@@ -105,6 +105,7 @@ set -uo pipefail
 export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8
 unset PIP_FIND_LINKS  # the host's wheel directory is not in the root: pip.conf alone, as a new user has
 export VMLAB_DOCKERD_ARGS="--bridge=none --iptables=false --cgroup-parent=/$CGROUP_PARENT"
+export VMLAB_DOCKERD_UNDER="unshare --net"  # its own network: --bridge=none deletes a docker0 it sees
 T0=\$SECONDS
 step() { printf '[portability] %s +%ds inside: %s\n' "\$(date -u +%H:%M:%S)" "\$((SECONDS - T0))" "\$*"; }
 # Daemons ended with an earlier namespace leave pid files that block the next start.

@@ -142,16 +142,19 @@ dockerd_pid() {
   pgrep -x -u 0 dockerd | head -n 1
 }
 
-# Extra dockerd options where it is started by hand (scripts/portability.sh: --bridge=none
-# --iptables=false keeps a daemon in a chroot off the host's docker0 and firewall).
+# Extra dockerd options where it is started by hand, and a command it runs under (scripts/portability.sh:
+# `unshare --net` with --bridge=none --iptables=false keeps a second daemon off the host's network: a
+# dockerd started with --bridge=none deletes any interface named docker0 in its network namespace, the
+# host's included when it shares it; measured).
 read -r -a DOCKERD_ARGS <<< "${VMLAB_DOCKERD_ARGS:-}"
+read -r -a DOCKERD_UNDER <<< "${VMLAB_DOCKERD_UNDER:-}"
 
 if ! docker_ok >/dev/null 2>&1; then
   say "starting dockerd"
   if has_systemd; then
     $SUDO systemctl start docker
   else
-    $SUDO setsid nohup dockerd "${DOCKERD_ARGS[@]}" >"$LOGDIR/dockerd.log" 2>&1 < /dev/null &
+    $SUDO setsid nohup "${DOCKERD_UNDER[@]}" dockerd "${DOCKERD_ARGS[@]}" >"$LOGDIR/dockerd.log" 2>&1 < /dev/null &
   fi
   wait_for dockerd docker_ok
 else
