@@ -37,10 +37,11 @@ RERUN_HOOKS = {
 }
 # needed by the shipped steps: vmlab.isa.lab and the worker that runs a student's engine import the
 # registry (load_engine_file, bind_params, as_result) and the worker the reference interpreter (the
-# oracle of a program file and --diagnose's bisection)
+# oracle of a program file and --diagnose's bisection), as the generator does for a student's own
+# program SV (its oracle)
 KEPT = {
     "vmlab.isa.registry": {"vmlab.isa.lab", "vmlab.isa.worker", "vmlab.isa.bench", "vmlab.isa.cli"},
-    "vmlab.isa.reference": {"vmlab.isa.worker", "vmlab.isa.cli"},
+    "vmlab.isa.reference": {"vmlab.isa.worker", "vmlab.isa.cli", "vmlab.isa.gen"},
 }
 LEFT_OUT_MODULES = {
     "src/vmlab/isa/engines/": "vmlab.isa.engines",
