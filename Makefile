@@ -48,7 +48,7 @@ typecheck: venv
 # The suite also builds and boots the micro image (a minimal kernel compiled once, ~3 min on 2 cores,
 # then cached): its tests would otherwise skip on every fresh CI machine.
 test: setup test-host lint typecheck
-	VMLAB_BUILD_MICRO=1 $(BIN)/pytest -q -p no:cacheprovider
+	VMLAB_BUILD_MICRO=1 $(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 # Boot benchmarks: medians of cold starts per image and lever, appended with the host to runs/perf/.
 bench: setup

@@ -488,7 +488,7 @@ class DockerInstance(InstanceBase):
             rc = api.exec_inspect(exec_id).get("ExitCode")
         except DOCKER_ERRORS as e:
             raise translate(e, f"exec in {self.resource} failed") from e
-        if rc == 126 and not out and not err:
+        if rc == 126:  # also "cannot execute"; containerd is asked, and only its absence raises
             self._containerd_answers(f"exec in {self.resource} failed")
         return ExecResult(
             argv=argv,
@@ -500,8 +500,9 @@ class DockerInstance(InstanceBase):
 
     def _containerd_answers(self, what: str) -> None:
         """ContainerdGone if containerd is away. An exec dockerd could not start with containerd gone
-        comes back as exit status 126 and no output (seen here), which must not pass for the
-        command's own status; `top` asks containerd itself, so its failure tells."""
+        comes back as exit status 126, with no output or with the gRPC error as its output (both seen
+        here), which must not pass for the command's own status; `top` asks containerd itself, so its
+        failure tells."""
         try:
             self.api.top(self.container.id)
         except DOCKER_ERRORS as e:
