@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
 
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
 from vmlab.backends.context import Accel
@@ -21,6 +21,9 @@ from vmlab.backends.readiness import CONTAINER_LADDER, VM_LADDER
 from vmlab.errors import NotAvailable, UsageError
 from vmlab.guest.result import ExecResult as ExecResult
 from vmlab.guest.result import as_argv as as_argv
+
+if TYPE_CHECKING:
+    from vmlab.images.model import ImageInfo
 
 Kind = Literal["native", "container", "sandbox", "vm"]
 
@@ -74,6 +77,28 @@ class InstanceSpec:
             raise UsageError(f"unknown firmware {self.firmware!r}", hint="--firmware qboot or seabios")
         if self.ready_timeout_s <= 0:
             raise UsageError(f"the ready timeout must be positive, not {self.ready_timeout_s}")
+
+
+def container_labels(spec: InstanceSpec, kind: str, runtime: str, image: ImageInfo) -> dict[str, str]:
+    """The labels a container runtime puts on what it creates (Docker's and podman's alike): what
+    `vmlab ls` shows and `vmlab down` selects on, and where the instance came from."""
+    import datetime as dt
+    import os
+
+    from vmlab.paths import vmlab_home
+
+    return {
+        "vmlab.owner": os.environ.get("USER", str(os.getuid())),
+        "vmlab.name": spec.name,
+        "vmlab.kind": kind,
+        "vmlab.runtime": runtime,
+        "vmlab.home": str(vmlab_home()),
+        "vmlab.run_id": spec.run_id,
+        "vmlab.lab": spec.lab,
+        "vmlab.image": image.name,
+        "vmlab.image_digest": image.digest,
+        "vmlab.created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
 
 
 @dataclass

@@ -28,6 +28,7 @@ from vmlab.backends.base import (
     Kind,
     Record,
     as_argv,
+    container_labels,
     ensure_name_free,
     resource_name,
 )
@@ -192,20 +193,7 @@ class DockerBackend:
         except DOCKER_ERRORS as e:
             raise translate(e, f"importing image {image.docker_tag}") from e
         rname = resource_name(spec.run_id, spec.name)
-        from vmlab.paths import vmlab_home
-
-        labels = {
-            "vmlab.owner": os.environ.get("USER", str(os.getuid())),
-            "vmlab.name": spec.name,
-            "vmlab.kind": self.kind,
-            "vmlab.runtime": self.runtime,
-            "vmlab.home": str(vmlab_home()),
-            "vmlab.run_id": spec.run_id,
-            "vmlab.lab": spec.lab,
-            "vmlab.image": image.name,
-            "vmlab.image_digest": image.digest,
-            "vmlab.created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
+        labels = container_labels(spec, self.kind, self.runtime, image)
         kwargs: dict[str, Any] = {
             "name": rname,
             "labels": labels,

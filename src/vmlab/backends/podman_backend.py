@@ -12,7 +12,6 @@ refused there by Podman itself.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from vmlab.backends.base import (
     Kind,
     Record,
     as_argv,
+    container_labels,
     ensure_name_free,
     resource_name,
 )
@@ -123,7 +123,6 @@ class PodmanBackend:
     def create(self, spec: InstanceSpec) -> PodmanInstance:
         t0 = time.monotonic()
         from vmlab.images import get_image
-        from vmlab.paths import vmlab_home
 
         image = get_image(spec.image, verify="quick")
         if spec.publish_ports:
@@ -131,18 +130,7 @@ class PodmanBackend:
         ensure_name_free(self, spec.name, spec.run_id if spec.name_scope == "run" else None)
         tag = ensure_image(image)
         rname = resource_name(spec.run_id, spec.name)
-        labels = {
-            "vmlab.owner": os.environ.get("USER", str(os.getuid())),
-            "vmlab.name": spec.name,
-            "vmlab.kind": self.kind,
-            "vmlab.runtime": self.runtime,
-            "vmlab.home": str(vmlab_home()),
-            "vmlab.run_id": spec.run_id,
-            "vmlab.lab": spec.lab,
-            "vmlab.image": image.name,
-            "vmlab.image_digest": image.digest,
-            "vmlab.created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
+        labels = container_labels(spec, self.kind, self.runtime, image)
         args = ["create", "--name", rname, "--network", "none", "--ulimit", "host"]
         args += [a for k, v in labels.items() for a in ("--label", f"{k}={v}")]
         if spec.memory_mib is not None:

@@ -126,20 +126,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             continue
 
 
-def run_box(
-    box: Path, rootfs: Path, limits: BoxLimits, cmd: list[str], name: str, times: Path | None = None
-) -> BoxRun:
-    """One run of box.py; the box's own timeout plus 10 s is the hard limit here."""
-    argv = [
-        sys.executable,
-        str(box),
-        "--rootfs",
-        str(rootfs),
-        "--timeout",
-        str(limits.timeout_s),
-        "--name",
-        name,
-    ]
+def box_argv(
+    box: Path, rootfs: Path, limits: BoxLimits, name: str, cmd: list[str], times: Path | None = None
+) -> list[str]:
+    """The command line of one box run (box.py's options, as the skeleton and the model take them)."""
+    argv = [sys.executable, str(box), "--rootfs", str(rootfs), "--timeout", str(limits.timeout_s)]
+    argv += ["--name", name]
     for opt, val in (
         ("--hostname", limits.hostname),
         ("--memory-mib", limits.memory_mib),
@@ -152,7 +144,14 @@ def run_box(
         argv += ["--deny-syscall", call]
     if times is not None:
         argv += ["--times", str(times)]
-    argv += ["--", *cmd]
+    return [*argv, "--", *cmd]
+
+
+def run_box(
+    box: Path, rootfs: Path, limits: BoxLimits, cmd: list[str], name: str, times: Path | None = None
+) -> BoxRun:
+    """One run of box.py; the box's own timeout plus 10 s is the hard limit here."""
+    argv = box_argv(box, rootfs, limits, name, cmd, times)
     t0 = time.perf_counter_ns()
     proc = subprocess.Popen(
         argv,

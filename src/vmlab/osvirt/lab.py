@@ -273,30 +273,12 @@ def _cgroup_memory(lines: list[str]) -> tuple[str, int | None]:
 
 def _rss_probe(box: Path, rootfs: Path, limits: BoxLimits, nbytes: int) -> Experiment:
     """Hold nbytes in the box's shell while the host reads the box's memory cgroup."""
-    from vmlab.osvirt.box import _stop, sweep
+    from vmlab.osvirt.box import _stop, box_argv, sweep
 
     name = _name()
     k = max(1, int(math.log2(nbytes)))
-    argv = [
-        sys.executable,
-        str(box),
-        "--rootfs",
-        str(rootfs),
-        "--timeout",
-        str(limits.timeout_s),
-        "--name",
-        name,
-    ]
-    argv += [
-        "--memory-mib",
-        str(limits.memory_mib),
-        "--pids-max",
-        str(limits.pids_max),
-        "--",
-        "/bin/sh",
-        "-c",
-    ]
-    argv.append(RSS_SCRIPT.replace("__K__", str(k)))
+    held = BoxLimits(memory_mib=limits.memory_mib, pids_max=limits.pids_max, timeout_s=limits.timeout_s)
+    argv = box_argv(box, rootfs, held, name, ["/bin/sh", "-c", RSS_SCRIPT.replace("__K__", str(k))])
     proc = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
