@@ -57,7 +57,7 @@ class RuntimeInfo:
     test_probes: tuple[ProbeCommand, ...] = ()
     test_marks: tuple[str, ...] = ()  # pytest markers of a test that needs this runtime
     images: bool = True  # runs vmlab's images: `up` verifies the image in full before the timed ladder
-    as_root: bool = True  # False: serves normal users only (its tests skip, not fail, as root)
+    as_root: bool = True  # False: normal users only (the root suite leaves it out; nonroot tests run it)
 
     @property
     def requirement_name(self) -> str:
