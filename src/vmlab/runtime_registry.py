@@ -28,6 +28,11 @@ class Health:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# A runtime's Python binding is in the `vm` extra: a probe that misses it gives this fix.
+VM_EXTRA_FIX = (
+    "pip install -e '.[vm]' (libvirt-python builds against libvirt's headers: "
+    "apt-get install libvirt-dev pkg-config), or make setup"
+)
 log = logging.getLogger("vmlab")
 ENTRY_POINTS = "vmlab.runtimes"  # the entry point group of runtimes installed from elsewhere
 
@@ -71,19 +76,19 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         RuntimeInfo(
             "docker",
             "container",
-            "vmlab.backends.docker_backend",
+            "vmlab.backends.docker.backend",
             "Docker with runc",
-            probe="vmlab.host.doctor:_probe_docker",
+            probe="vmlab.backends.docker.probe:probe_docker",
             test_probes=(_DOCKER_UP,),
             test_marks=("docker",),
         ),
         RuntimeInfo(
             "docker-runsc",
             "sandbox",
-            "vmlab.backends.runsc_backend",
+            "vmlab.backends.docker.runsc",
             "Docker with gVisor (runsc)",
             requirement="sandbox",
-            probe="vmlab.host.doctor:_probe_sandbox",
+            probe="vmlab.backends.docker.probe:probe_sandbox",
             test_probes=(
                 _DOCKER_UP,
                 ProbeCommand(
@@ -96,18 +101,18 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         RuntimeInfo(
             "libvirt",
             "vm",
-            "vmlab.backends.libvirt_backend",
+            "vmlab.backends.libvirt.backend",
             "libvirt: QEMU with KVM or TCG",
-            probe="vmlab.host.doctor:_probe_libvirt",
+            probe="vmlab.backends.libvirt.probe:probe",
             test_probes=(ProbeCommand("libvirt at {uri}", ("virsh", "-c", "{uri}", "version")),),
             test_marks=("libvirt", "slow"),
         ),
         RuntimeInfo(
             "podman",
             "container",
-            "vmlab.backends.podman_backend",
+            "vmlab.backends.podman.backend",
             "rootless Podman (normal users)",
-            probe="vmlab.backends.podman_backend:probe",
+            probe="vmlab.backends.podman.probe:probe",
             test_probes=(
                 ProbeCommand("rootless podman", ("podman", "info", "--format", "{{.Version.Version}}")),
             ),

@@ -67,6 +67,7 @@ def expansion_ratio(text: str) -> float | None:
 
 
 STRACE_PROVIDER = "strace -c -f on the container's process"
+IN_CONTAINER_STRACE = "/usr/bin/strace"  # the tiny image ships strace here (in rootfs.tar)
 
 
 def parse_strace_summary(text: str) -> dict[str, int]:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from vmlab import __version__
 from vmlab.host.cpu import full_guest_accel, hw_virt, kvm_module
 from vmlab.host.versions import tool_version
+from vmlab.runtime_registry import VM_EXTRA_FIX
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -48,10 +49,6 @@ CORE_PACKAGES = ("typer", "rich", "pydantic", "psutil", "paramiko")
 # The `vm` extra: only the labs that start guests or containers import these, so a machine without
 # libvirt's headers (macOS, WSL) still runs the pure-Python labs (isa-emulation, warmup).
 VM_PACKAGES = ("docker", "libvirt-python")
-VM_EXTRA_FIX = (
-    "pip install -e '.[vm]' (libvirt-python builds against libvirt's headers: "
-    "apt-get install libvirt-dev pkg-config), or make setup"
-)
 
 
 def _probe_python() -> Row:
@@ -127,7 +124,7 @@ def _probe_groups(euid: int | None = None, user: str | None = None, current: set
     return Row("groups", status, "; ".join(parts), "; ".join(fixes), data)
 
 
-def _probe_kvm() -> Row:
+def probe_kvm() -> Row:
     from vmlab.host.kvm import probe
 
     info = probe()
@@ -159,116 +156,6 @@ def _probe_hw_guest() -> Row:
         "use a host with VT-x/AMD-V enabled in firmware for hardware-assisted guests",
         data,
     )
-
-
-def _probe_libvirt(uri: str | None = None) -> Row:
-    """The URI vmlab will use (and why), and whether it answers; the system URI missing is no failure
-    for a normal user whose session URI serves."""
-    from vmlab.host.libvirt import SESSION, choose, probe
-
-    if uri is None:
-        choice = choose()
-        uri, why = choice.uri, choice.reason
-    else:
-        why = "given"
-    base = {"uri": uri, "uri_reason": why}
-    found = probe(uri)
-    if found.status == "no-binding":
-        return Row("libvirt", "fail", "libvirt-python is not installed", VM_EXTRA_FIX)
-    if not found.ok:
-        return Row("libvirt", "fail", f"{uri} ({why}): {found.error}", found.fix, base)
-    types = list(found.domain_types)
-    lib_v, hv_v = found.libvirt_version, found.qemu_version
-    data = {**base, "libvirt": lib_v, "qemu": hv_v, "domain_types": types}
-    detail = f"{uri} ({why}): libvirt {lib_v}, QEMU {hv_v}, domain types {types}"
-    if uri == SESSION and os.geteuid() != 0:
-        sock = session_monitor_socket()
-        if len(str(sock)) > UNIX_PATH_MAX:
-            return Row(
-                "libvirt",
-                "warn",
-                f"{detail}; but guests cannot start: their monitor socket {sock} is longer than "
-                f"{UNIX_PATH_MAX} bytes",
-                "use a user whose home directory path is shorter",
-                data,
-            )
-    return Row("libvirt", "ok", detail, data=data)
-
-
-UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
-
-
-def session_monitor_socket() -> Path:
-    """Where libvirt's session daemon puts a vmlab guest's QEMU monitor socket (the longest case:
-    a domain id of 3 digits and the 20 characters of the name libvirt keeps)."""
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "libvirt" / "qemu" / "lib" / "domain-999-vmlab-20261126-15261" / "monitor.sock"
-
-
-def _probe_docker() -> Row:
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError:
-        return Row("docker", "fail", "the docker SDK is not installed", VM_EXTRA_FIX)
-    try:
-        client = docker.from_env(timeout=5)
-        info = client.info()
-        version = client.version()
-        client.close()
-    except DockerException as e:
-        first = str(e).splitlines()[0][:120]
-        fix = "make setup (starts dockerd)"
-        if "Permission denied" in str(e):
-            fix = "add yourself to group docker (make setup does it), then log in again"
-        return Row("docker", "fail", f"daemon not reachable: {first}", fix)
-    data = {
-        "server": version.get("Version"),
-        "api": version.get("ApiVersion"),
-        "cgroup_version": info.get("CgroupVersion"),
-        "cgroup_driver": info.get("CgroupDriver"),
-    }
-    return Row("docker", "ok", f"Docker {data['server']}, cgroup v{data['cgroup_version']}", data=data)
-
-
-def _probe_sandbox() -> Row:
-    """gVisor registered with Docker as the runtime `runsc` (what `vmlab up --kind sandbox` uses)."""
-    from vmlab.host.requirements import which
-
-    fix = "make setup (installs runsc and registers it in /etc/docker/daemon.json)"
-    if which("runsc") is None:
-        return Row("sandbox", "fail", "runsc (gVisor) is not installed", fix)
-    try:
-        import docker
-        from docker.errors import DockerException
-    except ImportError:
-        return Row("sandbox", "fail", "the docker SDK is not installed", VM_EXTRA_FIX)
-    try:
-        client = docker.from_env(timeout=5)
-        runtimes = client.info().get("Runtimes") or {}
-        client.close()
-    except (DockerException, OSError) as e:
-        return Row("sandbox", "fail", f"Docker not reachable: {str(e).splitlines()[0][:120]}", fix)
-    if "runsc" not in runtimes:
-        return Row("sandbox", "fail", "Docker has no runtime named runsc", fix)
-    args = runtimes["runsc"].get("runtimeArgs") or []
-    data = {"runtime_args": args}
-    if not any(a.startswith("--debug-log=") for a in args):
-        return Row(
-            "sandbox",
-            "warn",
-            "runsc registered without --debug-log: sandbox traps are not counted",
-            fix,
-            data,
-        )
-    from vmlab.host.distro import run_quiet
-    from vmlab.host.versions import runsc_version_note
-
-    version = run_quiet(["runsc", "--version"]).splitlines()[:1]
-    data["version"] = version[0] if version else None
-    if version and (note := runsc_version_note(version[0])):
-        return Row("sandbox", "warn", f"{' '.join(args)}; {note}", "make setup", data)
-    return Row("sandbox", "ok", "gVisor (runsc) is a Docker runtime: " + " ".join(args), data=data)
 
 
 def _probe_kvm_counters() -> Row:
@@ -449,7 +336,7 @@ PROBES: list[Callable[[], Row | list[Row]]] = [
     _probe_python,
     probe_distro,
     _probe_groups,
-    _probe_kvm,
+    probe_kvm,
     _probe_hw_guest,
     lambda: runtime_rows(),  # one row per runtime of the registry, from the runtime's own probe
     _probe_privileges,

@@ -63,7 +63,7 @@ def _root() -> Unmet | None:
 
 
 REQUIREMENTS: dict[str, Probe] = {
-    "kvm": _from_doctor("kvm", doctor._probe_kvm),
+    "kvm": _from_doctor("kvm", doctor.probe_kvm),
     "root": _root,
     "java": _tool("java", "java", "default-jdk-headless"),
     "javac": _tool("javac", "javac", "default-jdk-headless"),

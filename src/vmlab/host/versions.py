@@ -26,7 +26,7 @@ def tool_version(argv: list[str], pattern: str = _NUMBER) -> str | None:
     return m.group(1) if m else None
 
 
-# The runsc releases whose Sentry debug log (the strace lines backends/runsc_backend.py counts) was
+# The runsc releases whose Sentry debug log (the strace lines backends/docker/runsc.py counts) was
 # captured and tested: Debian 12's and Debian 13's.
 KNOWN_RUNSC = ("20221219", "20240729")
 

@@ -151,7 +151,7 @@ def test_guest_answers_ssh_on_a_forwarded_port(guest: Any) -> None:
 
 @ON_THE_GUEST
 def test_domain_carries_vmlab_metadata(guest: Any) -> None:
-    from vmlab.backends.libvirt_adapter import metadata
+    from vmlab.backends.libvirt.adapter import metadata
 
     meta = metadata(guest.dom)
     assert meta is not None

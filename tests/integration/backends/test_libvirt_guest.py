@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vmlab.backends.base import InstanceSpec
-from vmlab.backends.libvirt_backend import GuestFailed, GuestNotReady
+from vmlab.backends.libvirt.instance import GuestFailed, GuestNotReady
 from vmlab.errors import UsageError
 from vmlab.host.cpu import full_guest_accel
 

@@ -244,7 +244,8 @@ def test_two_compares_at_once_both_complete(test_home: Path, tiny_image: Any, tm
 
 
 def test_a_busy_dockerd_is_retried_and_then_reported_as_slow_not_dead(relay: Relay) -> None:
-    from vmlab.backends.docker_backend import SLOW_ATTEMPTS, DaemonGone, DaemonSlow, DockerBackend
+    from vmlab.backends.docker.backend import DockerBackend
+    from vmlab.backends.docker.errors import SLOW_ATTEMPTS, DaemonGone, DaemonSlow
     from vmlab.images.docker_image import docker_client
 
     backend = DockerBackend(docker_client(timeout=2))  # through the relay (DOCKER_HOST)

@@ -162,7 +162,7 @@ def test_libvirtd_that_stays_away_gets_qemu_ended_and_the_command_for_the_rest(
     _wait_line(proc, BOOTING, seen)
     domain = _domain_of("lvgone")
     subprocess.run(["pkill", "-KILL", "-x", "libvirtd"], check=True)
-    rc, err = _finish(proc, seen)  # vmlab waits 20 s (libvirt_recovery.DAEMON_WAIT_S) in vain, then acts
+    rc, err = _finish(proc, seen)  # vmlab waits 20 s (recovery.DAEMON_WAIT_S) in vain, then acts
     assert rc == 4 and "libvirtd stopped answering" in _error_line(err)
     assert _qemu_pids(domain) == []  # vmlab ended the QEMU it could identify
     said = " ".join(err.split())  # the warning is wrapped at the terminal's width

@@ -22,7 +22,7 @@ URI = "qemu:///session"
 
 @pytest.fixture
 def session_uri(test_home: Path, tiny_image: Any) -> str:
-    from vmlab.backends.libvirt_backend import LibvirtBackend
+    from vmlab.backends.libvirt.backend import LibvirtBackend
     from vmlab.errors import VmlabError
 
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from vmlab.backends.docker_strace import INSIDE_PROVIDER, count_exec_syscalls, count_idle_syscalls, plan
+from vmlab.backends.docker.strace import INSIDE_PROVIDER, count_exec_syscalls, count_idle_syscalls, plan
 
 pytestmark = [pytest.mark.docker]
 
@@ -33,7 +33,7 @@ def test_inside_exit_code_is_the_workloads(shared_container: Any) -> None:
 
 
 def test_idle_from_inside_attaches_or_says_why(shared_container: Any) -> None:
-    from vmlab.backends.docker_strace import IdleNotMeasured
+    from vmlab.backends.docker.strace import IdleNotMeasured
 
     try:
         idle = count_idle_syscalls(0, 1.0, where="container", container_id=shared_container.resource)

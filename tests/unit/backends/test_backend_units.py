@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from vmlab.backends.base import ExecResult, InstanceSpec, as_argv, resource_name, validate_name
-from vmlab.backends.domain_xml import QEMU_NS, DomainModel, parse_metadata
+from vmlab.backends.libvirt.domain_xml import QEMU_NS, DomainModel, parse_metadata
 from vmlab.backends.ports import free_port, port_lock
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, UsageError

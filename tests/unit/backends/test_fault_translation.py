@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import requests
 
-from vmlab.backends import docker_backend as db
-from vmlab.backends import libvirt_adapter as lv
+from vmlab.backends.docker import backend as db
+from vmlab.backends.docker import errors as de
+from vmlab.backends.libvirt import adapter as lv
+from vmlab.errors import BackendError
 
 
 @pytest.mark.parametrize(
@@ -17,21 +19,21 @@ from vmlab.backends import libvirt_adapter as lv
             requests.ReadTimeout(
                 "UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. (read timeout=30)"
             ),
-            db.DaemonSlow,
+            de.DaemonSlow,
         ),
         (
             requests.ConnectionError(
                 "('Connection aborted.', FileNotFoundError(2, 'No such file or directory'))"
             ),
-            db.DaemonGone,
+            de.DaemonGone,
         ),
-        (requests.ConnectionError("Connection refused"), db.DaemonGone),
+        (requests.ConnectionError("Connection refused"), de.DaemonGone),
     ],
 )
 def test_docker_faults_tell_a_busy_daemon_from_a_gone_one(exc: Exception, kind: type) -> None:
-    err = db.translate(exc, "listing containers failed")
+    err = de.translate(exc, "listing containers failed")
     assert type(err) is kind
-    if kind is db.DaemonSlow:
+    if kind is de.DaemonSlow:
         assert (
             err.message
             == "listing containers failed: dockerd did not answer within 30 s (it runs, but is busy)"
@@ -43,20 +45,20 @@ def test_a_timeout_or_a_dropped_connection_is_tried_again() -> None:
 
     def busy_then_fine() -> str:
         calls.append(1)
-        if len(calls) < db.SLOW_ATTEMPTS:
+        if len(calls) < de.SLOW_ATTEMPTS:
             raise requests.ReadTimeout("Read timed out. (read timeout=2)")
         return "ok"
 
-    assert db.call(busy_then_fine, "x") == "ok" and len(calls) == db.SLOW_ATTEMPTS
+    assert de.call(busy_then_fine, "x") == "ok" and len(calls) == de.SLOW_ATTEMPTS
     calls.clear()
 
     def refused() -> str:
         calls.append(1)
         raise requests.ConnectionError("Connection refused")
 
-    with pytest.raises(db.DaemonGone):
-        db.call(refused, "x")
-    assert len(calls) == db.SLOW_ATTEMPTS  # asked again, briefly, before it is called gone
+    with pytest.raises(de.DaemonGone):
+        de.call(refused, "x")
+    assert len(calls) == de.SLOW_ATTEMPTS  # asked again, briefly, before it is called gone
     calls.clear()
 
     def dropped_once() -> str:
@@ -65,7 +67,7 @@ def test_a_timeout_or_a_dropped_connection_is_tried_again() -> None:
             raise requests.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed'))")
         return "ok"
 
-    assert db.call(dropped_once, "x") == "ok" and len(calls) == 2
+    assert de.call(dropped_once, "x") == "ok" and len(calls) == 2
 
 
 class _LibvirtError(Exception):
@@ -111,7 +113,7 @@ def test_a_virtlogd_that_is_gone_is_named() -> None:
 def test_the_cgroups_of_an_ended_qemu_are_removed_deepest_first(tmp_path: object) -> None:
     from pathlib import Path
 
-    from vmlab.backends.libvirt_recovery import domain_cgroups, remove_cgroups
+    from vmlab.backends.libvirt.recovery import domain_cgroups, remove_cgroups
 
     root = Path(str(tmp_path))
     dom = "vmlab-20261204-000000-abcdef-g1"
@@ -152,8 +154,8 @@ CONTAINERD_ANSWERS = [
 
 @pytest.mark.parametrize("explanation", CONTAINERD_ANSWERS)
 def test_a_gone_containerd_is_named_not_dockerd(explanation: str) -> None:
-    err = db.translate(_api_error(500, explanation), "exec in c failed")
-    assert type(err) is db.ContainerdGone and err.exit_code == 4
+    err = de.translate(_api_error(500, explanation), "exec in c failed")
+    assert type(err) is de.ContainerdGone and err.exit_code == 4
     assert err.message.startswith("exec in c failed: containerd, which runs dockerd's containers")
     assert "dockerd does not answer" not in err.one_line()
 
@@ -167,12 +169,12 @@ def test_an_answer_from_dockerd_is_never_a_dockerd_that_is_gone() -> None:
         calls.append(1)
         raise _api_error(404, "No such container: 0123")
 
-    with pytest.raises(db.BackendError) as info:
-        db.call(not_found, "x")
-    assert type(info.value) is db.BackendError and len(calls) == 1
+    with pytest.raises(BackendError) as info:
+        de.call(not_found, "x")
+    assert type(info.value) is BackendError and len(calls) == 1
     assert info.value.message == "x: No such container: 0123"
     sandbox = _api_error(500, "OCI runtime exec failed: urpc: dial: Connection refused")
-    assert not isinstance(db.translate(sandbox, "x"), db.DaemonGone)
+    assert not isinstance(de.translate(sandbox, "x"), de.DaemonGone)
 
 
 def test_a_removal_waits_for_containerd_then_names_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,8 +189,8 @@ def test_a_removal_waits_for_containerd_then_names_the_command(monkeypatch: pyte
         api = Api()
 
     monkeypatch.setattr(db.time, "sleep", lambda s: None)
-    with pytest.raises(db.ContainerdGone) as info:
-        db._remove(Client(), "vmlab-x-c", wait_s=0.0)
+    with pytest.raises(de.ContainerdGone) as info:
+        db.remove_container(Client(), "vmlab-x-c", wait_s=0.0)
     assert len(tries) == 1
     assert info.value.hint is not None and info.value.hint.endswith("then: docker rm -f vmlab-x-c")
     tries.clear()
@@ -200,7 +202,7 @@ def test_a_removal_waits_for_containerd_then_names_the_command(monkeypatch: pyte
                 raise _api_error(500, CONTAINERD_ANSWERS[0])
 
     Client.api = Back()  # type: ignore[assignment]
-    db._remove(Client(), "vmlab-x-c", wait_s=60.0)
+    db.remove_container(Client(), "vmlab-x-c", wait_s=60.0)
     assert len(tries) == 3
 
 
@@ -212,7 +214,7 @@ def test_only_orphaned_empty_sentry_logs_of_this_start_are_removed(tmp_path: obj
     import time
     from pathlib import Path
 
-    from vmlab.backends.runsc_backend import remove_orphan_empty_logs
+    from vmlab.backends.docker.sentry import remove_orphan_empty_logs
 
     if os.geteuid() != 0:
         pytest.skip("only root sees other processes' open files, so only root removes these logs")

@@ -25,7 +25,7 @@ def _xml(name: str, vmlab_name: str) -> str:
 
 @pytest.fixture
 def backend() -> Iterator[Any]:
-    from vmlab.backends.libvirt_backend import LibvirtBackend
+    from vmlab.backends.libvirt.backend import LibvirtBackend
 
     b = LibvirtBackend("test:///default")
     defined = [b.conn.defineXML(_xml("vmlab-r1-a1", "a1")), b.conn.defineXML(_xml("other", ""))]
@@ -63,7 +63,7 @@ def test_test_driver_offers_no_kvm_domains(backend: Any) -> None:
 
 
 def test_define_lookup_destroy_through_the_adapter(backend: Any) -> None:
-    from vmlab.backends import libvirt_adapter as lv
+    from vmlab.backends.libvirt import adapter as lv
 
     dom = lv.define(backend.conn, _xml("vmlab-r1-d1", "d1"), "defining d1")
     assert lv.lookup(backend.conn, "vmlab-r1-d1") is not None
@@ -79,7 +79,7 @@ def test_define_lookup_destroy_through_the_adapter(backend: Any) -> None:
 
 
 def test_a_domain_without_vmlab_metadata_has_none(backend: Any) -> None:
-    from vmlab.backends import libvirt_adapter as lv
+    from vmlab.backends.libvirt import adapter as lv
 
     foreign = lv.define(
         backend.conn,
@@ -94,7 +94,7 @@ def test_a_domain_without_vmlab_metadata_has_none(backend: Any) -> None:
 
 
 def test_libvirt_refusals_become_one_line_backend_errors(backend: Any) -> None:
-    from vmlab.backends import libvirt_adapter as lv
+    from vmlab.backends.libvirt import adapter as lv
 
     with pytest.raises(BackendError, match=r"^defining bad: ") as info:
         lv.define(backend.conn, "<domain type='test'><name>bad</name></domain>", "defining bad")
@@ -102,7 +102,7 @@ def test_libvirt_refusals_become_one_line_backend_errors(backend: Any) -> None:
 
 
 def test_the_probe_reads_what_the_doctor_shows() -> None:
-    from vmlab.backends.libvirt_adapter import probe
+    from vmlab.backends.libvirt.adapter import probe
     from vmlab.host import libvirt as host_libvirt
 
     assert probe is host_libvirt.probe  # one probe, shared by the runtime and the doctor
@@ -112,7 +112,7 @@ def test_the_probe_reads_what_the_doctor_shows() -> None:
 
 
 def test_a_uri_that_does_not_answer_is_not_available_with_a_fix() -> None:
-    from vmlab.backends.libvirt_backend import LibvirtBackend
+    from vmlab.backends.libvirt.backend import LibvirtBackend
     from vmlab.errors import NotAvailable
     from vmlab.host.libvirt import probe
 
@@ -137,7 +137,7 @@ def test_a_missing_system_daemon_is_named_before_libvirt_is_asked(
 
 def test_where_the_guest_lives_follows_the_uri(tmp_path: Any) -> None:
     """A local URI keeps files and port here; an ssh URI sends them through the libvirt host."""
-    from vmlab.backends.libvirt_host import LocalHost, SshHost, host_for
+    from vmlab.backends.libvirt.host import LocalHost, SshHost, host_for
 
     local = host_for("test:///default")
     assert type(local) is LocalHost and local.sees_processes and local.via == "" and local.ssh_dial is None

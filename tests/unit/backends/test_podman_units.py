@@ -24,10 +24,11 @@ def test_root_is_refused_in_one_line_and_ls_stays_silent() -> None:
 
 
 def test_a_missing_podman_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> None:
-    from vmlab.backends import podman_backend
+    from vmlab.backends.podman import backend as podman_backend
+    from vmlab.backends.podman import probe as podman_probe
 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(podman_backend.shutil, "which", lambda _name: None)
-    refused = podman_backend._refusal()
+    monkeypatch.setattr(podman_probe.shutil, "which", lambda _name: None)
+    refused = podman_probe.refusal()
     assert refused is not None and refused.hint == "apt-get install podman uidmap fuse-overlayfs slirp4netns"
     assert podman_backend.listing_scopes(None) == []

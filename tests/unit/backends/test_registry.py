@@ -106,7 +106,7 @@ def test_shared_code_imports_no_runtime_module() -> None:
     import vmlab
 
     src = Path(vmlab.__file__).parent
-    runtime_modules = {info.module for info in RUNTIMES.values()} | {"vmlab.backends.remote"}
+    runtime_modules = {info.module for info in RUNTIMES.values()} | {"vmlab.backends.libvirt.remote"}
     for rel in ("cli/lifecycle.py", "backends/lifecycle.py", "host/requirements.py", "host/doctor.py"):
         tree = ast.parse((src / rel).read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}

@@ -41,7 +41,7 @@ def test_run_context_from_options_and_one_runtime_per_kind() -> None:
 
 
 def test_sentry_strace_lines_are_counted_per_call() -> None:
-    from vmlab.backends.runsc_backend import count_sentry_log
+    from vmlab.backends.docker.sentry import count_sentry_log
 
     log = "\n".join(
         [
@@ -62,7 +62,7 @@ def test_sentry_strace_of_each_runsc_release(release: str) -> None:
     12's and Debian 13's runsc: every entry line counted once, exits never."""
     from pathlib import Path
 
-    from vmlab.backends.runsc_backend import count_sentry_log
+    from vmlab.backends.docker.sentry import count_sentry_log
 
     text = (Path(__file__).parent / "data" / f"runsc-{release}-strace.txt").read_text()
     entries = [ln.split("strace.go:", 1)[1].split("] ", 2)[2].split(" ", 2) for ln in text.splitlines()]

@@ -24,7 +24,7 @@ def test_a_runtime_without_a_shell_says_so_in_one_line() -> None:
 
 
 def _vm(uri: str, meta: dict[str, str]) -> Any:
-    from vmlab.backends.libvirt_backend import LibvirtInstance
+    from vmlab.backends.libvirt.instance import LibvirtInstance
 
     inst = object.__new__(LibvirtInstance)
     inst.name = "g1"

@@ -93,9 +93,9 @@ def test_bad_options(opts: CompareOptions) -> None:
 
 def test_workload_sinks_differ_only_in_the_device() -> None:
     """The runtime names the sink; the command is the same everywhere."""
-    from vmlab.backends.docker_backend import DockerInstance
-    from vmlab.backends.libvirt_backend import LibvirtInstance
-    from vmlab.backends.runsc_backend import RunscInstance
+    from vmlab.backends.docker.backend import DockerInstance
+    from vmlab.backends.docker.runsc import RunscInstance
+    from vmlab.backends.libvirt.instance import LibvirtInstance
 
     w = Workloads()
     vm_cmd, vm_sink = w.io(LibvirtInstance.io_sink).rsplit("> ", 1)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vmlab.backends.base import InstanceSpec
-from vmlab.backends.domain_xml import DomainModel, resolve_firmware
+from vmlab.backends.libvirt.domain_xml import DomainModel, resolve_firmware
 from vmlab.errors import BackendError, UsageError
 from vmlab.images import micro
 from vmlab.images.recipe import load_recipe, recipes_root
@@ -180,7 +180,7 @@ def test_spec_rejects_unknown_firmware() -> None:
 
 
 def test_tcg_only_kernel_args_are_added_under_tcg_only() -> None:
-    from vmlab.backends.libvirt_backend import compose_cmdline
+    from vmlab.backends.libvirt.backend import compose_cmdline
 
     base, tcg = "console=ttyS0 quiet", "nolapic_timer no_timer_check"
     assert compose_cmdline(base, tcg, "tcg", "") == "console=ttyS0 quiet nolapic_timer no_timer_check"

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from vmlab.backends.capabilities import CapabilityMissing
-from vmlab.backends.counters import STRACE_PROVIDER, parse_strace_summary
+from vmlab.backends.counters import IN_CONTAINER_STRACE, STRACE_PROVIDER, parse_strace_summary
+from vmlab.backends.docker.errors import DOCKER_ERRORS, translate
 from vmlab.errors import BackendError
 
-IN_CONTAINER_STRACE = "/usr/bin/strace"
 INSIDE_PROVIDER = "strace -c -f inside the container (docker exec, the workload as its child)"
 Where = Literal["host", "container"]
 
@@ -141,8 +141,6 @@ def _docker_exec(
     container_id: str, argv: list[str], timeout_s: float, client: Any = None
 ) -> tuple[int, str, str]:
     """(rc, stdout, stderr) of a docker exec through the API; stderr apart (strace writes its table there)."""
-    from vmlab.backends.docker_backend import DOCKER_ERRORS, translate
-
     with _client(client, timeout_s) as c:
         api: Any = c.api
         try:
@@ -214,8 +212,6 @@ def _count_exec_from_host(container_id: str, command: str, timeout_s: float, cli
 
 
 def _traced_exec_from_host(api: Any, container_id: str, command: str, timeout_s: float) -> SyscallCount:
-    from vmlab.backends.docker_backend import DOCKER_ERRORS, translate
-
     strace = _strace()
     try:
         exec_id = api.exec_create(container_id, ["sh", "-c", f"read go; {command}"], stdin=True)["Id"]

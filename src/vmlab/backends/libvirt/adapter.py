@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from vmlab.backends.base import NS_URI
-from vmlab.backends.domain_xml import parse_metadata
+from vmlab.backends.libvirt.domain_xml import parse_metadata
 from vmlab.errors import BackendError
 from vmlab.host.libvirt import LibvirtProbe as LibvirtProbe  # re-exported: the one probe
 from vmlab.host.libvirt import LibvirtUnavailable, domain_types, silenced

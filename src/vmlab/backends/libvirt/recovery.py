@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vmlab.backends import libvirt_adapter as lv
+from vmlab.backends.libvirt import adapter as lv
 from vmlab.errors import NotAvailable
 
 log = logging.getLogger("vmlab")

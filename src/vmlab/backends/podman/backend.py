@@ -13,7 +13,6 @@ refused there by Podman itself.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -33,67 +32,27 @@ from vmlab.backends.base import (
 )
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, ProcessMemory, TrapCounter
 from vmlab.backends.context import RunContext
+from vmlab.backends.podman.probe import INSTALL, refusal
+from vmlab.backends.podman.probe import podman as _podman
 from vmlab.backends.readiness import CONTAINER_LADDER, climb
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, NotAvailable, UsageError
 from vmlab.images.model import ImageInfo
-from vmlab.runtime_registry import Health
 
 RUNTIME = "podman"
-INSTALL = "apt-get install podman uidmap fuse-overlayfs slirp4netns"
-ROOT_REFUSED = (
-    "podman serves normal users only: as root its runc fails to set rlimits here "
-    '("error setting rlimit type 6/7")'
-)
-ROOT_HINT = "run vmlab as a normal user with a subordinate uid range (useradd gives one), or use docker"
-CALL_TIMEOUT_S = 120.0
-
-
-def _refusal() -> NotAvailable | None:
-    """Why podman cannot serve this user, or None."""
-    if os.geteuid() == 0:
-        return NotAvailable(ROOT_REFUSED, hint=ROOT_HINT)
-    if shutil.which("podman") is None:
-        return NotAvailable("podman is not installed", hint=INSTALL)
-    return None
-
-
-def probe() -> Health:
-    """What `vmlab doctor` shows and `requires = ["podman"]` checks: podman answers, rootless."""
-    refused = _refusal()
-    if refused is not None:
-        return Health("fail", refused.message, refused.hint or "")
-    try:
-        out = _podman("info", "--format", "{{.Version.Version}} {{.Host.Security.Rootless}}", timeout=60)
-    except BackendError as e:
-        return Health("fail", e.message, "check /etc/subuid and /etc/subgid have a range for this user")
-    version, _, rootless = out.strip().partition(" ")
-    return Health("ok", f"Podman {version}, rootless {rootless}", data={"version": version})
 
 
 def listing_scopes(uri: str | None) -> list[RunContext]:
     """Nothing to look at where podman cannot serve this user (root, or not installed): it cannot have
     made anything here, so `ls` and `down` stay silent about it rather than warn on every call."""
-    return [] if _refusal() is not None else [RunContext(uri=uri)]
+    return [] if refusal() is not None else [RunContext(uri=uri)]
 
 
 def open_runtime(ctx: RunContext) -> PodmanBackend:
-    refused = _refusal()
+    refused = refusal()
     if refused is not None:
         raise refused
     return PodmanBackend()
-
-
-def _podman(*args: str, timeout: float = CALL_TIMEOUT_S, check: bool = True) -> str:
-    """One podman command; its failure is one line naming the command and podman's last words."""
-    try:
-        p = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as e:
-        raise BackendError(f"podman {args[0]} did not answer within {timeout:g} s") from e
-    if check and p.returncode != 0:
-        last = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
-        raise BackendError(f"podman {args[0]} failed: {last[:200]}")
-    return p.stdout
 
 
 def ensure_image(image: ImageInfo) -> str:
@@ -322,7 +281,7 @@ class InsideStraceCounter:
     provider = "strace -c -f inside the container (podman exec, the workload as its child)"
 
     def __init__(self, inst: PodmanInstance) -> None:
-        from vmlab.backends.docker_strace import IN_CONTAINER_STRACE
+        from vmlab.backends.counters import IN_CONTAINER_STRACE
 
         self.inst = inst
         self.strace = IN_CONTAINER_STRACE

@@ -1,0 +1,1 @@
+"""The `podman` runtime: rootless Podman for normal users, and its health probe."""

@@ -1,0 +1,73 @@
+"""A runtime is a folder: each registry line names a module and a probe function that import (from the
+runtime's own folder, not from the doctor), no module of backends/ grows past 400 lines, and the
+Docker modules import each other one way (errors below the backend and the counter)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import vmlab
+from vmlab.runtime_registry import RUNTIMES
+
+SRC = Path(vmlab.__file__).parent
+BUILTIN = ("docker", "docker-runsc", "libvirt", "podman")
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_each_registry_line_names_an_importable_module_and_probe_in_its_folder(name: str) -> None:
+    info = RUNTIMES[name]
+    folder = "vmlab.backends." + ("docker" if name.startswith("docker") else name) + "."
+    module = importlib.import_module(info.module)
+    assert callable(module.open_runtime)
+    probe_module, _, func = info.probe.partition(":")
+    assert info.module.startswith(folder) and probe_module.startswith(folder)
+    assert callable(getattr(importlib.import_module(probe_module), func))
+
+
+def test_no_module_of_backends_is_longer_than_400_lines() -> None:
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in sorted((SRC / "backends").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert long == {}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+    return names
+
+
+def test_docker_errors_and_the_counter_import_no_backend() -> None:
+    """The circle docker backend <-> strace counter is gone: both import the errors module instead."""
+    docker = SRC / "backends" / "docker"
+    assert "vmlab.backends.docker.backend" not in _imports(docker / "errors.py")
+    assert "vmlab.backends.docker.backend" not in _imports(docker / "strace.py")
+
+
+def test_the_doctor_holds_no_runtime_probe_and_imports_no_requirements() -> None:
+    """The runtimes' probes live in their folders; doctor -> requirements was one half of a circle."""
+    doctor = SRC / "host" / "doctor.py"
+    text = doctor.read_text()
+    assert "def _probe_docker" not in text and "def _probe_sandbox" not in text
+    assert "def _probe_libvirt" not in text
+    assert "vmlab.host.requirements" not in _imports(doctor)
+    assert all(not RUNTIMES[n].probe.startswith("vmlab.host.") for n in BUILTIN)
+
+
+def test_the_runsc_registration_is_read_in_one_place() -> None:
+    """The sandbox probe and the docker-runsc runtime ask the same function whether runsc is
+    registered with Docker: `"Runtimes"` (dockerd's info key) is read in the probe module alone."""
+    readers = sorted(
+        str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if '.get("Runtimes")' in p.read_text()
+    )
+    assert readers == ["backends/docker/probe.py"]
