@@ -28,7 +28,6 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,16 +307,13 @@ def _tar(items: list[tuple[str, Path]]) -> bytes:
 
 
 def ensure_image(client: Any, progress: Any = None, plan: ImagePlan | None = None) -> str:
-    """The tag of the re-run image, imported now when missing."""
-    from docker.errors import APIError, ImageNotFound
+    """The tag of the re-run image, imported now when missing (through the Docker runtime's code)."""
+    from vmlab.backends.docker.locked import has_image, import_image
 
     items = _sources(plan)
     tag = f"{REPO}:{_digest(items)[:12]}"
-    try:
-        client.images.get(tag)
+    if has_image(client, tag):
         return tag
-    except ImageNotFound:
-        pass
     if progress:
         progress(f"building the re-run image {tag} from this host's Python ({len(items)} files)")
     ver = _stdlib().name
@@ -328,15 +324,9 @@ def ensure_image(client: Any, progress: Any = None, plan: ImagePlan | None = Non
         f"ENV PYTHONPATH={PREFIX}/lib/{ver}/site-packages",
         *(f"LABEL {k}={v}" for k, v in LABELS.items()),
     ]
-    repo, version = tag.split(":")
-    try:
-        client.api.import_image_from_data(_tar(items), repository=repo, tag=version, changes=changes)
-        client.images.get(tag)
-    except (APIError, ImageNotFound) as e:
-        raise BackendError(f"docker import of the re-run image failed: {e}") from e
     # Older tags are kept: another grading run (another checkout, another CI job on this runner) may be
     # using one right now. docs/grading.md says how to remove them.
-    return tag
+    return import_image(client, _tar(items), tag, changes)
 
 
 class Sandbox:
@@ -354,54 +344,30 @@ class Sandbox:
             return self._run(argv, folder, limits)
 
     def _run(self, argv: list[str], folder: Path, limits: Limits) -> SandboxResult:
-        from docker.errors import APIError, DockerException
+        """One locked-down container of the Docker runtime (backends/docker/locked.py)."""
+        from vmlab.backends.docker.locked import Locked, run_locked
 
-        kwargs: dict[str, Any] = dict(
-            image=self.image,
-            command=[f"{PREFIX}/bin/python3", *argv],
-            user=NOBODY,
-            network_mode="none",
-            read_only=True,
-            tmpfs={"/tmp": "size=32m,mode=1777"},
-            mem_limit=f"{limits.memory_mb}m",
-            memswap_limit=f"{limits.memory_mb}m",
-            nano_cpus=int(limits.cpus * 1e9),
-            pids_limit=limits.pids,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            volumes={str(folder): {"bind": "/in", "mode": "ro"}},
-            working_dir="/tmp",
-            labels=dict(LABELS),
-            detach=True,
-        )
+        devices: tuple[str, ...] = ()
+        groups: tuple[str, ...] = ()
         if limits.kvm:
             if not os.path.exists("/dev/kvm"):
                 raise NotAvailable("/dev/kvm is missing on this runner", hint="see docs/runner.md")
-            kwargs["devices"] = ["/dev/kvm:/dev/kvm:rw"]
-            kwargs["group_add"] = [str(os.stat("/dev/kvm").st_gid)]
-        container = None
-        t0 = time.monotonic()
-        try:
-            container = self.client.containers.create(**kwargs)
-            container.start()
-            timed_out = False
-            try:
-                status = container.wait(timeout=limits.timeout_s)
-                rc: int | None = int(status.get("StatusCode", -1))
-            except Exception:  # requests' ReadTimeout / ConnectionError: the time limit
-                timed_out, rc = True, None
-                with contextlib.suppress(DockerException):
-                    container.kill()
-            duration = time.monotonic() - t0
-            out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-            err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")
-            return SandboxResult(rc=rc, stdout=out, stderr=err, timed_out=timed_out, duration_s=duration)
-        except APIError as e:
-            raise BackendError(f"the re-run container failed: {e.explanation or e}") from e
-        finally:
-            if container is not None:
-                with contextlib.suppress(DockerException):
-                    container.remove(force=True)
+            devices, groups = ("/dev/kvm",), (str(os.stat("/dev/kvm").st_gid),)
+        run = Locked(
+            image=self.image,
+            argv=(f"{PREFIX}/bin/python3", *argv),
+            labels=dict(LABELS),
+            mounts={str(folder): "/in"},
+            user=NOBODY,
+            timeout_s=limits.timeout_s,
+            cpus=limits.cpus,
+            memory_mib=limits.memory_mb,
+            pids=limits.pids,
+            devices=devices,
+            group_add=groups,
+        )
+        r = run_locked(self.client, run)
+        return SandboxResult(r.rc, r.stdout, r.stderr, r.timed_out, r.duration_s)
 
 
 @contextlib.contextmanager

@@ -68,3 +68,41 @@ def test_down_all_leaves_a_grading_container_alone(
             subprocess.run(["docker", "kill", cid], capture_output=True)
         worker.join(60)
     assert result["r"].rc != 0  # killed, as the test asked, not finished by itself
+
+
+def test_a_rerun_container_is_locked_down(docker_available: None) -> None:
+    """Inside, as the kernel reports it: no interface but loopback (/proc/net/dev), no effective
+    capability (CapEff in /proc/self/status is 0), a read-only root, /in read-only, user nobody."""
+    from vmlab.grade.sandbox import Limits, Sandbox
+
+    token = f"t{uuid.uuid4().hex}"
+    code = (
+        f"import json, os  # {token}\n"
+        "ifs = [l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:]]\n"
+        "cap = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0]\n"
+        "def writable(p):\n"
+        "    try:\n"
+        "        open(p, 'w').close(); return True\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "print(json.dumps({'ifs': ifs, 'cap': cap, 'root': writable('/x'), 'in': writable('/in/y'),"
+        " 'tmp': writable('/tmp/z'), 'uid': os.getuid()}))\n"
+    )
+    r = Sandbox().run(["-c", code], {"f": b"1"}, Limits(timeout_s=60))
+    assert r.rc == 0, r.stderr
+    got = r.result_json()
+    assert got == {
+        "ifs": ["lo"],
+        "cap": "0000000000000000",
+        "root": False,
+        "in": False,
+        "tmp": True,
+        "uid": 65534,
+    }
+    left = subprocess.run(
+        ["docker", "ps", "-a", "--no-trunc", "--format", "{{.Command}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert token not in left  # the container was removed after the run
