@@ -60,8 +60,7 @@ def run_bench(
                 name=f"b{i}",
                 run_id=run_id,
                 image=image,
-                firmware=firmware,
-                kernel_args=kernel_args,
+                options={"firmware": firmware, "kernel_args": kernel_args},
                 accel=accel,  # type: ignore[arg-type]
                 lab="bootbench",
                 ready_timeout_s=120.0,

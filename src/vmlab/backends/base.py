@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, TrapCounter
 from vmlab.backends.context import Accel
@@ -53,6 +53,10 @@ def resource_name(run_id: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class InstanceSpec:
+    """What every runtime reads. What only one runtime reads (a guest's kernel command line, a
+    container's published ports) is in `options`: that runtime's own options object, or a mapping of
+    its fields it parses (`runtime_options`); None means its defaults."""
+
     name: str
     run_id: str
     image: str = "tiny"
@@ -61,22 +65,56 @@ class InstanceSpec:
     accel: Accel = "auto"
     lab: str = ""
     ready_timeout_s: float = 90.0
-    kernel_args: str = ""  # appended to the image's kernel command line (VMs only)
-    firmware: str | None = None  # VMs: "seabios" or "qboot"; None: the image's choice
-    # containers: TCP ports published on 127.0.0.1 only (none: network_mode=none, no network at all)
-    publish_ports: tuple[int, ...] = ()
     # "host": the name is unique among everything vmlab runs here (`vmlab up`, addressed by name later);
     # "run": unique within its run only (compare's instances: two runs side by side must not collide)
     name_scope: Literal["host", "run"] = "host"
+    options: object = None
 
     def __post_init__(self) -> None:
         validate_name(self.name)
         if self.vcpus < 1:
             raise UsageError(f"--vcpus must be at least 1, not {self.vcpus}")
-        if self.firmware is not None and self.firmware not in ("seabios", "qboot"):
-            raise UsageError(f"unknown firmware {self.firmware!r}", hint="--firmware qboot or seabios")
         if self.ready_timeout_s <= 0:
             raise UsageError(f"the ready timeout must be positive, not {self.ready_timeout_s}")
+
+
+OptionsT = TypeVar("OptionsT")
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a runtime that has none of its own."""
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """Options of the Docker runtimes: TCP ports published on 127.0.0.1 only (none: no network at all)."""
+
+    publish_ports: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "publish_ports", tuple(int(p) for p in self.publish_ports))
+        bad = [p for p in self.publish_ports if not 0 < p < 65536]
+        if bad:
+            raise UsageError(f"cannot publish port {bad[0]}", hint="a TCP port from 1 to 65535")
+
+
+def runtime_options(cls: type[OptionsT], raw: object, runtime: str) -> OptionsT:
+    """`raw` (an InstanceSpec's `options`) as runtime `runtime`'s options type `cls` (a dataclass): None
+    gives its defaults, a mapping is checked key by key, so an option another runtime reads is one
+    line naming the options this one has, never silently ignored."""
+    if raw is None:
+        return cls()
+    if isinstance(raw, cls):
+        return raw
+    known = sorted(f.name for f in fields(cls))  # type: ignore[arg-type]
+    its = f"its options: {', '.join(known)}" if known else "it has none"
+    if isinstance(raw, Mapping):
+        unknown = sorted(str(k) for k in raw if k not in known)
+        if unknown:
+            raise UsageError(f"runtime {runtime} has no option {', '.join(unknown)}", hint=its)
+        return cls(**raw)
+    raise UsageError(f"runtime {runtime} cannot read options of type {type(raw).__name__}", hint=its)
 
 
 def container_labels(spec: InstanceSpec, kind: str, runtime: str, image: ImageInfo) -> dict[str, str]:

@@ -77,7 +77,8 @@ def up(
                 accel=ctx.accel,
                 lab=lab,
                 ready_timeout_s=timeout,
-                kernel_args=kernel_args,
+                # a VM runtime's own option: given only when set, so other kinds run as before
+                options={"kernel_args": kernel_args} if kernel_args else None,
             )
             try:
                 inst = do_up(spec, ctx.runtime_for(kind), uri=ctx.uri, progress=progress_printer("up: "))

@@ -208,7 +208,7 @@ def test_ssh_uses_a_per_run_key_not_the_image_key(guest: Any, tiny_image: Any) -
 def test_published_ports_bind_to_loopback_only(container_factory: Any) -> None:
     from vmlab.backends import get_backend
 
-    inst = container_factory("pub", publish_ports=(8080,))
+    inst = container_factory("pub", options={"publish_ports": (8080,)})
     assert "eth0" in inst.exec(["ls", "/sys/class/net"]).check().stdout.split()
     record = next(r for r in get_backend("container").list_owned() if r.name == "pub")
     assert record.address.startswith("127.0.0.1:") and record.address.endswith("->8080/tcp")

@@ -20,7 +20,9 @@ def test_guest_that_panics_fails_fast_with_console_and_is_destroyed(guest_factor
     """rdinit=/bin/false: the kernel panics, the domain stops, the wait gives up without the timeout."""
     from vmlab.backends import get_backend
 
-    inst = guest_factory("panic", start=False, kernel_args="rdinit=/bin/false", ready_timeout_s=120)
+    inst = guest_factory(
+        "panic", start=False, options={"kernel_args": "rdinit=/bin/false"}, ready_timeout_s=120
+    )
     inst.start()
     with pytest.raises(GuestFailed) as exc:
         inst.wait_ready()
@@ -32,7 +34,9 @@ def test_guest_that_panics_fails_fast_with_console_and_is_destroyed(guest_factor
 
 def test_guest_that_never_gets_ready_times_out(guest_factory: Any) -> None:
     """An init that just sleeps: the marker never comes; ReadyTimeout carries the console tail."""
-    inst = guest_factory("hang", start=False, kernel_args="rdinit=/bin/sleep -- 600", ready_timeout_s=8)
+    inst = guest_factory(
+        "hang", start=False, options={"kernel_args": "rdinit=/bin/sleep -- 600"}, ready_timeout_s=8
+    )
     inst.start()
     with pytest.raises(GuestNotReady, match="serial ready marker"):
         inst.wait_ready()

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.backends.base import InstanceSpec
 from vmlab.backends.libvirt.domain_xml import DomainModel, resolve_firmware
 from vmlab.errors import BackendError, UsageError
 from vmlab.images import micro
@@ -173,10 +172,12 @@ def test_firmware_resolution_and_loader_xml() -> None:
     assert ET.fromstring(model.to_xml()).find("os/loader") is None
 
 
-def test_spec_rejects_unknown_firmware() -> None:
-    assert InstanceSpec(name="g1", run_id="r", firmware="qboot").firmware == "qboot"
+def test_libvirt_options_reject_unknown_firmware() -> None:
+    from vmlab.backends.libvirt.options import LibvirtOptions
+
+    assert LibvirtOptions(firmware="qboot").firmware == "qboot"
     with pytest.raises(UsageError, match="unknown firmware 'bios'"):
-        InstanceSpec(name="g1", run_id="r", firmware="bios")
+        LibvirtOptions(firmware="bios")
 
 
 def test_tcg_only_kernel_args_are_added_under_tcg_only() -> None:

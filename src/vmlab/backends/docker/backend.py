@@ -18,6 +18,7 @@ from typing import Any
 import docker.errors
 
 from vmlab.backends.base import (
+    ContainerOptions,
     ExecResult,
     InstanceBase,
     InstanceSpec,
@@ -27,6 +28,7 @@ from vmlab.backends.base import (
     container_labels,
     ensure_name_free,
     resource_name,
+    runtime_options,
 )
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, ProcessMemory, TrapCounter
 from vmlab.backends.context import RunContext
@@ -83,6 +85,7 @@ class DockerBackend:
         from vmlab.images import get_image
         from vmlab.images.docker_image import ensure_docker_image
 
+        options = runtime_options(ContainerOptions, spec.options, self.runtime)
         image = get_image(spec.image, verify="quick")
         memory = spec.memory_mib
         if memory is not None and memory < 6:
@@ -105,8 +108,8 @@ class DockerBackend:
             kwargs["runtime"] = self.oci_runtime
         if memory is not None:
             kwargs["mem_limit"] = f"{memory}m"
-        if spec.publish_ports:
-            kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", None) for p in spec.publish_ports}
+        if options.publish_ports:
+            kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", None) for p in options.publish_ports}
         else:
             kwargs["network_mode"] = "none"
         with deferred_interrupts():

@@ -27,12 +27,14 @@ from vmlab.backends.base import (
     Record,
     ensure_name_free,
     resource_name,
+    runtime_options,
 )
 from vmlab.backends.context import RunContext
 from vmlab.backends.libvirt import adapter as lv
 from vmlab.backends.libvirt.domain_xml import DomainModel
 from vmlab.backends.libvirt.host import LocalHost, SshHost, host_for
 from vmlab.backends.libvirt.instance import RUNTIME, SSH_HOST, LibvirtInstance
+from vmlab.backends.libvirt.options import LibvirtOptions
 from vmlab.backends.libvirt.remote import RemoteHost
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, NotAvailable, UsageError
@@ -80,6 +82,7 @@ class LibvirtBackend:
         from vmlab.images import get_image
         from vmlab.paths import run_dir
 
+        options = runtime_options(LibvirtOptions, spec.options, self.runtime)
         image = get_image(spec.image, verify="quick")
         memory = spec.memory_mib or image.default_memory_mib
         if memory < image.min_memory_mib:
@@ -96,7 +99,7 @@ class LibvirtBackend:
         shutil.rmtree(state, ignore_errors=True)  # stale: no live instance has this name (checked above)
         state.mkdir(parents=True)
         try:
-            inst = self._define(spec, image, accel, reason, memory, rname, state, t0)
+            inst = self._define(spec, options, image, accel, reason, memory, rname, state, t0)
         except BaseException:
             shutil.rmtree(state, ignore_errors=True)
             raise
@@ -106,6 +109,7 @@ class LibvirtBackend:
     def _define(
         self,
         spec: InstanceSpec,
+        options: LibvirtOptions,
         image: ImageInfo,
         accel: str,
         reason: str,
@@ -119,11 +123,13 @@ class LibvirtBackend:
             os.chmod(d, 0o755)  # QEMU (user libvirt-qemu) writes the console log here
         console = state / "console.log"
         initrd = per_run_initrd(image.initrd, state)
-        cmdline = compose_cmdline(image.cmdline, image.cmdline_tcg, accel, spec.kernel_args)
+        cmdline = compose_cmdline(image.cmdline, image.cmdline_tcg, accel, options.kernel_args)
         from vmlab.backends.libvirt.domain_xml import resolve_firmware
         from vmlab.paths import vmlab_home
 
-        loader, firmware = resolve_firmware(spec.firmware if spec.firmware is not None else image.firmware)
+        loader, firmware = resolve_firmware(
+            options.firmware if options.firmware is not None else image.firmware
+        )
         self.host.prepare_files(rname, state, [image.kernel, initrd])
 
         meta = {

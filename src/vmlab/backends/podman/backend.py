@@ -24,11 +24,13 @@ from vmlab.backends.base import (
     InstanceBase,
     InstanceSpec,
     Kind,
+    NoOptions,
     Record,
     as_argv,
     container_labels,
     ensure_name_free,
     resource_name,
+    runtime_options,
 )
 from vmlab.backends.capabilities import CapabilityMissing, MemorySample, ProcessMemory, TrapCounter
 from vmlab.backends.context import RunContext
@@ -36,7 +38,7 @@ from vmlab.backends.podman.probe import INSTALL, refusal
 from vmlab.backends.podman.probe import podman as _podman
 from vmlab.backends.readiness import CONTAINER_LADDER, climb
 from vmlab.backends.signals import deferred_interrupts
-from vmlab.errors import BackendError, NotAvailable, UsageError
+from vmlab.errors import BackendError, NotAvailable
 from vmlab.images.model import ImageInfo
 
 RUNTIME = "podman"
@@ -83,9 +85,8 @@ class PodmanBackend:
         t0 = time.monotonic()
         from vmlab.images import get_image
 
+        runtime_options(NoOptions, spec.options, self.runtime)  # podman publishes no ports: none
         image = get_image(spec.image, verify="quick")
-        if spec.publish_ports:
-            raise UsageError("the podman runtime publishes no ports", hint="--runtime docker")
         ensure_name_free(self, spec.name, spec.run_id if spec.name_scope == "run" else None)
         tag = ensure_image(image)
         rname = resource_name(spec.run_id, spec.name)
