@@ -71,3 +71,14 @@ def test_the_runsc_registration_is_read_in_one_place() -> None:
         str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if '.get("Runtimes")' in p.read_text()
     )
     assert readers == ["backends/docker/probe.py"]
+
+
+@pytest.mark.parametrize(
+    "rel", ["backends/lifecycle.py", "backends/__init__.py", "cli/lifecycle.py", "host/requirements.py"]
+)
+def test_shared_lifecycle_code_branches_on_no_runtime_name(rel: str) -> None:
+    """`if runtime == "libvirt"` is gone: where to look and how to reach an instance are the runtime's
+    answers (listing_scopes, shell_argv), so no string in this code is a runtime's name."""
+    tree = ast.parse((SRC / rel).read_text())
+    literals = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert not literals & set(BUILTIN)
