@@ -2,8 +2,9 @@
 
 KINDS say what isolates a program: a `native` process, a `container` (the host kernel answers every
 system call), a `sandbox` (a user-space kernel intercepts them: gVisor), a `vm` (a guest kernel; the
-hypervisor sees only exits). RUNTIMES say what runs one: each is one module exposing
-`open_runtime(ctx: RunContext) -> Backend`, described by one RuntimeInfo line of vmlab.runtime_registry
+hypervisor sees only exits). RUNTIMES say what runs one: each is a folder of this package (docker/,
+libvirt/, podman/) whose module exposes `open_runtime(ctx: RunContext) -> Backend` and whose probe
+module its health, described by one RuntimeInfo line of vmlab.runtime_registry
 (its kind, its health probe for `vmlab doctor` and `requires`, the commands the test suite probes it
 with), which this package re-exports. A missing libvirt
 never breaks the Docker path and vice versa, because a module is imported only when its runtime is asked

@@ -91,7 +91,7 @@ def _openssh_through_the_libvirt_host(uri: str, port: int, meta: dict[str, str])
     """What an interactive `vmlab ssh` to a remote guest needs: OpenSSH with openssh_proxy_command."""
     import subprocess
 
-    from vmlab.backends.libvirt.remote import openssh_proxy_command, ssh_target
+    from vmlab.backends.libvirt.target import openssh_proxy_command, ssh_target
 
     target = ssh_target(uri)
     assert target is not None
@@ -107,7 +107,8 @@ def _openssh_through_the_libvirt_host(uri: str, port: int, meta: dict[str, str])
 def test_remote_files_are_checked_on_the_host(private_sshd: dict[str, Any], tiny_image: Any) -> None:
     """The boot files exist there already (same machine): the check hashes on the host and uploads
     nothing; a missing state dir is created with the local directory's mode."""
-    from vmlab.backends.libvirt.remote import RemoteHost, sha256_local, ssh_target
+    from vmlab.backends.libvirt.remote import RemoteHost
+    from vmlab.backends.libvirt.target import sha256_local, ssh_target
 
     target = ssh_target(str(private_sshd["uri"]))
     assert target is not None
@@ -128,7 +129,8 @@ def test_remote_files_are_checked_on_the_host(private_sshd: dict[str, Any], tiny
 
 
 def test_unknown_host_key_is_refused_not_learned(private_sshd: dict[str, Any], tmp_path: Path) -> None:
-    from vmlab.backends.libvirt.remote import RemoteHost, ssh_target
+    from vmlab.backends.libvirt.remote import RemoteHost
+    from vmlab.backends.libvirt.target import ssh_target
     from vmlab.errors import NotAvailable
 
     empty = tmp_path / "known_hosts"
@@ -150,7 +152,8 @@ def test_unknown_host_key_is_refused_not_learned(private_sshd: dict[str, Any], t
 def test_wrong_key_is_refused(private_sshd: dict[str, Any], tmp_path: Path) -> None:
     import subprocess
 
-    from vmlab.backends.libvirt.remote import RemoteHost, ssh_target
+    from vmlab.backends.libvirt.remote import RemoteHost
+    from vmlab.backends.libvirt.target import ssh_target
     from vmlab.errors import NotAvailable
 
     other = tmp_path / "other"

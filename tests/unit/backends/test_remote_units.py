@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from vmlab.backends.libvirt.remote import RemoteHost, SshTarget, ssh_target, upload_reason
+from vmlab.backends.libvirt.remote import RemoteHost
+from vmlab.backends.libvirt.target import SshTarget, ssh_target, upload_reason
 from vmlab.errors import BackendError, UsageError
 from vmlab.guest.console import ConsoleLog
 from vmlab.guest.ssh import port_open, read_banner
@@ -252,7 +253,7 @@ def test_console_log_with_a_custom_reader() -> None:
 def test_openssh_proxy_command_carries_the_uri_login(tmp_path: Path) -> None:
     import shlex
 
-    from vmlab.backends.libvirt.remote import openssh_proxy_command
+    from vmlab.backends.libvirt.target import openssh_proxy_command
 
     key, kh = tmp_path / "my key+1", tmp_path / "kh"
     key.write_text("k")

@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from vmlab.backends.libvirt.remote import RemoteHost, ssh_target
+from vmlab.backends.libvirt.remote import RemoteHost
+from vmlab.backends.libvirt.target import ssh_target
 from vmlab.errors import VmlabError
 from vmlab.guest.console import ConsoleLog
 from vmlab.guest.ssh import Dial, tcp_dial

@@ -236,7 +236,7 @@ class LibvirtInstance(InstanceBase):
     def shell_argv(self) -> list[str]:
         """OpenSSH to the 127.0.0.1 forward with the pinned host key and the instance's client key; for
         an ssh-transport URI it hops through the libvirt host, where that forward listens."""
-        from vmlab.backends.libvirt.remote import openssh_proxy_command, ssh_target
+        from vmlab.backends.libvirt.target import openssh_proxy_command, ssh_target
 
         if shutil.which("ssh") is None:
             raise NotAvailable("the ssh client is not installed", hint="apt-get install openssh-client")

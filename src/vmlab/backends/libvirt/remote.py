@@ -27,12 +27,7 @@ from typing import Any
 
 from vmlab.backends.libvirt.target import (
     CHUNK,
-    SftpLike,
     SshTarget,
-    openssh_proxy_command,
-    sha256_local,
-    sha256_remote,
-    ssh_target,
     upload_reason,
 )
 from vmlab.errors import BackendError, NotAvailable
@@ -331,15 +326,3 @@ def _dir_mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
     except OSError:
         return 0o755
-
-
-__all__ = [
-    "RemoteHost",
-    "SftpLike",
-    "SshTarget",
-    "openssh_proxy_command",
-    "sha256_local",
-    "sha256_remote",
-    "ssh_target",
-    "upload_reason",
-]
