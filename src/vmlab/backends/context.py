@@ -37,7 +37,7 @@ class RunContext:
         cls, uri: str | None = None, runtimes: list[str] | tuple[str, ...] = (), accel: str = "auto"
     ) -> RunContext:
         """From CLI-shaped values; each runtime name must exist, and one per kind."""
-        from vmlab.backends import runtime_kind
+        from vmlab.runtime_registry import runtime_kind
 
         chosen: dict[str, str] = {}
         for name in runtimes:
@@ -58,6 +58,6 @@ class RunContext:
         return cls.build(str(uri) if uri else None, list(runtimes), str(options.get("accel", "auto")))
 
     def runtime_for(self, kind: str) -> str:
-        from vmlab.backends import default_runtime
+        from vmlab.runtime_registry import default_runtime
 
         return self.runtimes.get(kind) or default_runtime(kind)

@@ -4,15 +4,23 @@ Docker says of it (state, uptime, published ports)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from vmlab.backends.base import Record
-
-if TYPE_CHECKING:
-    from vmlab.backends.docker.backend import DockerBackend
+from vmlab.backends.base import Kind, Record
 
 
-def record_of(c: Any, backend: DockerBackend) -> Record:
+class _Runtime(Protocol):
+    """What a record says of the runtime that made the container (DockerBackend, RunscBackend)."""
+
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def runtime(self) -> str: ...
+    @property
+    def accel_label(self) -> str: ...
+
+
+def record_of(c: Any, backend: _Runtime) -> Record:
     """What `ls` and `down` know of a container, read back from its labels and Docker's state."""
     labels = c.labels or {}
     attrs = c.attrs or {}

@@ -10,14 +10,27 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from vmlab.backends.base import ExecResult
 from vmlab.backends.capabilities import CapabilityMissing
 from vmlab.errors import BackendError
 
-if TYPE_CHECKING:
-    from vmlab.backends.docker.runsc import RunscInstance
+
+class Sandbox(Protocol):
+    """What the counter needs of a running sandbox (RunscInstance)."""
+
+    name: str
+    resource: str
+    container: Any
+
+    def boot_log(self) -> Path: ...
+    def runsc_root(self, log: Path) -> str: ...
+    def pid(self) -> int | None: ...
+    def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult: ...
+
 
 PROVIDER = "gVisor Sentry strace (runsc debug --strace=all, the boot log's entry lines)"
 HOST_PROVIDER = "strace -c -f on the Sentry (system calls that reached the host kernel)"
@@ -80,7 +93,7 @@ class SentryCounter:
     headline = "total"
     provider = PROVIDER
 
-    def __init__(self, inst: RunscInstance) -> None:
+    def __init__(self, inst: Sandbox) -> None:
         if os.geteuid() != 0:
             raise CapabilityMissing(
                 "counting the sandbox's system calls needs root: `runsc debug` talks to the sandbox's "

@@ -9,7 +9,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from vmlab.backends.base import (
     ExecResult,
@@ -23,14 +23,21 @@ from vmlab.backends.capabilities import (
 from vmlab.backends.libvirt import adapter as lv
 from vmlab.backends.libvirt import measure, recovery
 from vmlab.backends.libvirt.domain_xml import DomainModel
+from vmlab.backends.libvirt.host import LocalHost
 from vmlab.backends.ports import free_port, port_lock
 from vmlab.backends.readiness import VM_LADDER, Attempt, climb
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import BackendError, NotAvailable, ReadyTimeout
 from vmlab.guest.ssh import SshSession, port_open, read_banner
 
-if TYPE_CHECKING:
-    from vmlab.backends.libvirt.backend import LibvirtBackend
+
+class Owner(Protocol):
+    """What a guest needs of the backend that made it (LibvirtBackend): its host, connection and URI."""
+
+    host: LocalHost
+    conn: Any
+    uri: str
+
 
 log = logging.getLogger("vmlab")
 SSH_HOST = "127.0.0.1"
@@ -62,7 +69,7 @@ class LibvirtInstance(InstanceBase):
     stages = VM_LADDER.names
 
     def __init__(
-        self, backend: LibvirtBackend, dom: Any, model: DomainModel, ready_timeout_s: float, t0: float
+        self, backend: Owner, dom: Any, model: DomainModel, ready_timeout_s: float, t0: float
     ) -> None:
         super().__init__(model.metadata.get("name", model.name), model.name)
         self.ladder["create_called"] = t0

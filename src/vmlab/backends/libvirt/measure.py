@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
+from vmlab.backends.base import ExecResult
 from vmlab.backends.capabilities import (
     CapabilityMissing,
     MemorySample,
@@ -19,11 +20,21 @@ from vmlab.backends.capabilities import (
 from vmlab.backends.libvirt import adapter as lv
 from vmlab.errors import BackendError, VmlabError
 
-if TYPE_CHECKING:
-    from vmlab.backends.libvirt.instance import LibvirtInstance
+
+class Guest(Protocol):
+    """What is measured from (Guest): its QEMU process, its domain, its monitor, exec."""
+
+    name: str
+    resource: str
+    accel: str
+    dom: Any
+
+    def pid(self) -> int | None: ...
+    def monitor(self, hmp_command: str) -> str: ...
+    def exec(self, cmd: str | Sequence[str], timeout: float = 60.0) -> ExecResult: ...
 
 
-def memory(inst: LibvirtInstance) -> MemorySample:
+def memory(inst: Guest) -> MemorySample:
     """QEMU's memory maps (guest RAM is the mapping of the configured size), with libvirt's view."""
     import psutil
 
@@ -55,7 +66,7 @@ def memory(inst: LibvirtInstance) -> MemorySample:
     )
 
 
-def trap_counter(inst: LibvirtInstance) -> TrapCounter:
+def trap_counter(inst: Guest) -> TrapCounter:
     """KVM's exit statistics where the guest runs under KVM, else TCG's `info jit`."""
     from vmlab.backends import counters
 
@@ -89,7 +100,7 @@ def trap_counter(inst: LibvirtInstance) -> TrapCounter:
     )
 
 
-def stats(inst: LibvirtInstance) -> dict[str, Any]:
+def stats(inst: Guest) -> dict[str, Any]:
     """Host-side view: QEMU's RSS/USS/PSS and CPU time (psutil), libvirt's memoryStats and info."""
     import psutil
 
@@ -158,7 +169,7 @@ class CumulativeCounter:
         provider: str,
         headline: str,
         notes: list[str],
-        inst: LibvirtInstance,
+        inst: Guest,
     ) -> None:
         self.read, self.provider, self.headline, self.notes, self.inst = read, provider, headline, notes, inst
 
