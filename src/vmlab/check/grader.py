@@ -33,9 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from vmlab.check.expr import Evaluation, ExprError, compile_expr, evaluate
 from vmlab.check.integrity import INTEGRITY_ID, integrity_result
-from vmlab.check.model import (
+from vmlab.check.questions import question_results
+from vmlab.check.variant import VARIANT_ID, variant_result
+from vmlab.errors import LabError
+from vmlab.report.model import CheckResult, Grade, Outcome, Report
+from vmlab.spec.checks import (
     Check,
     CompareCheck,
     ExactCheck,
@@ -46,12 +49,9 @@ from vmlab.check.model import (
     RatioCheck,
     RegexCheck,
 )
-from vmlab.check.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
-from vmlab.check.questions import question_results
-from vmlab.check.variant import VARIANT_ID, variant_result
-from vmlab.errors import LabError
-from vmlab.labs.model import Lab
-from vmlab.report.model import CheckResult, Grade, Outcome, Report
+from vmlab.spec.expr import Evaluation, ExprError, compile_expr, evaluate
+from vmlab.spec.lab import Lab
+from vmlab.spec.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
 
 Timing = Literal["graded", "advisory"]
 # message prefixes of an `error` outcome that is the grader's fault (a lab's expression), not the report's

@@ -43,10 +43,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vmlab.check.expr import Evaluation, ExprError, compile_expr, evaluate
-from vmlab.check.paths import PathMissing, number, parse_path
 from vmlab.errors import LabError, UsageError
-from vmlab.labs.model import (
+from vmlab.report.model import CheckResult, Outcome, Predictions, Report, SealedPredictions
+from vmlab.spec.expr import Evaluation, ExprError, compile_expr, evaluate
+from vmlab.spec.lab import (
     ANSWERS_INPUT,
     ChoiceQuestion,
     Lab,
@@ -54,7 +54,7 @@ from vmlab.labs.model import (
     Question,
     TextQuestion,
 )
-from vmlab.report.model import CheckResult, Outcome, Predictions, Report, SealedPredictions
+from vmlab.spec.paths import PathMissing, number, parse_path
 
 QUESTION = "question"  # CheckResult.kind of a number or choice question
 QUESTION_TEXT = "question-text"  # a written answer: presence is automatic, its points are a tutor's

@@ -17,10 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from vmlab.check.integrity import INTEGRITY_ID
-from vmlab.check.model import Check
 from vmlab.check.questions import QUESTION, QUESTION_TEXT
-from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Grade, Report
+from vmlab.spec.checks import Check
+from vmlab.spec.lab import Lab
 
 
 class Fit:

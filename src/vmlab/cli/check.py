@@ -15,8 +15,8 @@ import typer
 from vmlab.cli.output import emit_json, errors_to_exit, out
 
 if TYPE_CHECKING:
-    from vmlab.labs.model import Lab
     from vmlab.report.model import CheckResult, Grade, Report
+    from vmlab.spec.lab import Lab
 
 Timing = Literal["graded", "advisory"]
 

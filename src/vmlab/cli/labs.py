@@ -76,7 +76,7 @@ def lab_variant(
     from rich.table import Table
 
     from vmlab.labs.catalog import load_lab
-    from vmlab.labs.variants import derive, term_of
+    from vmlab.spec.variants import derive, term_of
 
     with errors_to_exit():
         lab = load_lab(name)
@@ -175,7 +175,7 @@ def lab_predict(
 
     from vmlab.check.questions import seal
     from vmlab.labs.catalog import load_lab
-    from vmlab.labs.model import ANSWERS_INPUT
+    from vmlab.spec.lab import ANSWERS_INPUT
 
     with errors_to_exit():
         lab = load_lab(name)

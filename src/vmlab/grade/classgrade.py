@@ -29,8 +29,8 @@ from vmlab.grade.model import CLAIM, ClassOptions, ClassResult, Decision, Flag, 
 from vmlab.grade.publish import publish
 from vmlab.grade.roster import Roster
 from vmlab.grade.rubric import Rubric, apply_rubric, check_rubric, written_answers
-from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Report
+from vmlab.spec.lab import Lab
 
 if TYPE_CHECKING:
     from vmlab.grade.nearcopy import NearCopy

@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vmlab.check.paths import ParsedPath, parse_path
 from vmlab.errors import BackendError, UsageError, VmlabError
+from vmlab.spec.paths import ParsedPath, parse_path
 
 if TYPE_CHECKING:
     from vmlab.grade.rerun import RerunContext
-    from vmlab.labs.model import Lab
     from vmlab.report.model import CheckResult, Report
+    from vmlab.spec.lab import Lab
 
 # parameters that say how often a figure is measured, not what: the calibration's may differ
 REPEAT_KEYS = frozenset({"runs", "repeats", "warmup"})
@@ -81,7 +81,7 @@ class MeasureParams(BaseModel):
 
 
 def segments(path: str) -> list[str]:
-    """A path's segments, in the checks' path syntax (vmlab.check.paths), `*` being one of them."""
+    """A path's segments, in the checks' path syntax (vmlab.spec.paths), `*` being one of them."""
     return list(parse_path(path).segments)
 
 
@@ -339,7 +339,7 @@ def allowed_params(
 
     from vmlab.labs.catalog import resolve
     from vmlab.labs.pipeline import params_model
-    from vmlab.labs.variants import derive, step_settings
+    from vmlab.spec.variants import derive, step_settings
 
     rec = report.steps[step]
     spec = lab.experiments[step].runner

@@ -23,8 +23,8 @@ from vmlab.report.model import CheckResult
 if TYPE_CHECKING:
     from vmlab.grade.handins import HandIn
     from vmlab.grade.sandbox import Limits, Sandbox, SandboxResult
-    from vmlab.labs.model import Lab, Rerun
     from vmlab.report.model import Report
+    from vmlab.spec.lab import Lab, Rerun
 
 _SANDBOX: dict[str, Sandbox] = {}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vmlab.errors import LabError
-from vmlab.labs.model import Lab, parse_lab
+from vmlab.spec.lab import Lab, parse_lab
 
 
 def labs_roots() -> list[Path]:
@@ -109,7 +109,7 @@ def cli_registrars(warn: Callable[[str], None] | None = None) -> list[tuple[str,
     Runs at every CLI start, so it only parses TOML; a lab.toml that does not parse is left out with
     one `warn` line (the same line `vmlab lab ls` gives), never breaking `vmlab --help`.
     """
-    from vmlab.labs.model import read_lab_toml
+    from vmlab.spec.lab import read_lab_toml
 
     found: list[tuple[str, str]] = []
     for name in lab_names():

@@ -33,7 +33,6 @@ from vmlab import __version__
 from vmlab.alarm import time_limit
 from vmlab.errors import BackendError, PartialFailure, UsageError, VmlabError
 from vmlab.labs.catalog import lab_path, lab_sha256, load_lab, resolve
-from vmlab.labs.model import ANSWERS_INPUT, Lab
 from vmlab.labs.step import StepContext, StepParams, sha256_file
 from vmlab.report.model import (
     ExperimentEntry,
@@ -45,6 +44,7 @@ from vmlab.report.model import (
     StepRecord,
     VariantRecord,
 )
+from vmlab.spec.lab import ANSWERS_INPUT, Lab
 
 log = logging.getLogger("vmlab")
 
@@ -198,8 +198,8 @@ def plan_run(req: RunRequest) -> _Plan:
 
 
 def _variant(lab: Lab, student: str | None) -> tuple[VariantRecord | None, dict[str, dict[str, Any]]]:
-    """The student's variant (vmlab.labs.variants) and what it sets in each step's parameters."""
-    from vmlab.labs.variants import derive, step_settings, term_of
+    """The student's variant (vmlab.spec.variants) and what it sets in each step's parameters."""
+    from vmlab.spec.variants import derive, step_settings, term_of
 
     if lab.variants is None:
         return None, {}

@@ -31,7 +31,7 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     den = "true"
     lo = 2.0
 
-    [variants]                               # per-student parameters (vmlab.labs.variants)
+    [variants]                               # per-student parameters (vmlab.spec.variants)
     term = "2027-spring"
     [variants.params.runs]                   # read by checks as `variant.runs`
     set = ["true.runs"]                      # the step parameters it fixes
@@ -58,9 +58,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vmlab.check.expr import compile_expr
-from vmlab.check.model import Check, Derivation, PathText
 from vmlab.errors import LabError
+from vmlab.spec.checks import Check, Derivation, PathText
+from vmlab.spec.expr import compile_expr
 
 
 class _Strict(BaseModel):
@@ -188,7 +188,7 @@ class Bound(_Strict):
 
 
 class VariantParam(_Strict):
-    """One workload parameter drawn per student (vmlab.labs.variants): an integer from `range` (both
+    """One workload parameter drawn per student (vmlab.spec.variants): an integer from `range` (both
     ends included, multiples of `step` from lo) or one of `choices`; `format` turns it into text
     ("hello from guest {value}"). `set` names the step parameters it fixes, as "STEP.KEY"."""
 

@@ -16,7 +16,6 @@ import pytest
 
 from vmlab.check.grader import grade_report
 from vmlab.check.render import render_verdict, rendered_lines
-from vmlab.labs.model import Lab
 from vmlab.report.model import (
     CheckResult,
     Experiment,
@@ -28,6 +27,7 @@ from vmlab.report.model import (
     StepStatus,
 )
 from vmlab.report.stats import summarize
+from vmlab.spec.lab import Lab
 
 QUESTIONS: list[dict[str, Any]] = [
     {

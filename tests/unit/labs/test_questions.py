@@ -20,8 +20,8 @@ from vmlab.check.questions import answers_template, parse_answers
 from vmlab.cli.main import app
 from vmlab.errors import LabError, UsageError
 from vmlab.labs.catalog import lab_names, lab_path, load_lab
-from vmlab.labs.model import ANSWERS_INPUT, ChoiceQuestion, NumberQuestion, TextQuestion, parse_lab
 from vmlab.report.io import load_report
+from vmlab.spec.lab import ANSWERS_INPUT, ChoiceQuestion, NumberQuestion, TextQuestion, parse_lab
 
 runner = CliRunner()
 
