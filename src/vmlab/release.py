@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from vmlab.errors import LabError, UsageError
-from vmlab.labs.catalog import TUTOR_TABLES
+from vmlab.spec.lab import TUTOR_TABLES
 
 # top-level files and folders of the kit, copied as they are (docs/, src/ and labs/ are filtered)
 KIT_FILES = ("pyproject.toml", "README.md", "Makefile", "Vagrantfile", ".gitignore")

@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vmlab.labs.step import sha256_file
 from vmlab.report.model import CheckResult, Experiment, Measurement, Report, Summary
 from vmlab.report.stats import summarize
 from vmlab.spec.checks import Derivation
+from vmlab.spec.digest import sha256_file
 from vmlab.spec.expr import Evaluation, ExprError, compile_expr, evaluate
 from vmlab.spec.lab import Lab
 from vmlab.spec.paths import PathMissing, parse_path, resolve_raw, summary_median

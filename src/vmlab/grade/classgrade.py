@@ -164,7 +164,7 @@ def _flag(code: str, message: str, blocking: bool = False) -> Flag:
 
 def skeleton_hashes(lab: Lab, lab_dir: Path) -> frozenset[str]:
     """sha256 of every file input's default (the skeleton every student got)."""
-    from vmlab.labs.step import sha256_file
+    from vmlab.spec.digest import sha256_file
 
     paths = [lab_dir / i.default for i in lab.inputs.values() if i.kind == "file" and i.default]
     return frozenset(sha256_file(p) for p in paths if p.is_file())

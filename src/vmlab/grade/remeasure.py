@@ -315,7 +315,7 @@ def _step_making(report: Report, steps: list[str], head: str) -> str | None:
 
 def _param_names(lab: Lab, step: str) -> set[str]:
     from vmlab.labs.catalog import resolve
-    from vmlab.labs.pipeline import params_model
+    from vmlab.labs.plan import params_model
 
     spec = lab.experiments[step].runner
     return set(params_model(resolve(spec), spec).model_fields)
@@ -338,7 +338,7 @@ def allowed_params(
     from pydantic import ValidationError
 
     from vmlab.labs.catalog import resolve
-    from vmlab.labs.pipeline import params_model
+    from vmlab.labs.plan import params_model
     from vmlab.spec.variants import derive, step_settings
 
     rec = report.steps[step]

@@ -27,7 +27,7 @@ from vmlab.errors import UsageError
 from vmlab.images.model import ImageInfo, Manifest
 from vmlab.images.recipe import load_recipe
 from vmlab.paths import images_dir
-from vmlab.spec.digest import sha256_file as sha256_file
+from vmlab.spec.digest import sha256_file
 
 log = logging.getLogger("vmlab")
 
