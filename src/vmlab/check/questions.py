@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmlab.check.gate import paths_gate
 from vmlab.errors import LabError, UsageError
 from vmlab.report.model import CheckResult, Outcome, Predictions, Report
 from vmlab.spec.answers import Answer, AnswerKey, points_text, read_answers, seal_differences, tolerance_text
@@ -270,8 +271,6 @@ def _grade_number(
         )
         return "fail", 0.0, None, expected, why
     if not legacy:
-        from vmlab.check.grader import paths_gate
-
         gate = paths_gate([parse_path(p) for p in q.path_texts()], q.task, report, lab)
         if gate is not None:
             outcome, why = gate

@@ -233,10 +233,10 @@ def _probe_docker() -> Row:
 
 def _probe_sandbox() -> Row:
     """gVisor registered with Docker as the runtime `runsc` (what `vmlab up --kind sandbox` uses)."""
-    from vmlab.host.requirements import which
+    from vmlab.paths import system_tool
 
     fix = "make setup (installs runsc and registers it in /etc/docker/daemon.json)"
-    if which("runsc") is None:
+    if system_tool("runsc") is None:
         return Row("sandbox", "fail", "runsc (gVisor) is not installed", fix)
     try:
         import docker
