@@ -19,7 +19,8 @@ ACCELS: tuple[str, ...] = get_args(Accel)
 
 
 def parse_accel(value: str) -> Accel:
-    """The one place an accelerator name is checked."""
+    """An accelerator name typed on the command line, checked (a step parameter typed `Accel` is
+    checked by pydantic against the same names); everything downstream takes an `Accel`."""
     if value not in ACCELS:
         raise UsageError(f"unknown accel {value!r}", hint="--accel auto, kvm or tcg")
     return cast(Accel, value)

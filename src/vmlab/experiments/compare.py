@@ -20,7 +20,7 @@ from pydantic import Field
 
 from vmlab.backends.base import Instance, InstanceSpec
 from vmlab.backends.capabilities import MIB, CapabilityMissing, MemorySample, TrapCounter
-from vmlab.backends.context import RunContext, parse_accel
+from vmlab.backends.context import Accel, RunContext, parse_accel
 from vmlab.errors import BackendError, NotAvailable, PartialFailure, UsageError, VmlabError
 from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
@@ -417,7 +417,7 @@ class CompareParams(StepParams):
 
     runs: int = Field(5, ge=1, le=100)
     image: str = "tiny"
-    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    accel: Accel = "auto"
     memory_mib: int | None = Field(None, ge=16)
     only: list[ExperimentName] = Field(default_factory=_every_experiment)
     kinds: list[KindName] = Field(default_factory=_every_kind)

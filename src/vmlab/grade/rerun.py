@@ -22,7 +22,7 @@ from vmlab.report.model import CheckResult
 
 if TYPE_CHECKING:
     from vmlab.grade.handins import HandIn
-    from vmlab.grade.sandbox import Limits, Sandbox, SandboxResult
+    from vmlab.grade.sandbox import Sandbox, SandboxResult
     from vmlab.report.model import Report
     from vmlab.spec.lab import Lab, Rerun
 
@@ -206,9 +206,3 @@ def rerun_checks(
         msg = f"re-run failed: {type(e).__name__}: {e}"
         return [CheckResult(id="rerun", kind="rerun", outcome="error", points=0.0, message=msg)]
     return results
-
-
-def limits_of(spec: Rerun) -> Limits:
-    from vmlab.grade.sandbox import Limits
-
-    return Limits(timeout_s=spec.timeout_s, cpus=spec.cpus, memory_mb=spec.memory_mb, kvm=spec.kvm)

@@ -11,6 +11,7 @@ from typing import Any
 
 from vmlab import __version__
 from vmlab.backends.context import RunContext
+from vmlab.labs.inputs import ARTIFACTS
 from vmlab.labs.plan import Plan
 from vmlab.labs.provenance import scrub, vmlab_commit
 from vmlab.report.model import (
@@ -36,8 +37,6 @@ class RunDirs:
 
     @property
     def artifacts(self) -> Path:
-        from vmlab.labs.inputs import ARTIFACTS
-
         return self.report.parent / ARTIFACTS
 
 
