@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from vmlab.errors import LabError, UsageError
-from vmlab.labs.catalog import TUTOR_TABLES
+from vmlab.spec.lab import TUTOR_TABLES
 
 # top-level files and folders of the kit, copied as they are (docs/, src/ and labs/ are filtered)
 KIT_FILES = ("pyproject.toml", "README.md", "Makefile", "Vagrantfile", ".gitignore")
@@ -302,7 +302,7 @@ def declared_solutions() -> dict[str, list[str]]:
     """{module: [where declared]} from every lab's `[rerun]`: its `solutions` (vmlab's answers) and the
     module of its `hook` (re-run material), read as TOML: a lab not released still declares them."""
     from vmlab.labs.catalog import lab_names, lab_path
-    from vmlab.labs.model import read_lab_toml
+    from vmlab.spec.lab import read_lab_toml
 
     found: dict[str, list[str]] = {}
     for name in lab_names():
@@ -322,7 +322,7 @@ def declared_solutions() -> dict[str, list[str]]:
 def release(labs: list[str], output: Path) -> Release:
     """Write the student kit of `labs` into `output` (new or empty); see the module doc."""
     from vmlab.labs.catalog import lab_names, lab_path, load_lab
-    from vmlab.labs.model import parse_lab
+    from vmlab.spec.lab import parse_lab
 
     if not labs:
         raise UsageError("name at least one lab to release", hint=f"labs: {', '.join(lab_names())}")

@@ -69,7 +69,7 @@ def run_bench(
             with backend.create(spec) as inst:
                 inst.start()
                 inst.wait_ready()
-                ladders.append(inst.ladder_relative())  # type: ignore[attr-defined]
+                ladders.append(inst.ladder_relative())
                 up = getattr(inst, "guest_uptime_s", None)
                 if up is not None:
                     uptimes.append(float(up))

@@ -79,7 +79,7 @@ def run_pairs(pairs: int, image: str = "tiny", accel: str = "tcg") -> dict[str, 
                 with backend.create(spec) as inst:
                     inst.start()
                     inst.wait_ready()
-                    vmlab_s.append(inst.ladder["serial_marker"] - inst.ladder["create_called"])
+                    vmlab_s.append(inst.ladder_relative()["serial_marker"])
 
             for i in range(pairs):
                 first, second = (raw, ours) if i % 2 == 0 else (ours, raw)

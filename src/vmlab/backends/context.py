@@ -1,14 +1,16 @@
 """One typed run context: which libvirt URI, which runtime, which accelerator.
 
 `compare`, `lab run` and the lifecycle commands build one from their options (`-c/--connect`,
-`--runtime`, `--accel`); the accelerator string is validated here once, never again downstream.
+`--runtime`, `--accel`) and a lab run hands it to every step as `ctx.run`. An accelerator name is
+checked once where it enters: `parse_accel` for a CLI string, the `Accel` type of a pydantic field for
+lab.toml and `--set`; downstream it is an `Accel` and never checked again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast, get_args
+from typing import Literal, cast, get_args
 
 from vmlab.errors import UsageError
 
@@ -17,7 +19,8 @@ ACCELS: tuple[str, ...] = get_args(Accel)
 
 
 def parse_accel(value: str) -> Accel:
-    """The one place an accelerator name is checked."""
+    """An accelerator name typed on the command line, checked (a step parameter typed `Accel` is
+    checked by pydantic against the same names); everything downstream takes an `Accel`."""
     if value not in ACCELS:
         raise UsageError(f"unknown accel {value!r}", hint="--accel auto, kvm or tcg")
     return cast(Accel, value)
@@ -34,7 +37,7 @@ class RunContext:
 
     @classmethod
     def build(
-        cls, uri: str | None = None, runtimes: list[str] | tuple[str, ...] = (), accel: str = "auto"
+        cls, uri: str | None = None, runtimes: list[str] | tuple[str, ...] = (), accel: Accel = "auto"
     ) -> RunContext:
         """From CLI-shaped values; each runtime name must exist, and one per kind."""
         from vmlab.runtime_registry import runtime_kind
@@ -48,14 +51,7 @@ class RunContext:
                     hint="give one runtime per kind",
                 )
             chosen[kind] = name
-        return cls(uri=uri or None, runtimes=chosen, accel=parse_accel(accel))
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> RunContext:
-        """A lab step's `ctx.options` (`lab run -c URI` puts {"connect": URI} there)."""
-        uri = options.get("connect") or options.get("uri")
-        runtimes = options.get("runtimes") or ()
-        return cls.build(str(uri) if uri else None, list(runtimes), str(options.get("accel", "auto")))
+        return cls(uri=uri or None, runtimes=chosen, accel=accel)
 
     def runtime_for(self, kind: str) -> str:
         from vmlab.runtime_registry import default_runtime

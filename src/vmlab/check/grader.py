@@ -31,11 +31,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from vmlab.check.expr import Evaluation, ExprError, compile_expr, evaluate
+from vmlab.check.gate import paths_gate, step_of
 from vmlab.check.integrity import INTEGRITY_ID, integrity_result
-from vmlab.check.model import (
+from vmlab.check.questions import question_results
+from vmlab.check.variant import VARIANT_ID, variant_result
+from vmlab.errors import LabError
+from vmlab.report.model import CheckResult, Grade, Outcome, Report, Timing
+from vmlab.spec.checks import (
     Check,
     CompareCheck,
     ExactCheck,
@@ -46,14 +50,10 @@ from vmlab.check.model import (
     RatioCheck,
     RegexCheck,
 )
-from vmlab.check.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
-from vmlab.check.questions import question_results
-from vmlab.check.variant import VARIANT_ID, variant_result
-from vmlab.errors import LabError
-from vmlab.labs.model import Lab
-from vmlab.report.model import CheckResult, Grade, Outcome, Report
+from vmlab.spec.expr import Evaluation, ExprError, compile_expr, evaluate
+from vmlab.spec.lab import Lab
+from vmlab.spec.paths import ParsedPath, PathMissing, number, parse_path, resolve, resolve_raw
 
-Timing = Literal["graded", "advisory"]
 # message prefixes of an `error` outcome that is the grader's fault (a lab's expression), not the report's
 GRADER_FAULTS = ("cannot grade:", "grader error:")
 
@@ -203,12 +203,6 @@ def _paths(b: _Bound) -> list[ParsedPath]:
     return [b.path(t) for t in c.path_texts()]
 
 
-def _step_of(experiment: str, report: Report) -> str | None:
-    if experiment in report.steps:
-        return experiment
-    return next((sid for sid, s in report.steps.items() if experiment in s.experiments), None)
-
-
 def _member_task(b: _Bound, report: Report, lab: Lab) -> str | None:
     """A group member's task: the task running the step behind the first path that names the member."""
     if b.member is None:
@@ -217,7 +211,7 @@ def _member_task(b: _Bound, report: Report, lab: Lab) -> str | None:
         p = parse_path(text)
         if p.has_member and p.experiment is not None:
             exp = p.bind(b.member).segments[0]
-            step = _step_of(exp, report) or exp
+            step = step_of(exp, report) or exp
             for t in lab.tasks:
                 if step in t.experiments:
                     return t.id
@@ -226,33 +220,6 @@ def _member_task(b: _Bound, report: Report, lab: Lab) -> str | None:
 
 def _step_gate(b: _Bound, task: str | None, report: Report, lab: Lab | None) -> tuple[Outcome, str] | None:
     return paths_gate(_paths(b), task, report, lab)
-
-
-def paths_gate(
-    paths: list[ParsedPath], task: str | None, report: Report, lab: Lab | None
-) -> tuple[Outcome, str] | None:
-    """skipped/error when a step behind the paths did not run fine (a step with no record did not
-    run); None to grade the data. Shared with the questions (vmlab.check.questions)."""
-    steps: list[str] = []
-    for p in paths:
-        if p.experiment is None:
-            continue
-        step = _step_of(p.experiment, report)
-        if step is not None:
-            steps.append(step)
-        elif task is not None and lab is not None:
-            steps += next((t.experiments for t in lab.tasks if t.id == task), [])
-    worst: tuple[Outcome, str] | None = None
-    for sid in dict.fromkeys(steps):
-        rec = report.steps.get(sid)
-        status = rec.status if rec is not None else "not_run"
-        why = f": {rec.message}" if rec is not None and rec.message else ""
-        if status == "error":
-            return "error", f"step {sid} failed{why}"
-        if status != "ok" and worst is None:
-            said = {"not_run": "did not run", "interrupted": "was interrupted"}.get(status, "was skipped")
-            worst = "skipped", f"step {sid} {said}{why}"
-    return worst
 
 
 def _band(lo: float | None, hi: float | None) -> str:

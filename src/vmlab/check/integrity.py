@@ -14,13 +14,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from vmlab.check.expr import Evaluation, ExprError, compile_expr, evaluate
-from vmlab.check.model import Derivation
-from vmlab.check.paths import PathMissing, parse_path, resolve_raw, summary_median
-from vmlab.labs.model import Lab
-from vmlab.labs.step import sha256_file
 from vmlab.report.model import CheckResult, Experiment, Measurement, Report, Summary
 from vmlab.report.stats import summarize
+from vmlab.spec.checks import Derivation
+from vmlab.spec.digest import sha256_file
+from vmlab.spec.expr import Evaluation, ExprError, compile_expr, evaluate
+from vmlab.spec.lab import Lab
+from vmlab.spec.paths import PathMissing, parse_path, resolve_raw, summary_median
 
 INTEGRITY_ID = "integrity"
 REL_TOL = 1e-9  # summaries are computed from the same floats; only JSON round-off may differ

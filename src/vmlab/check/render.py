@@ -17,10 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from vmlab.check.integrity import INTEGRITY_ID
-from vmlab.check.model import Check
 from vmlab.check.questions import QUESTION, QUESTION_TEXT
-from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Grade, Report
+from vmlab.spec.checks import Check
+from vmlab.spec.lab import Lab
 
 
 class Fit:
@@ -88,7 +88,7 @@ def _variants_table(lab: Lab) -> Table:
 
 def _questions_table(lab: Lab) -> Table:
     """Each task's questions: what is asked, of which kind, for how many points (never a key)."""
-    from vmlab.check.questions import question_summary
+    from vmlab.spec.answers import question_summary
 
     title = f"questions of {lab.lab.name} (vmlab lab answers {lab.lab.name})"
     table = Table(title=title, title_justify="left", expand=True)

@@ -1,6 +1,6 @@
 """The `variant` check: the run used the per-student parameters of the student it names.
 
-Derived again here from lab, term and student (vmlab.labs.variants), never taken from the report: a
+Derived again here from lab, term and student (vmlab.spec.variants), never taken from the report: a
 report copied from a classmate and renamed carries the classmate's parameters; one whose variant block
 was edited to match ran its steps with other parameters than it claims. Either fails this check, which
 (like integrity) leaves the report without a score: none of its figures was measured on the student's
@@ -9,9 +9,9 @@ own parameters. `vmlab grade` runs the same derivation for the hand-in's identit
 
 from __future__ import annotations
 
-from vmlab.labs.model import Lab
-from vmlab.labs.variants import derive, differences, step_settings, term_of
 from vmlab.report.model import CheckResult, Report
+from vmlab.spec.lab import Lab
+from vmlab.spec.variants import derive, differences, step_settings, term_of
 
 VARIANT_ID = "variant"
 

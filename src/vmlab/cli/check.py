@@ -8,17 +8,15 @@ integrity check included), 2 the report or the lab is invalid, 3 a required chec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from vmlab.cli.output import emit_json, errors_to_exit, out
 
 if TYPE_CHECKING:
-    from vmlab.labs.model import Lab
-    from vmlab.report.model import CheckResult, Grade, Report
-
-Timing = Literal["graded", "advisory"]
+    from vmlab.report.model import CheckResult, Grade, Report, Timing
+    from vmlab.spec.lab import Lab
 
 
 def print_verdict(
@@ -104,17 +102,17 @@ def check(
     json_out: Annotated[bool, typer.Option("--json", help="Print the results and grade as JSON.")] = False,
 ) -> None:
     """Grade a report against its lab's checks; exit 0 only when every required check passes."""
-    if timing not in ("graded", "advisory"):
-        from vmlab.cli.output import fail
+    from vmlab.report.model import parse_timing
 
-        raise fail(f"--timing {timing!r}: use graded or advisory")
+    with errors_to_exit():
+        chosen = parse_timing(timing)
     _grade_and_exit(
         report,
         lab,
         junit,
         json_out,
         tasks=task,
-        timing="advisory" if timing == "advisory" else "graded",
+        timing=chosen,
         verbose=verbose,
         require_artifacts=require_artifacts,
     )

@@ -136,9 +136,10 @@ def grade_class_cmd(
     from vmlab.grade.roster import read_roster
     from vmlab.grade.rubric import read_rubric
     from vmlab.grade.sign import read_key
+    from vmlab.report.model import parse_timing
 
-    if timing not in ("graded", "advisory"):
-        raise fail(f"--timing {timing!r}: use graded or advisory")
+    with errors_to_exit():
+        chosen_timing = parse_timing(timing)
     if on_flag not in ("review", "zero", "keep"):
         raise fail(f"--on-flag {on_flag!r}: use review, zero or keep")
     if held_output not in ("zero", "none"):
@@ -154,7 +155,7 @@ def grade_class_cmd(
             hand_ins=hand_ins,
             lab=lab,
             options=ClassOptions(
-                timing=timing,  # type: ignore[arg-type]
+                timing=chosen_timing,
                 rerun=rerun,
                 require_signature=require_signature,
                 tasks=list(dict.fromkeys(task or [])),

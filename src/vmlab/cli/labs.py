@@ -76,7 +76,7 @@ def lab_variant(
     from rich.table import Table
 
     from vmlab.labs.catalog import load_lab
-    from vmlab.labs.variants import derive, term_of
+    from vmlab.spec.variants import derive, term_of
 
     with errors_to_exit():
         lab = load_lab(name)
@@ -124,8 +124,8 @@ def lab_answers(
 
     Fill it in and hand it in with the run: 'vmlab lab run LAB --input answers=FILE'.
     """
-    from vmlab.check.questions import answers_template
     from vmlab.labs.catalog import load_lab
+    from vmlab.spec.answers import answers_template
 
     with errors_to_exit():
         lab = load_lab(name)
@@ -173,9 +173,9 @@ def lab_predict(
     """
     import json
 
-    from vmlab.check.questions import seal
     from vmlab.labs.catalog import load_lab
-    from vmlab.labs.model import ANSWERS_INPUT
+    from vmlab.spec.answers import seal
+    from vmlab.spec.questions import ANSWERS_INPUT
 
     with errors_to_exit():
         lab = load_lab(name)
@@ -283,6 +283,7 @@ def lab_run(
     """
     from rich.markup import escape
 
+    from vmlab.backends.context import RunContext
     from vmlab.cli.output import relative_to_cwd
     from vmlab.labs.pipeline import RunRequest, run_lab
 
@@ -294,7 +295,7 @@ def lab_run(
             inputs=_parse_inputs(inputs or []),
             student=student,
             output=output,
-            options={"connect": connect} if connect else {},
+            context=RunContext(uri=connect or None),
             predictions=predictions.expanduser().absolute() if predictions is not None else None,
         )
         result = run_lab(request, progress_printer())

@@ -52,7 +52,7 @@ def up(
     """Create NAME and wait until it is ready (VM: serial marker, SSH; container: first exec)."""
     from vmlab.backends import default_runtime, runtime_kind
     from vmlab.backends.base import InstanceSpec
-    from vmlab.backends.context import RunContext
+    from vmlab.backends.context import RunContext, parse_accel
     from vmlab.backends.lifecycle import summary
     from vmlab.backends.lifecycle import up as do_up
     from vmlab.errors import UsageError
@@ -62,7 +62,7 @@ def up(
     try:
         with errors_to_exit():
             default_runtime(kind)  # an unknown kind is a usage error naming the known ones
-            ctx = RunContext.build(connect, [runtime] if runtime else [], accel)
+            ctx = RunContext.build(connect, [runtime] if runtime else [], parse_accel(accel))
             if runtime and runtime_kind(runtime) != kind:
                 raise UsageError(
                     f"runtime {runtime} runs a {runtime_kind(runtime)}, not a {kind}",

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from vmlab.backends.base import Instance, InstanceSpec
 from vmlab.backends.capabilities import MIB, CapabilityMissing, MemorySample, TrapCounter
-from vmlab.backends.context import RunContext
+from vmlab.backends.context import Accel, RunContext, parse_accel
 from vmlab.errors import BackendError, NotAvailable, PartialFailure, UsageError, VmlabError
 from vmlab.experiments.process import time_process
 from vmlab.labs.step import StepContext, StepParams
@@ -85,7 +85,7 @@ class CompareOptions:
             raise UsageError(f"kinds {','.join(self.kinds)}: choose from {','.join(KINDS)}")
         if self.touch_mib < 1 or self.idle_s < 0:
             raise UsageError("touch_mib must be >= 1 and idle_s >= 0")
-        return RunContext.build(self.uri, self.runtimes, self.accel)
+        return RunContext.build(self.uri, self.runtimes, parse_accel(self.accel))
 
 
 Progress = Callable[[str], None]
@@ -107,11 +107,6 @@ class _KindResult:
     samples: list[_Sample] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
     traps: dict[str, Any] = field(default_factory=dict)
-
-
-def _ladder_of(inst: Instance) -> dict[str, float]:
-    t0 = inst.ladder["create_called"]
-    return {k: v - t0 for k, v in inst.ladder.items()}
 
 
 @contextlib.contextmanager
@@ -157,7 +152,7 @@ def _measure_kind(
             progress(f"{kind} ({runtime}): cold start {i + 1}/{opts.runs}")
             with _started(backend, spec) as inst:
                 result.samples.append(
-                    _Sample(_ladder_of(inst), inst.guest_uptime(), inst.accel, inst.accel_reason)
+                    _Sample(inst.ladder_relative(), inst.guest_uptime(), inst.accel, inst.accel_reason)
                 )
                 last = i == opts.runs - 1
                 if "memory" in opts.only:
@@ -422,7 +417,7 @@ class CompareParams(StepParams):
 
     runs: int = Field(5, ge=1, le=100)
     image: str = "tiny"
-    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    accel: Accel = "auto"
     memory_mib: int | None = Field(None, ge=16)
     only: list[ExperimentName] = Field(default_factory=_every_experiment)
     kinds: list[KindName] = Field(default_factory=_every_kind)
@@ -440,12 +435,12 @@ class CompareParams(StepParams):
 
 
 def lab_step(params: CompareParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """Step runner for labs/system-vm (and `vmlab compare`); `-c URI` arrives as ctx.options["connect"].
+    """Step runner for labs/system-vm (and `vmlab compare`); `-c URI` arrives as ctx.run.uri.
 
     When a runtime fails mid-way, what the finished kinds measured travels on the error
     (PartialResults) and the pipeline keeps it in the report beside the step's error.
     """
-    uri = RunContext.from_options(ctx.options).uri
+    uri = ctx.run.uri
     result = run_compare(params.options(uri), ctx.run_id, ctx.lab, ctx.progress)
     for group in result.values():
         vm = group.get("vm") if isinstance(group, dict) else None

@@ -29,8 +29,8 @@ from vmlab.grade.model import CLAIM, ClassOptions, ClassResult, Decision, Flag, 
 from vmlab.grade.publish import publish
 from vmlab.grade.roster import Roster
 from vmlab.grade.rubric import Rubric, apply_rubric, check_rubric, written_answers
-from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Report
+from vmlab.spec.lab import Lab
 
 if TYPE_CHECKING:
     from vmlab.grade.nearcopy import NearCopy
@@ -164,7 +164,7 @@ def _flag(code: str, message: str, blocking: bool = False) -> Flag:
 
 def skeleton_hashes(lab: Lab, lab_dir: Path) -> frozenset[str]:
     """sha256 of every file input's default (the skeleton every student got)."""
-    from vmlab.labs.step import sha256_file
+    from vmlab.spec.digest import sha256_file
 
     paths = [lab_dir / i.default for i in lab.inputs.values() if i.kind == "file" and i.default]
     return frozenset(sha256_file(p) for p in paths if p.is_file())

@@ -16,10 +16,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from vmlab.check.paths import PathMissing, parse_path, resolve_raw
 from vmlab.grade.model import Flag, StudentResult
-from vmlab.labs.model import Lab
 from vmlab.report.model import Experiment, Measurement, Report
+from vmlab.spec.lab import Lab
+from vmlab.spec.paths import PathMissing, parse_path, resolve_raw
 
 if TYPE_CHECKING:
     from vmlab.grade.nearcopy import NearCopy

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vmlab.report.model import CheckResult
+from vmlab.report.model import CheckResult, Timing
 
 CLASS_FORMAT = "vmlab-class/2"
 RERUN = "rerun"  # CheckResult.kind of a re-run check
@@ -133,7 +133,7 @@ class StudentResult(_Strict):
 
 
 class ClassOptions(_Strict):
-    timing: Literal["graded", "advisory"] = "graded"
+    timing: Timing = "graded"
     rerun: bool = False
     require_signature: bool = False
     tasks: list[str] = Field(default_factory=list)  # empty: every task of the lab

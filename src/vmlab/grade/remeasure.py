@@ -36,13 +36,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vmlab.check.paths import ParsedPath, parse_path
 from vmlab.errors import BackendError, UsageError, VmlabError
+from vmlab.spec.paths import ParsedPath, parse_path
 
 if TYPE_CHECKING:
     from vmlab.grade.rerun import RerunContext
-    from vmlab.labs.model import Lab
     from vmlab.report.model import CheckResult, Report
+    from vmlab.spec.lab import Lab
 
 # parameters that say how often a figure is measured, not what: the calibration's may differ
 REPEAT_KEYS = frozenset({"runs", "repeats", "warmup"})
@@ -81,7 +81,7 @@ class MeasureParams(BaseModel):
 
 
 def segments(path: str) -> list[str]:
-    """A path's segments, in the checks' path syntax (vmlab.check.paths), `*` being one of them."""
+    """A path's segments, in the checks' path syntax (vmlab.spec.paths), `*` being one of them."""
     return list(parse_path(path).segments)
 
 
@@ -315,7 +315,7 @@ def _step_making(report: Report, steps: list[str], head: str) -> str | None:
 
 def _param_names(lab: Lab, step: str) -> set[str]:
     from vmlab.labs.catalog import resolve
-    from vmlab.labs.pipeline import params_model
+    from vmlab.labs.plan import params_model
 
     spec = lab.experiments[step].runner
     return set(params_model(resolve(spec), spec).model_fields)
@@ -338,8 +338,8 @@ def allowed_params(
     from pydantic import ValidationError
 
     from vmlab.labs.catalog import resolve
-    from vmlab.labs.pipeline import params_model
-    from vmlab.labs.variants import derive, step_settings
+    from vmlab.labs.plan import params_model
+    from vmlab.spec.variants import derive, step_settings
 
     rec = report.steps[step]
     spec = lab.experiments[step].runner

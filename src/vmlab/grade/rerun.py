@@ -22,9 +22,9 @@ from vmlab.report.model import CheckResult
 
 if TYPE_CHECKING:
     from vmlab.grade.handins import HandIn
-    from vmlab.grade.sandbox import Limits, Sandbox, SandboxResult
-    from vmlab.labs.model import Lab, Rerun
+    from vmlab.grade.sandbox import Sandbox, SandboxResult
     from vmlab.report.model import Report
+    from vmlab.spec.lab import Lab, Rerun
 
 _SANDBOX: dict[str, Sandbox] = {}
 
@@ -118,7 +118,7 @@ class RerunContext:
 def recorded_inputs(report: Report, report_dir: Path, names: list[str]) -> dict[str, Path]:
     """The student's files (or folders) as the report recorded them under artifacts/, only if their sha256
     agrees."""
-    from vmlab.labs.step import sha256_file
+    from vmlab.spec.digest import sha256_file
 
     found: dict[str, Path] = {}
     for name in names:
@@ -146,15 +146,11 @@ def recorded_inputs(report: Report, report_dir: Path, names: list[str]) -> dict[
 def _dir_sha256(root: Path) -> str | None:
     """A recorded folder's hash as the pipeline computes it (each file's relative name and sha256);
     None when it holds a symlink, which could make the runner read files outside the hand-in."""
-    from vmlab.labs.step import sha256_file
+    from vmlab.spec.digest import sha256_tree
 
-    h = hashlib.sha256()
-    entries = sorted(root.rglob("*"))
-    if any(p.is_symlink() for p in entries):
+    if any(p.is_symlink() for p in root.rglob("*")):
         return None
-    for p in (q for q in entries if q.is_file()):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0" + sha256_file(p).encode() + b"\n")
-    return h.hexdigest()
+    return sha256_tree(root)
 
 
 def _sandbox(progress: Callable[[str], None]) -> Sandbox:
@@ -210,9 +206,3 @@ def rerun_checks(
         msg = f"re-run failed: {type(e).__name__}: {e}"
         return [CheckResult(id="rerun", kind="rerun", outcome="error", points=0.0, message=msg)]
     return results
-
-
-def limits_of(spec: Rerun) -> Limits:
-    from vmlab.grade.sandbox import Limits
-
-    return Limits(timeout_s=spec.timeout_s, cpus=spec.cpus, memory_mb=spec.memory_mb, kvm=spec.kvm)

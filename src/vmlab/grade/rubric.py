@@ -30,8 +30,9 @@ from pathlib import Path
 
 from vmlab.errors import UsageError
 from vmlab.grade.model import StudentResult, Written
-from vmlab.labs.model import Lab, TextQuestion
 from vmlab.report.model import CheckResult, Report
+from vmlab.spec.lab import Lab
+from vmlab.spec.questions import TextQuestion
 
 KEY_COLUMNS = ("handin", "student")
 COLUMNS = (*KEY_COLUMNS, "question", "points", "comment", "override")

@@ -25,8 +25,8 @@ from vmlab import __version__
 from vmlab.errors import UsageError
 from vmlab.grade.model import STATUSES, ClassResult, StudentResult
 from vmlab.grade.outputs import read_class, safe_name
-from vmlab.labs.model import Lab
 from vmlab.report.model import Report
+from vmlab.spec.lab import Lab
 
 ACCEL_COLOURS = {"kvm": "#1b7837", "tcg": "#b2182b", "none": "#4d4d4d"}
 

@@ -9,13 +9,11 @@ system directories Debian keeps out of a normal user's PATH.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from vmlab.host import doctor
-
-SYSTEM_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+from vmlab.paths import system_tool
 
 
 @dataclass(frozen=True)
@@ -31,15 +29,9 @@ class Unmet:
 Probe = Callable[[], Unmet | None]
 
 
-def which(program: str) -> str | None:
-    """shutil.which, also searching /usr/sbin and /sbin (not on a normal user's PATH on Debian)."""
-    path = os.environ.get("PATH", os.defpath)
-    return shutil.which(program, path=os.pathsep.join([path, *SYSTEM_DIRS]))
-
-
 def _tool(name: str, program: str, package: str) -> Probe:
     def probe() -> Unmet | None:
-        if which(program) is None:
+        if system_tool(program) is None:
             return Unmet(name, f"{program} is not installed", f"apt-get install {package} (or make setup)")
         return None
 

@@ -24,10 +24,10 @@ from pydantic import ValidationError
 
 from vmlab import __version__
 from vmlab.errors import UsageError
-from vmlab.images.digest import sha256_file as sha256_file
 from vmlab.images.model import ImageInfo, Manifest
 from vmlab.images.recipe import load_recipe
 from vmlab.paths import images_dir
+from vmlab.spec.digest import sha256_file
 
 log = logging.getLogger("vmlab")
 

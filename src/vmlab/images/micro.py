@@ -158,7 +158,7 @@ def cached_kernel(images: Path, key: str) -> Path | None:
         facts = json.loads(meta.read_text())
     except ValueError:
         return None
-    from vmlab.images.digest import sha256_file
+    from vmlab.spec.digest import sha256_file
 
     if facts.get("sha256") != sha256_file(d / "vmlinux"):
         return None
@@ -222,7 +222,7 @@ def _store_kernel(
     images: Path, key: str, kbuild: Path, release: str, src_pkg: str, version: str, elapsed: float
 ) -> Path:
     """Staged and renamed into place, so a crash never leaves a half kernel entry."""
-    from vmlab.images.digest import sha256_file
+    from vmlab.spec.digest import sha256_file
 
     root = kernels_dir(images)
     root.mkdir(parents=True, exist_ok=True)

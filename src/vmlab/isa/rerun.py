@@ -294,7 +294,7 @@ def _speed(
     note: str = "no timings came back from the container",
 ) -> CheckResult:
     """engine/baseline now vs in the report (`oracle` step), on the timing scenario: within the tolerance."""
-    from vmlab.check.paths import PathMissing, number
+    from vmlab.spec.paths import PathMissing, number
 
     s = f"S{p.timing_scenario}"
     tol = ctx.spec.tolerance

@@ -6,17 +6,14 @@ a lab that needs libvirt never breaks one that does not, and adding a lab edits 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import os
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vmlab.errors import LabError
-from vmlab.labs.model import Lab, parse_lab
+from vmlab.spec.lab import Lab, parse_lab, read_lab_toml, rules_sha256
 
 
 def labs_roots() -> list[Path]:
@@ -44,32 +41,13 @@ def lab_path(name: str) -> Path:
 
 
 def load_lab(name: str) -> Lab:
+    """The lab called `name`, read once: it carries its folder (`lab.folder`) and rules' digest."""
     return parse_lab(lab_path(name))
 
 
-SOLUTION = "solution"  # the tutors' folder of a lab: left out of a student's kit (vmlab release)
-
-
-def answer_key_path(name: str) -> Path:
-    """Where the tutors' answer key of a lab's choice questions lives: labs/<lab>/solution/answers.toml.
-
-    Never in lab.toml, so a kit without `solution/` holds no answers (its choice questions are `error`).
-    """
-    return lab_path(name).parent / SOLUTION / "answers.toml"
-
-
-# The tables of lab.toml that are the tutors' alone: `vmlab release` leaves them out of a student kit.
-TUTOR_TABLES = ("rerun", "bounds")
-
-
 def lab_sha256(name: str) -> str:
-    """The hash of the lab's rules, recorded with every report: sha256 of lab.toml's parsed content
-    as canonical JSON, the tutors' tables left out, so a student kit (vmlab.release, which leaves them
-    out) and the tutors' copy agree, and a comment or a layout change is no other rule."""
-    data = tomllib.loads(lab_path(name).read_text())
-    rules = {k: v for k, v in data.items() if k not in TUTOR_TABLES}
-    canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The digest of the rules of the lab called `name` (spec.lab.rules_sha256), without validating it."""
+    return rules_sha256(read_lab_toml(lab_path(name)))
 
 
 def resolve(spec: str, what: str = "runner") -> Callable[..., Any]:
@@ -109,8 +87,6 @@ def cli_registrars(warn: Callable[[str], None] | None = None) -> list[tuple[str,
     Runs at every CLI start, so it only parses TOML; a lab.toml that does not parse is left out with
     one `warn` line (the same line `vmlab lab ls` gives), never breaking `vmlab --help`.
     """
-    from vmlab.labs.model import read_lab_toml
-
     found: list[tuple[str, str]] = []
     for name in lab_names():
         try:

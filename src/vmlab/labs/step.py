@@ -18,17 +18,17 @@ the report's `artifacts/` folder and listed with their sha256.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from vmlab.backends.context import RunContext
 from vmlab.report.model import Artifact
+from vmlab.spec.digest import sha256_file
 
 log = logging.getLogger("vmlab")
 
@@ -43,22 +43,14 @@ class NoParams(StepParams):
     """For steps that take no parameters."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class StepContext:
     """What a step may know about the run it belongs to.
 
     `scratch` is a per-run directory for working files (readable by libvirt's QEMU user as root);
     `artifacts_dir` sits beside the report; `inputs` maps the step's declared input names to the
-    recorded copies of the student's files (absent inputs are not in the map); `options` carries
-    run-wide settings that are not step parameters (for example the libvirt URI).
+    recorded copies of the student's files (absent inputs are not in the map); `run` holds the run-wide
+    choices that are no step's parameter (the libvirt URI of `-c`, runtimes, accelerator), typed.
     """
 
     run_id: str
@@ -68,7 +60,7 @@ class StepContext:
     artifacts_dir: Path
     report_dir: Path
     inputs: dict[str, Path] = field(default_factory=dict)
-    options: dict[str, Any] = field(default_factory=dict)
+    run: RunContext = field(default_factory=RunContext)
     progress: Callable[[str], None] = log.info
     artifacts: list[Artifact] = field(default_factory=list)
     accel: tuple[str, str] | None = None

@@ -366,8 +366,8 @@ def _log_if(path: Path) -> Path | None:
 def default_tool_dir() -> Path:
     """The lab's `[inputs.tool] default` (the skeleton handed out), read from its lab.toml so that
     `vmlab procvm tool build` builds the very folder `vmlab lab run process-vm` uses."""
-    from vmlab.labs.model import read_lab_toml
     from vmlab.procvm.workloads import lab_dir
+    from vmlab.spec.lab import read_lab_toml
 
     root = lab_dir()
     tool = read_lab_toml(root / "lab.toml").get("inputs", {}).get("tool", {})

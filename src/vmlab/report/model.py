@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,23 @@ MIGRATIONS: dict[int, str] = {
     2: "provenance (student, commit, lab.toml sha256, tools), steps with status and effective params, "
     "declared inputs and artifacts, check outcomes pass/fail/skipped/error with points, run status",
 }
+
+
+# How a grade treats checks marked `timing` (wall-clock based): "graded" counts them like any other,
+# "advisory" shows them but keeps them out of the verdict and the score. The grader's choice (vmlab
+# check and vmlab grade --timing), recorded on every Grade.
+Timing = Literal["graded", "advisory"]
+TIMINGS: tuple[Timing, ...] = get_args(Timing)
+
+
+def parse_timing(value: str) -> Timing:
+    """A `--timing` value, or one usage error naming the choices."""
+    from vmlab.errors import UsageError
+
+    for t in TIMINGS:
+        if value == t:
+            return t
+    raise UsageError(f"--timing {value!r}: use {' or '.join(TIMINGS)}")
 
 
 class _Strict(BaseModel):
@@ -132,7 +149,7 @@ class Grade(_Strict):
     score: float
     max_score: float
     counts: dict[str, int] = Field(default_factory=dict)
-    timing: Literal["graded", "advisory"] = "graded"
+    timing: Timing = "graded"
 
 
 class Artifact(_Strict):

@@ -53,8 +53,9 @@ def compare(
 
     A native process is the baseline.
     """
+    from vmlab.backends.context import RunContext
     from vmlab.cli.output import relative_to_cwd
-    from vmlab.labs.catalog import load_lab, view
+    from vmlab.labs.catalog import view
     from vmlab.labs.pipeline import RunRequest, run_lab
 
     sets = {
@@ -74,7 +75,7 @@ def compare(
         sets=sets,
         output=output,
         student=student,
-        options={"connect": connect} if connect else {},
+        context=RunContext(uri=connect or None),
     )
     with errors_to_exit():
         result = run_lab(request, progress_printer())
@@ -84,7 +85,7 @@ def compare(
             error = NotAvailable if step.status == "skipped" else BackendError
             raise error(f"compare {step.status}: {step.message}", hint=f"partial report: {path}")
         made = []
-        lab = load_lab("system-vm")
+        lab = result.lab
         if plots and (write_plots := view(lab, "plots")) is not None:
             made = write_plots(report, path.parent)
         table = view(lab, "table")

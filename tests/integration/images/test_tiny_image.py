@@ -14,7 +14,7 @@ import pytest
 from vmlab.errors import UsageError
 from vmlab.images import build_image, get_image, verify_entry
 from vmlab.images.access import qemu_gid
-from vmlab.images.cache import sha256_file
+from vmlab.spec.digest import sha256_file
 
 pytestmark = pytest.mark.slow
 

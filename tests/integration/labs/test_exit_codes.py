@@ -30,8 +30,8 @@ runner = CliRunner()
 def _report(lab: str, status: Literal["ok", "skipped"]) -> Report:
     """A report for `lab` whose every step has `status` and which holds no experiment (run with the
     anonymous variant's parameters, as `vmlab lab run` without a student id does)."""
-    from vmlab.labs.variants import derive, step_settings, term_of
     from vmlab.report.model import VariantRecord
+    from vmlab.spec.variants import derive, step_settings, term_of
 
     spec = load_lab(lab)
     values = derive(spec, None)

@@ -182,8 +182,8 @@ def test_declared_solutions_are_left_out_except_those_the_steps_import(
 
 
 def test_released_lab_tomls_have_no_tutors_tables_and_still_parse(kit: tuple[Path, dict[str, Any]]) -> None:
-    from vmlab.labs.model import parse_lab
     from vmlab.release import strip_tutor_tables
+    from vmlab.spec.lab import parse_lab
 
     out, data = kit
     assert data["removed_tables"] == {

@@ -108,14 +108,15 @@ def test_remote_files_are_checked_on_the_host(private_sshd: dict[str, Any], tiny
     """The boot files exist there already (same machine): the check hashes on the host and uploads
     nothing; a missing state dir is created with the local directory's mode."""
     from vmlab.backends.libvirt.remote import RemoteHost
-    from vmlab.backends.libvirt.target import sha256_local, ssh_target
+    from vmlab.backends.libvirt.target import ssh_target
+    from vmlab.spec.digest import sha256_file
 
     target = ssh_target(str(private_sshd["uri"]))
     assert target is not None
     host = RemoteHost(target, timeout=20.0)
     try:
         kernel = Path(tiny_image.kernel)
-        assert host.sha256_on_host(str(kernel)) == sha256_local(kernel)
+        assert host.sha256_on_host(str(kernel)) == sha256_file(kernel)
         assert host.sha256_on_host("/nonexistent/vmlab") is None
         assert host.ensure_file(kernel) is None
         state = Path(private_sshd["dir"]) / "runs" / "r1" / "g1"

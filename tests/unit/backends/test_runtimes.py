@@ -32,8 +32,8 @@ def test_unknown_names_are_usage_errors() -> None:
         parse_accel("xen")
 
 
-def test_run_context_from_options_and_one_runtime_per_kind() -> None:
-    ctx = RunContext.from_options({"connect": "test:///default", "accel": "tcg"})
+def test_run_context_and_one_runtime_per_kind() -> None:
+    ctx = RunContext.build("test:///default", accel=parse_accel("tcg"))
     assert (ctx.uri, ctx.accel, ctx.runtime_for("vm")) == ("test:///default", "tcg", "libvirt")
     assert RunContext.build(runtimes=["docker-runsc"]).runtime_for("sandbox") == "docker-runsc"
     with pytest.raises(UsageError, match="unknown runtime 'x'"):

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from vmlab.check.model import Derivation
-from vmlab.labs.model import Lab
+from vmlab.spec.checks import Derivation
+from vmlab.spec.lab import Lab
 
 
 class LabWithDerived(Lab):

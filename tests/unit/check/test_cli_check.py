@@ -59,6 +59,8 @@ def test_timing_fail_exits_1_unless_advisory(write: Callable[..., Path]) -> None
     code, out = run(str(path), "--timing", "advisory")
     checks = {c["id"]: c for c in out["checks"]}
     assert code == 0 and checks["python-slower"]["outcome"] == "fail"
+    bad = runner.invoke(app, ["check", str(path), "--timing", "relaxed"])
+    assert bad.exit_code == 2 and "--timing 'relaxed': use graded or advisory" in bad.output
 
 
 def test_step_error_exits_3_and_task_filter(write: Callable[..., Path]) -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.check.expr import compile_expr
-from vmlab.check.paths import parse_path
 from vmlab.errors import LabError
 from vmlab.labs.catalog import lab_names, load_lab
-from vmlab.labs.model import parse_lab
+from vmlab.spec.expr import compile_expr
+from vmlab.spec.lab import parse_lab
+from vmlab.spec.paths import parse_path
 
 HEAD = """
 [lab]
@@ -59,7 +59,7 @@ def test_bad_check_names_key_and_problem(tmp_path: Path, check: str, key: str, p
         parse_lab(p)
     msg = e.value.one_line()
     assert "checks[0 id='c1']" in msg and problem in msg
-    # the `expr` cases give no field key: labs/model.py's _toml_key drops a field named like the kind
+    # the `expr` cases give no field key: spec/lab.py's _toml_key drops a field named like the kind
     if key != "<top>":
         assert f"checks[0 id='c1'].{key}" in msg
 

@@ -16,7 +16,6 @@ import pytest
 
 from vmlab.check.grader import grade_report
 from vmlab.check.render import render_verdict, rendered_lines
-from vmlab.labs.model import Lab
 from vmlab.report.model import (
     CheckResult,
     Experiment,
@@ -28,6 +27,7 @@ from vmlab.report.model import (
     StepStatus,
 )
 from vmlab.report.stats import summarize
+from vmlab.spec.lab import Lab
 
 QUESTIONS: list[dict[str, Any]] = [
     {
@@ -212,14 +212,41 @@ def test_choice_right_wrong_and_without_a_key(report: Callable[..., Report]) -> 
 def test_the_key_is_read_from_the_labs_solution_folder(
     report: Callable[..., Report], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The key is beside the lab.toml the lab was read from (the loaded lab carries its folder)."""
+    from vmlab.labs.catalog import load_lab
+
     (tmp_path / "quiz" / "solution").mkdir(parents=True)
-    (tmp_path / "quiz" / "lab.toml").write_text("")  # only its folder is looked up
+    (tmp_path / "quiz" / "lab.toml").write_text(QUIZ_TOML)
     monkeypatch.setenv("VMLAB_LABS", str(tmp_path))
-    missing, _ = graded(report({"pick": "b"}), answer_key=None)
+    lab = load_lab("quiz")
+    assert lab.folder == tmp_path / "quiz"
+    missing, _ = graded(report({"pick": "b"}), lab, answer_key=None)
     assert missing["q:pick"].outcome == "error" and "solution/answers.toml" in missing["q:pick"].message
     (tmp_path / "quiz" / "solution" / "answers.toml").write_text('[pick]\nanswer = "b"\n')
-    found, _ = graded(report({"pick": "b"}), answer_key=None)
+    found, _ = graded(report({"pick": "b"}), lab, answer_key=None)
     assert found["q:pick"].outcome == "pass"
+
+
+QUIZ_TOML = """\
+[lab]
+name = "quiz"
+title = "quiz"
+
+[inputs.answers]
+kind = "file"
+
+[[tasks]]
+id = "t2"
+title = "think"
+
+[[questions]]
+id = "pick"
+task = "t2"
+kind = "choice"
+prompt = "which?"
+choices = ["a", "b", "c"]
+points = 2
+"""
 
 
 # ---- text: present and long enough; a tutor scores it ---------------------------------------------

@@ -11,8 +11,8 @@ from tests.unit.check.builders import make_lab
 from vmlab.check.grader import grade_report
 from vmlab.check.render import render_lab_sheet, render_verdict, rendered_lines
 from vmlab.labs.catalog import lab_names, lab_path, load_lab
-from vmlab.labs.model import Lab
 from vmlab.report.model import CheckResult, Experiment, Grade, Report, StepRecord
+from vmlab.spec.lab import Lab
 
 Graded = tuple[Report, Lab, list[CheckResult], Grade]
 LONG = "a-rather-long-check-identifier-that-names-what-it-tests"

@@ -6,8 +6,8 @@ import pytest
 
 from vmlab.errors import LabError, UsageError
 from vmlab.labs.catalog import lab_names, load_lab, resolve
-from vmlab.labs.model import parse_lab
-from vmlab.labs.pipeline import params_model, select_steps
+from vmlab.labs.plan import params_model, select_steps
+from vmlab.spec.lab import parse_lab
 
 GOOD = """
 [lab]

@@ -141,7 +141,7 @@ def test_table_and_plots_from_a_report(tmp_path: Path, make_report: Callable[...
 def test_lab_step_turns_toml_params_into_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """labs/system-vm passes lab.toml params (lists for tuples) and --set overrides to run_compare."""
     from vmlab.experiments import compare
-    from vmlab.labs.pipeline import _validate_params
+    from vmlab.labs.plan import validate_params as _validate_params
     from vmlab.labs.step import StepContext
 
     seen: list[CompareOptions] = []

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from vmlab.errors import BackendError
 from vmlab.grade import sandbox
-from vmlab.labs.model import Rerun
+from vmlab.spec.lab import Rerun
 
 REPO = Path(__file__).resolve().parents[3]
 GRADE = REPO / "src" / "vmlab" / "grade"

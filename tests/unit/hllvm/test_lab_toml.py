@@ -16,7 +16,7 @@ from vmlab.labs.step import StepContext, StepParams
 
 
 def test_lab_toml_parses() -> None:
-    from vmlab.labs.model import parse_lab
+    from vmlab.spec.lab import parse_lab
 
     lab = parse_lab(lab_dir() / "lab.toml")
     assert lab.lab.name == "hll-vm"

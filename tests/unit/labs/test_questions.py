@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from vmlab.check.questions import answers_template, parse_answers
 from vmlab.cli.main import app
 from vmlab.errors import LabError, UsageError
 from vmlab.labs.catalog import lab_names, lab_path, load_lab
-from vmlab.labs.model import ANSWERS_INPUT, ChoiceQuestion, NumberQuestion, TextQuestion, parse_lab
 from vmlab.report.io import load_report
+from vmlab.spec.answers import answers_template, parse_answers
+from vmlab.spec.lab import parse_lab
+from vmlab.spec.questions import ANSWERS_INPUT, ChoiceQuestion, NumberQuestion, TextQuestion
 
 runner = CliRunner()
 

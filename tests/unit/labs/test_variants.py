@@ -128,7 +128,7 @@ def test_values_stay_in_range_on_the_step_and_differ_by_term(
     vary: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vmlab.labs.catalog import load_lab
-    from vmlab.labs.variants import derive
+    from vmlab.spec.variants import derive
 
     lab = load_lab("vary")
     ns = {derive(lab, f"s{i}")["n"] for i in range(200)}
@@ -188,7 +188,7 @@ def test_without_a_student_id_the_anonymous_variant_runs_and_says_so(vary: Path)
 
 
 def test_a_report_without_a_variant_path_is_missing(vary: Path) -> None:
-    from vmlab.check.paths import PathMissing, resolve
+    from vmlab.spec.paths import PathMissing, resolve
 
     report = load_report(run(vary, "alice"))
     assert resolve(report, "variant.n") == expected("alice", "n")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from vmlab.check.model import Check
 from vmlab.labs.step import StepParams
 from vmlab.procvm.workloads import lab_dir
+from vmlab.spec.checks import Check
 
 LAB = tomllib.loads((lab_dir() / "lab.toml").read_text())
 # experiment ids each step returns (the keys of its result)

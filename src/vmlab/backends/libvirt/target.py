@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from vmlab.errors import BackendError, UsageError
+from vmlab.spec.digest import sha256_file
 
 log = logging.getLogger("vmlab")
 SSH_TRANSPORTS = ("ssh", "libssh", "libssh2")
@@ -95,14 +96,6 @@ class SftpLike(Protocol):
     def open(self, filename: str, mode: str = "r", bufsize: int = -1) -> Any: ...
 
 
-def sha256_local(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sha256_remote(sftp: SftpLike, path: str) -> str:
     h = hashlib.sha256()
     with sftp.open(path, "rb") as f:
@@ -134,6 +127,6 @@ def upload_reason(
     if st.st_size != local.stat().st_size:
         return "size"
     theirs = remote_hash(remote) if remote_hash is not None else None
-    if (theirs or sha256_remote(sftp, remote)) != sha256_local(local):
+    if (theirs or sha256_remote(sftp, remote)) != sha256_file(local):
         return "sha256"
     return None

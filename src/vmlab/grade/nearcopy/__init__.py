@@ -39,8 +39,8 @@ from vmlab.grade.nearcopy.samples import (
 )
 
 if TYPE_CHECKING:
-    from vmlab.labs.model import Lab
     from vmlab.report.model import Report
+    from vmlab.spec.lab import Lab
 
 __all__ = [
     "CODE_THRESHOLD",

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vmlab.labs.model import Lab
     from vmlab.report.model import Report
+    from vmlab.spec.lab import Lab
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -31,7 +31,7 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     den = "true"
     lo = 2.0
 
-    [variants]                               # per-student parameters (vmlab.labs.variants)
+    [variants]                               # per-student parameters (vmlab.spec.variants)
     term = "2027-spring"
     [variants.params.runs]                   # read by checks as `variant.runs`
     set = ["true.runs"]                      # the step parameters it fixes
@@ -52,15 +52,17 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from vmlab.check.expr import compile_expr
-from vmlab.check.model import Check, Derivation, PathText
 from vmlab.errors import LabError
+from vmlab.spec.checks import Check, Derivation
+from vmlab.spec.questions import ANSWERS_INPUT, Question
 
 
 class _Strict(BaseModel):
@@ -188,7 +190,7 @@ class Bound(_Strict):
 
 
 class VariantParam(_Strict):
-    """One workload parameter drawn per student (vmlab.labs.variants): an integer from `range` (both
+    """One workload parameter drawn per student (vmlab.spec.variants): an integer from `range` (both
     ends included, multiples of `step` from lo) or one of `choices`; `format` turns it into text
     ("hello from guest {value}"). `set` names the step parameters it fixes, as "STEP.KEY"."""
 
@@ -221,89 +223,6 @@ class Variants(_Strict):
     params: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], VariantParam] = Field(min_length=1)
 
 
-ANSWERS_INPUT = "answers"  # the input every lab with questions declares: the student's answers file
-
-
-def _number_expr(text: str) -> str:
-    if compile_expr(text).is_condition:
-        raise ValueError(f"{text!r} is a condition; a question predicts a number, e.g. median(a) / median(b)")
-    return text
-
-
-class _QuestionBase(_Strict):
-    """A question of the task sheet, answered in the answers input (`vmlab lab answers` writes the
-    template) and graded by vmlab.check.questions as the check result `q:<id>`.
-
-    Points count in the points possible whether or not the student answers (fail closed). `required`
-    (default false) makes a question's failure fail `vmlab check`'s exit code like a required check.
-    """
-
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")  # a TOML bare key: the table's name
-    task: str
-    prompt: str = Field(min_length=1)
-    points: float = Field(1.0, ge=0)
-    required: bool = False
-
-
-class NumberQuestion(_QuestionBase):
-    """A prediction: the answer is compared with the student's own measurement, the figure at `path`
-    (or the value of `expr` over paths); it passes when |answer - measured| <= max(rel_tol * |measured|,
-    abs_tol). `published` (with its `source`) is a figure from the literature shown beside both.
-    `sealed = true`: the answer counts only when `vmlab lab predict` sealed it before the run."""
-
-    kind: Literal["number"]
-    unit: str
-    path: PathText | None = None
-    expr: Annotated[str, AfterValidator(_number_expr)] | None = None
-    rel_tol: float | None = Field(None, ge=0)
-    abs_tol: float | None = Field(None, ge=0)
-    published: float | None = None
-    source: str | None = None
-    sealed: bool = False
-
-    @model_validator(mode="after")
-    def _complete(self) -> NumberQuestion:
-        if (self.path is None) == (self.expr is None):
-            raise ValueError("a number question needs exactly one of path and expr (the figure it predicts)")
-        if self.rel_tol is None and self.abs_tol is None:
-            raise ValueError("a number question needs rel_tol, abs_tol or both")
-        if self.published is not None and not self.source:
-            raise ValueError("`published` needs its `source` (who published the figure, where)")
-        if self.source is not None and self.published is None:
-            raise ValueError("`source` is given but no `published` figure")
-        return self
-
-    def path_texts(self) -> list[str]:
-        """The report paths the prediction is compared with (to find the steps behind them)."""
-        if self.path is not None:
-            return [self.path]
-        return [str(p) for p in compile_expr(self.expr or "").paths.values()]
-
-
-class ChoiceQuestion(_QuestionBase):
-    """One of `choices`; the tutors' key lives in labs/<lab>/solution/answers.toml, never here."""
-
-    kind: Literal["choice"]
-    choices: list[Annotated[str, Field(min_length=1)]] = Field(min_length=2)
-
-    @model_validator(mode="after")
-    def _distinct(self) -> ChoiceQuestion:
-        if len(set(self.choices)) != len(self.choices):
-            raise ValueError("`choices` lists a choice twice")
-        return self
-
-
-class TextQuestion(_QuestionBase):
-    """A written answer: present with at least `min_words` words passes, scored by a tutor later."""
-
-    kind: Literal["text"]
-    min_words: int = Field(20, ge=1)
-
-
-Question = Annotated[NumberQuestion | ChoiceQuestion | TextQuestion, Field(discriminator="kind")]
-QUESTION_KINDS = ("number", "choice", "text")
-
-
 class Lab(_Strict):
     lab: LabMeta
     inputs: dict[str, Input] = Field(default_factory=dict)
@@ -315,6 +234,23 @@ class Lab(_Strict):
     bounds: list[Bound] = Field(default_factory=list)
     questions: list[Question] = Field(default_factory=list)
     variants: Variants | None = None
+    # set by parse_lab, never by lab.toml: where the lab's folder is and the digest of its rules
+    _folder: Path | None = PrivateAttr(None)
+    _sha256: str | None = PrivateAttr(None)
+
+    @property
+    def folder(self) -> Path:
+        """The folder holding this lab's lab.toml (its skeleton, solution and data files)."""
+        if self._folder is None:
+            raise LabError(f"lab {self.lab.name!r} was not read from a lab.toml, so it has no folder")
+        return self._folder
+
+    @property
+    def sha256(self) -> str:
+        """The digest of the lab's rules that every report records (rules_sha256)."""
+        if self._sha256 is None:
+            raise LabError(f"lab {self.lab.name!r} was not read from a lab.toml, so it has no digest")
+        return self._sha256
 
     @model_validator(mode="after")
     def _references(self) -> Lab:
@@ -381,15 +317,40 @@ def read_lab_toml(path: Path) -> dict[str, Any]:
 
 
 def parse_lab(path: Path) -> Lab:
+    """The lab.toml at `path`, validated, carrying its folder and the digest of its rules: read once."""
     data = read_lab_toml(path)
     try:
-        return Lab.model_validate(data)
+        lab = Lab.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
         key = _toml_key(first["loc"], data)
         raise LabError(
             f"{path}: key {key}: {first['msg']}", hint="see docs/lab-contract.md for the lab.toml format"
         ) from None
+    lab._folder, lab._sha256 = path.parent, rules_sha256(data)
+    return lab
+
+
+# The tables of lab.toml that are the tutors' alone: `vmlab release` leaves them out of a student kit.
+TUTOR_TABLES = ("rerun", "bounds")
+SOLUTION = "solution"  # the tutors' folder of a lab: left out of a student's kit (vmlab release)
+
+
+def rules_sha256(data: dict[str, Any]) -> str:
+    """The hash of a lab's rules, recorded with every report: sha256 of lab.toml's parsed content as
+    canonical JSON, the tutors' tables left out, so a student kit (vmlab.release, which leaves them
+    out) and the tutors' copy agree, and a comment or a layout change is no other rule."""
+    rules = {k: v for k, v in data.items() if k not in TUTOR_TABLES}
+    canonical = json.dumps(rules, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def answer_key_path(lab: Lab) -> Path:
+    """Where the tutors' answer key of a lab's choice questions lives: labs/<lab>/solution/answers.toml.
+
+    Never in lab.toml, so a kit without `solution/` holds no answers (its choice questions are `error`).
+    """
+    return lab.folder / SOLUTION / "answers.toml"
 
 
 def _toml_key(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 Everything a lab author can get wrong is caught when lab.toml is read, naming the key: a regex that does
 not compile, an expression that does not parse, a malformed path, negative points, a bad `when`.
 
-Kinds (paths: see vmlab.check.paths; expressions: see vmlab.check.expr):
+Kinds (paths: see vmlab.spec.paths; expressions: see vmlab.spec.expr):
 
     exact    path, value               the value equals (True is never 1)
     range    path, lo and/or hi        lo <= value <= hi
@@ -40,8 +40,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vmlab.check.expr import compile_expr
-from vmlab.check.paths import MEMBER, check_path, parse_path
+from vmlab.spec.expr import compile_expr
+from vmlab.spec.paths import MEMBER, check_path, parse_path
 
 PathText = Annotated[str, AfterValidator(check_path)]
 Op = Literal["<", "<=", "==", "!=", ">=", ">"]

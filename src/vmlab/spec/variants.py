@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vmlab.labs.model import Lab, VariantParam
+    from vmlab.spec.lab import Lab, VariantParam
 
 TERM_ENV = "VMLAB_TERM"
 Value = int | float | str

@@ -6,7 +6,7 @@ in TOML use a literal string, `path = 'a."b.c".d'`). A group check's paths may h
 segment; it is replaced after parsing, so a member with dots needs no quoting.
 
 Roots: `host.*`, `run.*`, `steps.*` and `inputs.*` read the report's envelope, `variant.NAME` the
-per-student parameter the run used (`run.variant.values`, vmlab.labs.variants); every other path reads
+per-student parameter the run used (`run.variant.values`, vmlab.spec.variants); every other path reads
 `report.experiments`. An experiment that is really named like a root is reached by quoting it:
 `"run".samples`.
 """

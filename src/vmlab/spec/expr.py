@@ -5,7 +5,7 @@ Parsed with Python's `ast` and walked by hand over a whitelist; nothing is ever 
 - numbers, strings ('kvm'), True, False, None;
 - paths: bare when every segment is a Python identifier (`true.counts.runs`, `host.accel`), else in
   backticks (`` `programs.console-bytewise.counts.IO` ``, `` `{member}.S4` ``); the path syntax is
-  vmlab.check.paths'. A path used as a number stands for its summary median, like in other checks;
+  vmlab.spec.paths'. A path used as a number stands for its summary median, like in other checks;
 - `+ - * /`, unary `-`, comparisons `< <= == != >= >` (chains allowed), `and`, `or`, `not`;
 - functions: `len min max mean median sum first last` over a series (`values` list, `series.NAME`) or an
   experiment's or measurement's samples, e.g. `median(python) / median(true) > 2`; `min`/`max` with
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from vmlab.check.paths import ParsedPath, PathMissing, parse_path, resolve_raw, series, summary_median
 from vmlab.report.model import Report
+from vmlab.spec.paths import ParsedPath, PathMissing, parse_path, resolve_raw, series, summary_median
 
 
 class ExprError(ValueError):
