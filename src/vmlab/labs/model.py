@@ -19,7 +19,7 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     experiments = ["true", "python"]
 
     [experiments.true]                       # one step; its runner may produce several experiments
-    runner = "vmlab.experiments.process:startup"
+    runner = "vmlab.warmup.lab:startup"
     params = { argv = ["/bin/true"], runs = 20 }
     requires = ["docker"]                    # unmet: the step is skipped with the reason
     timeout_s = 120

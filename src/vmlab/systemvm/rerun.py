@@ -1,12 +1,11 @@
-"""Tutors' re-run of warmup and system-vm (`vmlab grade --rerun`, lab.toml `[rerun]`, `where = "host"`).
+"""Tutors' re-run of system-vm (`vmlab grade --rerun`, lab.toml `[rerun]`, `where = "host"`).
 
-Both labs' steps are vmlab's own runners (process start-up; guests under libvirt, containers, the gVisor
-sandbox) with the student's parameters: nothing of the student's runs, so the steps run again on the
-runner itself through the lab pipeline (vmlab.grade.remeasure), not in the re-run container, which has
-neither Docker nor libvirt. warmup compares the runs counts and the text `uname -s` printed; system-vm,
-re-run with `runs = 1` (the counts do not depend on it), compares the writes of the I/O loop in the
-container and in the sandbox and which start-up stages each kind has. Timings (start-up medians) are
-compared as ratios to the runner's calibrated baseline (`vmlab grade calibrate --lab LAB`).
+The step is vmlab's own runner (guests under libvirt, containers, the gVisor sandbox) with the
+student's parameters: nothing of the student's runs, so it runs again on the runner itself through the
+lab pipeline (vmlab.grade.remeasure), not in the re-run container, which has neither Docker nor
+libvirt. Re-run with `runs = 1` (the counts do not depend on it), it compares the writes of the I/O
+loop in the container and in the sandbox and which start-up stages each kind has. Start-up medians are
+compared as ratios to the runner's calibrated baseline (`vmlab grade calibrate --lab system-vm`).
 """
 
 from __future__ import annotations

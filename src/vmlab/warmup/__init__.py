@@ -1,1 +1,1 @@
-"""Experiments: functions from (backend, parameters) to samples. Lab steps call them."""
+"""The warmup lab: native process start-up, the baseline every later figure is compared with."""
