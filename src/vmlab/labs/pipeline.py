@@ -551,6 +551,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
             scratch=scratch,
             artifacts_dir=artifacts,
             report_dir=path.parent,
+            lab_dir=lab_path(req.lab).parent,
             inputs={n: p for n, p in input_paths.items() if n in step.inputs},
             options=dict(req.options),
             progress=say,

@@ -55,8 +55,10 @@ def sha256_file(path: Path) -> str:
 class StepContext:
     """What a step may know about the run it belongs to.
 
-    `scratch` is a per-run directory for working files (readable by libvirt's QEMU user as root);
-    `artifacts_dir` sits beside the report; `inputs` maps the step's declared input names to the
+    `lab_dir` is the lab's folder (where its lab.toml is: labs/catalog.py found it, whichever root of
+    VMLAB_LABS holds it), the one way a step reaches its lab's data files; `scratch` is a per-run
+    directory for working files (readable by libvirt's QEMU user as root); `artifacts_dir` sits beside
+    the report; `inputs` maps the step's declared input names to the
     recorded copies of the student's files (absent inputs are not in the map); `options` carries
     run-wide settings that are not step parameters (for example the libvirt URI).
     """
@@ -67,6 +69,7 @@ class StepContext:
     scratch: Path
     artifacts_dir: Path
     report_dir: Path
+    lab_dir: Path
     inputs: dict[str, Path] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] = log.info

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from vmlab.errors import UsageError
+from vmlab.labs.catalog import lab_dir
 from vmlab.report.model import Experiment, Report
 from vmlab.systemvm.assemble import (
     Sample,
@@ -170,6 +171,7 @@ def test_lab_step_turns_toml_params_into_options(monkeypatch: pytest.MonkeyPatch
         scratch=tmp_path,
         artifacts_dir=tmp_path,
         report_dir=tmp_path,
+        lab_dir=lab_dir("system-vm"),
     )
     params = _validate_params(
         "compare", compare.CompareParams, {"runs": 2, "only": ["startup"], "touch_mib": 8}
