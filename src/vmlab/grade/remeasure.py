@@ -390,10 +390,12 @@ def _lab_run(
             shutil.rmtree(run_dir(run_id), ignore_errors=True)
 
 
-def _platform_differs(report: Report, names: list[str]) -> list[str]:
+def _platform_differs(lab: Lab, report: Report, names: list[str]) -> list[str]:
     from vmlab.host.fingerprint import host_info
+    from vmlab.labs.tools import lab_tools
 
-    here = host_info(tuple(n for n in names if n not in type(report.host).model_fields))
+    declared = tuple(lab_tools(lab).values())
+    here = host_info(tuple(n for n in names if n not in type(report.host).model_fields), declared)
     out = []
     for n in names:
         if n in type(report.host).model_fields:
@@ -408,6 +410,7 @@ def _platform_differs(report: Report, names: list[str]) -> list[str]:
 def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list[CheckResult]:
     """The generic re-run of a measurement lab; `extra` names further steps a lab hook adds."""
     from vmlab.host.requirements import unmet
+    from vmlab.labs.tools import lab_tools
 
     lab, report = ctx.lab, ctx.report
     p = measure_params(lab)
@@ -426,7 +429,7 @@ def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list
             continue
         sets[s] = {**params, **p.set.get(s, {})}
     runnable = list(sets)
-    missing = unmet(sorted({r for s in runnable for r in lab.experiments[s].requires}))
+    missing = unmet(sorted({r for s in runnable for r in lab.experiments[s].requires}), tools=lab_tools(lab))
     if missing:  # the runner's fault: held for review, not the student's loss
         what = "; ".join(m.one_line() for m in missing)
         return [*checks, ctx.check("runner", None, f"this runner cannot re-measure: {what}")]
@@ -451,7 +454,7 @@ def _task(lab: Lab, step: str) -> str | None:
 def _compare(ctx: RerunContext, p: MeasureParams, steps: list[str], again: Report) -> list[CheckResult]:
     lab, report = ctx.lab, ctx.report
     mine, theirs = experiments_json(again), experiments_json(report)
-    differs = _platform_differs(report, p.platform) if p.platform else []
+    differs = _platform_differs(lab, report, p.platform) if p.platform else []
     checks: list[CheckResult] = []
     for s in steps:
         task = _task(lab, s)

@@ -19,10 +19,6 @@ from pathlib import Path
 from vmlab.errors import BackendError, NotAvailable, UsageError, VmlabError
 from vmlab.paths import vmlab_home
 
-# Only for the hint: set-up installs the newest headless JDK the release offers (17 on Debian 12,
-# 25 on Debian 13; src/vmlab/host/distro.py), and hllvm/versions.py says which releases the lab knows.
-JDK_PACKAGE = "default-jdk-headless (or: make setup)"
-
 
 class JavaMissing(NotAvailable):
     """No java (or javac, or jasmin) on PATH."""
@@ -44,11 +40,15 @@ class AssembleFailed(UsageError):
     """Jasmin could not assemble a student's .j file (exit 2: the file is the problem)."""
 
 
-def require(program: str, package: str = JDK_PACKAGE) -> Path:
-    """The program's path, or one clear line saying how to install it."""
+def require(program: str) -> Path:
+    """The program's path, or one clear line saying how to install it (the package the lab's lab.toml
+    `[tools]` declares; set-up installs the newest headless JDK the release offers)."""
     found = shutil.which(program)
     if found is None:
-        raise JavaMissing(f"{program} is not installed", hint=f"apt-get install {package}")
+        from vmlab.hllvm import LAB
+        from vmlab.labs.tools import install_hint
+
+        raise JavaMissing(f"{program} is not installed", hint=install_hint(LAB, program))
     return Path(found)
 
 

@@ -35,6 +35,7 @@ from vmlab.errors import BackendError, PartialFailure, UsageError, VmlabError
 from vmlab.labs.catalog import lab_path, lab_sha256, load_lab, resolve
 from vmlab.labs.model import ANSWERS_INPUT, Lab
 from vmlab.labs.step import StepContext, StepParams, sha256_file
+from vmlab.labs.tools import lab_tools
 from vmlab.report.model import (
     ExperimentEntry,
     InputRecord,
@@ -491,7 +492,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
         inputs, input_paths = _prepare_outputs(lab, req, scratch, artifacts, path)
         commit, dirty = vmlab_commit()
         home = str(Path.home())
-        host = host_info(tuple(lab.lab.tools))
+        host = host_info(tuple(lab.lab.tools), tuple(lab_tools(lab).values()))
         steps = {
             s: StepRecord(
                 status="not_run",
@@ -538,7 +539,7 @@ def run_lab(req: RunRequest, progress: Callable[[str], None] | None = None) -> R
     for step_id in plan.steps:
         step = lab.experiments[step_id]
         record = steps[step_id]
-        missing = unmet(step.requires, probed)
+        missing = unmet(step.requires, probed, lab_tools(lab))
         if missing:
             record.status, record.message = "skipped", "; ".join(m.one_line() for m in missing)
             say(f"{lab.lab.name}: {step_id} skipped: {record.message}")

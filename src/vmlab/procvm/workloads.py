@@ -69,17 +69,13 @@ def _compiler(target: str) -> tuple[str, list[str]]:
     raise UsageError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
 
 
-_PACKAGES = {"gcc": "gcc", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"}
-
-
 def compiler_version(cc: str) -> str:
     """The compiler's first --version line, part of the cache key."""
     path = shutil.which(cc)
     if path is None:
-        raise NotAvailable(
-            f"{cc} is not on PATH",
-            hint=f"apt-get install -y --no-install-recommends {_PACKAGES.get(cc, cc)}",
-        )
+        from vmlab.labs.tools import install_hint
+
+        raise NotAvailable(f"{cc} is not on PATH", hint=install_hint(LAB_NAME, cc))
     out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
     return out.splitlines()[0] if out else cc
 
