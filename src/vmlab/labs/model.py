@@ -3,7 +3,7 @@
 Layout of a lab.toml (docs/lab-contract.md has the whole contract):
 
     [lab]
-    name = "warmup"
+    name = "startup"
     title = "Process start-up"
     tools = ["gcc"]                          # tool versions recorded in the report
     views = { table = "pkg.views:table" }    # optional: summary table and plots of this lab
@@ -26,7 +26,7 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     experiments = ["true", "python"]
 
     [experiments.true]                       # one step; its runner may produce several experiments
-    runner = "vmlab.warmup.lab:startup"
+    runner = "startup_lab.steps:startup"
     params = { argv = ["/bin/true"], runs = 20 }
     requires = ["docker"]                    # unmet: the step is skipped with the reason
     timeout_s = 120

@@ -1,7 +1,7 @@
 """A native process started and timed: the baseline every VM and container figure is compared with.
 
-Shared by the labs that time a host process (warmup's steps, compare's native column), so neither
-imports the other.
+Shared by the labs that time a host process (a step timing a program, a comparison's native column),
+so no lab imports another for it.
 """
 
 from __future__ import annotations
