@@ -15,6 +15,7 @@ from typing import Any
 from vmlab.backends.base import Instance, InstanceSpec
 from vmlab.backends.capabilities import CapabilityMissing, TrapCounter
 from vmlab.backends.context import RunContext
+from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import VmlabError
 from vmlab.systemvm.assemble import Sample, memory_values
 from vmlab.systemvm.params import CompareParams, Workloads
@@ -92,6 +93,15 @@ def measure_kind(
                 if "traps" in params.only and last:
                     progress(f"{kind}: traps while idle {params.idle_s:g}s, I/O loop, CPU loop")
                     result.traps = traps_of(inst, params.workloads, params.idle_s)
+    except BaseException:
+        # Ctrl-C deferred through a create re-raises once the instance exists, before _started holds
+        # it: the backend removes what it created (destroying twice is harmless)
+        with deferred_interrupts():
+            try:
+                backend.cleanup_created()
+            except VmlabError as e:
+                log.warning("cleanup: %s", e.one_line())
+        raise
     finally:
         with contextlib.suppress(VmlabError):
             backend.close()

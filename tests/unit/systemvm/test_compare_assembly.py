@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -300,3 +301,28 @@ def test_compare_without_docker_exits_3_naming_the_fix(
     result = CliRunner().invoke(app, ["compare", "-n", "1", "-o", str(tmp_path / "r.json")])
     assert result.exit_code == 3, result.output
     assert "daemon not reachable" in result.stderr and "make setup" in result.stderr
+
+
+def test_ctrl_c_re_raised_at_the_end_of_create_leaves_no_instance(
+    monkeypatch: pytest.MonkeyPatch, vmlab_home: Path
+) -> None:
+    """A runtime defers Ctrl-C through create and re-raises it once the instance exists, before compare
+    holds it: compare asks the backend to remove what it created (seen once, as a leftover container,
+    in the lab's Ctrl-C test)."""
+    from tests.unit.backends import fake_runtime
+
+    from vmlab.systemvm.compare import run_compare
+
+    created = fake_runtime.FakeBackend.create
+
+    def create_then_interrupt(self: fake_runtime.FakeBackend, spec: Any) -> Any:
+        created(self, spec)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("vmlab.runtime_registry.RUNTIMES", {})
+    monkeypatch.setattr(fake_runtime.FakeBackend, "create", create_then_interrupt)
+    with fake_runtime.registered():
+        params = CompareParams(runs=1, only=["memory"], kinds=["container"], runtimes=["fake"])
+        with pytest.raises(KeyboardInterrupt):
+            run_compare(params, "r9", "tests")
+        assert fake_runtime.STORE == {}  # (leaving `registered` forgets every instance anyway)
