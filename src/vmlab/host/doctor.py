@@ -3,7 +3,7 @@
 Probes never raise: each returns a Row. The core works when libvirt and Docker answer, or when the raw
 KVM API does (a lab driving /dev/kvm itself needs nothing else). For a normal user it also says which
 groups are missing, which libvirt URI is used and why, and which measurements will be recorded as
-skipped. The labs' own tools are rows too, one per tool the labs declare in lab.toml (`tool_rows`).
+skipped. The labs' own tools are rows too, one per tool the labs declare in lab.toml (`tool_row`).
 """
 
 from __future__ import annotations
