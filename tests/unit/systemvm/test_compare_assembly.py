@@ -326,3 +326,27 @@ def test_ctrl_c_re_raised_at_the_end_of_create_leaves_no_instance(
         with pytest.raises(KeyboardInterrupt):
             run_compare(params, "r9", "tests")
         assert fake_runtime.STORE == {}  # (leaving `registered` forgets every instance anyway)
+
+
+def test_vmlab_compare_passes_on_only_the_options_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults have one home (lab.toml's params, then CompareParams): an option not given is not sent."""
+    from typer.testing import CliRunner
+
+    from vmlab.cli.main import app
+    from vmlab.labs import pipeline
+
+    seen: list[Any] = []
+
+    def run_lab(request: Any, progress: Any = None) -> Any:
+        seen.append(request)
+        raise UsageError("stop here")
+
+    monkeypatch.setattr(pipeline, "run_lab", run_lab)
+    assert CliRunner().invoke(app, ["compare"]).exit_code == 2
+    given = ["compare", "-n", "2", "--kinds", "vm, sandbox", "--only", "traps", "--runtime", "podman"]
+    assert CliRunner().invoke(app, given).exit_code == 2
+    assert [r.sets for r in seen] == [
+        {"compare": {}},
+        {"compare": {"runs": 2, "kinds": ["vm", "sandbox"], "only": ["traps"], "runtimes": ["podman"]}},
+    ]
+    assert {r.lab for r in seen} == {"system-vm"}
