@@ -5,7 +5,6 @@ own code (the package to name when a program it runs is missing)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 
 from vmlab.errors import LabError
 from vmlab.host.tools import NUMBER, ToolSpec
@@ -47,18 +46,13 @@ def every_lab_tool(warn: Callable[[str], None]) -> list[ToolSpec]:
 
 
 def install_hint(lab: str, program: str) -> str:
-    """ "apt-get install PACKAGE (or make setup)" for `program` as `lab` declares it (by tool name or
-    by program); the program's own name when the lab declares neither."""
-    try:
-        tools = lab_tools(_loaded(lab))
+    """The fix "apt-get install PACKAGE (or make setup)" for `program` as `lab` declares it (by tool
+    name or by program); the program's own name as the package when the lab declares neither."""
+    from vmlab.labs.catalog import load_lab
+
+    try:  # read only when a program is missing, never cached (VMLAB_LABS may change)
+        tools = lab_tools(load_lab(lab))
     except LabError:  # a broken lab.toml must not hide the missing program behind another error
         tools = {}
     found = tools.get(program) or next((t for t in tools.values() if t.program == program), None)
     return found.install_hint() if found else f"apt-get install {program} (or make setup)"
-
-
-@cache
-def _loaded(lab: str) -> Lab:
-    from vmlab.labs.catalog import load_lab
-
-    return load_lab(lab)
