@@ -22,9 +22,10 @@ def test_python_vmm_against_the_c_baseline(tmp_path: Path) -> None:
     from tests.conftest import unavailable
 
     from vmlab.host.fingerprint import host_info
-    from vmlab.kvmapi.cbase import build, run_c
+    from vmlab.kvmapi.cbase import build, run_c, source_path
     from vmlab.kvmapi.programs import builtin
     from vmlab.kvmapi.vmm import run_program
+    from vmlab.labs.catalog import lab_dir
 
     try:
         os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
@@ -32,7 +33,7 @@ def test_python_vmm_against_the_c_baseline(tmp_path: Path) -> None:
         unavailable("/dev/kvm", f"cannot be opened: {e.strerror}")
     pairs = int(os.environ.get("VMLAB_PERF_PAIRS", "7"))
     n = int(os.environ.get("VMLAB_PERF_EXITS", "10000"))
-    binary = build(tmp_path / "cvmm")
+    binary = build(tmp_path / "cvmm", source_path(lab_dir("kvm-api")))
     program = builtin("out", n)
     c_ns, py_ns = [], []
     for _ in range(pairs):

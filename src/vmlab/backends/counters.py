@@ -25,7 +25,7 @@ _JIT_FIELDS: dict[str, str] = {
     "tlb_partial_flushes": r"^TLB partial flushes\s+(\d+)",
 }
 JIT_PROVIDER = "qemu-tcg: HMP info jit"
-# The QEMU releases whose `info jit` was captured and parsed (tests/unit/experiments/fixtures/):
+# The QEMU releases whose `info jit` was captured and parsed (tests/unit/backends/fixtures/):
 # 7.2 on Debian 12; 10.0 on Debian 13, which prints an "Accelerator settings" block first and the same
 # counters after it.
 INFO_JIT_KNOWN = {7: "7.2", 10: "10.0"}

@@ -15,10 +15,12 @@ def doctor(json_out: Annotated[bool, typer.Option("--json", help="Print a JSON o
     """Probe KVM, libvirt, Docker and the lab tools; say how to fix what is missing."""
     from rich.table import Table
 
+    from vmlab.cli.output import warn_once
     from vmlab.host.doctor import diagnose
+    from vmlab.labs.tools import every_lab_tool
 
     with errors_to_exit():
-        diag = diagnose()
+        diag = diagnose(every_lab_tool(warn_once))
     if json_out:
         emit_json(diag.as_dict())
     else:

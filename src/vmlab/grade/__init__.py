@@ -9,5 +9,5 @@ Layers, each knowing only what it needs:
 - `outputs`   class.csv, class.json, JUnit, Gradescope results.json, the regrade preview;
 - `rerun` and `sandbox`  re-running submitted code on hidden inputs in a locked-down container;
 - `site`      the static class site (jinja2 templates in `templates/`).
-The lab-specific parts of a re-run live with each lab (`vmlab.isa.rerun`, `vmlab.kvmapi.rerun`).
+The lab-specific parts of a re-run live with each lab: the hook its lab.toml `[rerun]` names.
 """

@@ -1,11 +1,11 @@
-"""Re-measuring a measurement lab on the tutor's runner (`vmlab grade --rerun` for warmup, system-vm,
-hll-vm and process-vm) and the runner's own baseline (`vmlab grade calibrate`).
+"""Re-measuring a measurement lab on the tutor's runner (`vmlab grade --rerun` for a lab whose
+`[rerun]` says `where = "host"`) and the runner's own baseline (`vmlab grade calibrate`).
 
 These labs' steps run vmlab's own runners (trusted code) on the student's parameters, so their re-run is
 not a container run of the student's code: the lab's steps run again here, through the lab pipeline
 (`run_lab`), with the parameters the report records (checked against what the runner accepts), into a
-temporary folder that is removed afterwards. Student files a step reads (hll-vm's Jasmin classes,
-process-vm's workload and observer tool) are the hand-in's recorded copies, whose sha256 the report
+temporary folder that is removed afterwards. Student files a step reads (Jasmin classes, a workload,
+an observer tool) are the hand-in's recorded copies, whose sha256 the report
 lists; they are used exactly as the student's own run used them.
 
 Then, per the lab's `[rerun] params` (`MeasureParams`):
@@ -61,9 +61,9 @@ class MeasureParams(BaseModel):
     the exact values to be comparable at all (instruction counts depend on the compiler and the C
     library); when one differs, the exact checks are skipped with the reason. `rel_tol`: how far an
     exact number may be from the report's (0: equal), for counts that the environment moves a little
-    (process-vm: ld.so and libc walk the environment and the program's path before main). `vary`:
-    STEP -> parameters a student may set to other values than lab.toml's (besides runs, repeats and
-    warmup); any other recorded difference fails `rerun:params[STEP]`, and the step is not re-run.
+    (ld.so and libc walk the environment and the program's path before main). `vary`: STEP ->
+    parameters a student may set to other values than lab.toml's (besides REPEAT_KEYS); any other
+    recorded difference fails `rerun:params[STEP]`, and the step is not re-run.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -271,13 +271,14 @@ def run_calibration(
     lab_name: str, output: Path | None, runs: int | None, progress: Callable[[str], None]
 ) -> tuple[Calibration, Path]:
     """`vmlab grade calibrate`: the lab's `[rerun] calibrate` hook (a lab without one has no baseline)."""
-    from vmlab.labs.catalog import load_lab, resolve
+    from vmlab.labs.catalog import load_lab, resolve, usable_labs
 
     lab = load_lab(lab_name)
     if lab.rerun is None or lab.rerun.calibrate is None:
+        timed = [x.lab.name for x in usable_labs(lambda _m: None) if x.rerun and x.rerun.calibrate]
         raise UsageError(
             f"lab {lab_name!r} has no timed figures to calibrate (no [rerun] calibrate in its lab.toml)",
-            hint="calibrate warmup, system-vm, hll-vm or process-vm",
+            hint=f"calibrate {', '.join(timed) or 'a lab whose [rerun] names a calibrate hook'}",
         )
     hook = resolve(lab.rerun.calibrate, "calibrate hook")
     cal, path = hook(lab_name, output, runs, progress)
@@ -331,7 +332,7 @@ def allowed_params(
 ) -> tuple[dict[str, Any] | None, str]:
     """The parameters a step ran with, if the lab allows them: lab.toml's updated by what the report
     records, validated against the runner's parameter model, and equal to lab.toml's except for how
-    often it measures (`runs`, `repeats`, `warmup`), the keys in `vary` (MeasureParams.vary) and those
+    often it measures (REPEAT_KEYS), the keys in `vary` (MeasureParams.vary) and those
     the lab's per-student `[variants]` set (whether they are this student's is the `variant` check's
     and `variant-mismatch`'s to say). None and why otherwise: the runner never runs a command line,
     image or file a hand-in names itself."""
@@ -390,10 +391,12 @@ def _lab_run(
             shutil.rmtree(run_dir(run_id), ignore_errors=True)
 
 
-def _platform_differs(report: Report, names: list[str]) -> list[str]:
+def _platform_differs(lab: Lab, report: Report, names: list[str]) -> list[str]:
     from vmlab.host.fingerprint import host_info
+    from vmlab.labs.tools import lab_tools
 
-    here = host_info(tuple(n for n in names if n not in type(report.host).model_fields))
+    declared = tuple(lab_tools(lab).values())
+    here = host_info(tuple(n for n in names if n not in type(report.host).model_fields), declared)
     out = []
     for n in names:
         if n in type(report.host).model_fields:
@@ -408,6 +411,7 @@ def _platform_differs(report: Report, names: list[str]) -> list[str]:
 def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list[CheckResult]:
     """The generic re-run of a measurement lab; `extra` names further steps a lab hook adds."""
     from vmlab.host.requirements import unmet
+    from vmlab.labs.tools import lab_tools
 
     lab, report = ctx.lab, ctx.report
     p = measure_params(lab)
@@ -426,7 +430,7 @@ def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list
             continue
         sets[s] = {**params, **p.set.get(s, {})}
     runnable = list(sets)
-    missing = unmet(sorted({r for s in runnable for r in lab.experiments[s].requires}))
+    missing = unmet(sorted({r for s in runnable for r in lab.experiments[s].requires}), tools=lab_tools(lab))
     if missing:  # the runner's fault: held for review, not the student's loss
         what = "; ".join(m.one_line() for m in missing)
         return [*checks, ctx.check("runner", None, f"this runner cannot re-measure: {what}")]
@@ -451,7 +455,7 @@ def _task(lab: Lab, step: str) -> str | None:
 def _compare(ctx: RerunContext, p: MeasureParams, steps: list[str], again: Report) -> list[CheckResult]:
     lab, report = ctx.lab, ctx.report
     mine, theirs = experiments_json(again), experiments_json(report)
-    differs = _platform_differs(report, p.platform) if p.platform else []
+    differs = _platform_differs(lab, report, p.platform) if p.platform else []
     checks: list[CheckResult] = []
     for s in steps:
         task = _task(lab, s)

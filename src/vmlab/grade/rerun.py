@@ -3,7 +3,7 @@
 The hidden inputs come from the tutor's secret and the student id (`derive`), so each student gets
 their own, a regrade gets the same ones, and nobody without the secret can compute them. The secret
 never leaves this process: the container sees only the inputs derived from it. Each lab's `[rerun]`
-hook (for example `vmlab.isa.rerun:rerun`) turns the derived bytes into inputs, runs the recorded code
+hook (`module:function`, in the lab's own package) turns the derived bytes into inputs, runs the recorded code
 in the sandbox and grades the result against an oracle computed here, outside the container, so a
 student's code that prints a fake result line gains nothing.
 """

@@ -67,14 +67,15 @@ def jit(
     """Interpreter vs C1 vs C2 vs tiered, JIT events of the hot loop, inline caches."""
     from vmlab.cli.output import emit_json, errors_to_exit, out
     from vmlab.errors import UsageError
-    from vmlab.hllvm import measure
+    from vmlab.hllvm import LAB, measure
     from vmlab.hllvm.jvm import compile_workloads
+    from vmlab.labs.catalog import lab_dir
 
     with errors_to_exit():
         if warmup >= repeats:
             raise UsageError(f"--warmup ({warmup}) must be below --repeats ({repeats})")
         progress = _progress()
-        wl = compile_workloads()
+        wl = compile_workloads(lab_dir(LAB) / "java")
         modes = measure.jit_modes(
             wl, iters=iters, repeats=repeats, warmup=warmup, modes=list(measure.MODES), progress=progress
         )
@@ -171,14 +172,15 @@ def gc(
     """GC pauses of the allocation loop (-Xlog:gc), and class loading with and without CDS."""
     from vmlab.cli.output import emit_json, errors_to_exit, out
     from vmlab.errors import UsageError
-    from vmlab.hllvm import measure
+    from vmlab.hllvm import LAB, measure
     from vmlab.hllvm.jvm import compile_workloads
+    from vmlab.labs.catalog import lab_dir
 
     with errors_to_exit():
         if collector not in ("G1", "Serial", "Parallel"):
             raise UsageError(f"unknown collector {collector!r}", hint="--collector G1|Serial|Parallel")
         progress = _progress()
-        wl = compile_workloads()
+        wl = compile_workloads(lab_dir(LAB) / "java")
         pauses = measure.gc_pauses(
             wl, iters=iters, repeats=repeats, heap_mb=heap_mb, collector=collector, progress=progress
         )

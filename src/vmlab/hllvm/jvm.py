@@ -9,7 +9,6 @@ memory on every start, which would put javac's own warm-up into every timing.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -19,10 +18,6 @@ from pathlib import Path
 
 from vmlab.errors import BackendError, NotAvailable, UsageError, VmlabError
 from vmlab.paths import vmlab_home
-
-# Only for the hint: set-up installs the newest headless JDK the release offers (17 on Debian 12,
-# 25 on Debian 13; src/vmlab/host/distro.py), and hllvm/versions.py says which releases the lab knows.
-JDK_PACKAGE = "default-jdk-headless (or: make setup)"
 
 
 class JavaMissing(NotAvailable):
@@ -45,18 +40,15 @@ class AssembleFailed(UsageError):
     """Jasmin could not assemble a student's .j file (exit 2: the file is the problem)."""
 
 
-def lab_dir() -> Path:
-    """labs/hll-vm of the checkout; VMLAB_LABS overrides the labs root as for every lab."""
-    env = os.environ.get("VMLAB_LABS")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "labs"
-    return root / "hll-vm"
-
-
-def require(program: str, package: str = JDK_PACKAGE) -> Path:
-    """The program's path, or one clear line saying how to install it."""
+def require(program: str) -> Path:
+    """The program's path, or one clear line saying how to install it (the package the lab's lab.toml
+    `[tools]` declares; set-up installs the newest headless JDK the release offers)."""
     found = shutil.which(program)
     if found is None:
-        raise JavaMissing(f"{program} is not installed", hint=f"apt-get install {package}")
+        from vmlab.hllvm import LAB
+        from vmlab.labs.tools import install_hint
+
+        raise JavaMissing(f"{program} is not installed", hint=install_hint(LAB, program))
     return Path(found)
 
 
@@ -88,15 +80,15 @@ class Workloads:
     cached: bool
 
 
-def workload_sources(src_dir: Path | None = None) -> list[Path]:
-    src = src_dir or lab_dir() / "java"
+def workload_sources(src: Path) -> list[Path]:
+    """The .java workloads of the lab folder's java/ (a step's ctx.lab_dir / "java")."""
     files = sorted(src.glob("*.java"))
     if not files:
         raise VmlabError(f"no Java workloads in {src}", hint="the lab folder is incomplete: git checkout it")
     return files
 
 
-def compile_workloads(src_dir: Path | None = None, cache_root: Path | None = None) -> Workloads:
+def compile_workloads(src_dir: Path, cache_root: Path | None = None) -> Workloads:
     """Compile every workload once per (sources, javac version); safe when two runs race."""
     javac = require("javac")
     version = javac_version(javac)

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from vmlab.errors import UsageError
-from vmlab.hllvm.jvm import AssembleFailed, Workloads, compile_workloads, lab_dir
+from vmlab.hllvm.jvm import AssembleFailed, Workloads, compile_workloads
 from vmlab.hllvm.measure import Measured, sanitize_key
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
@@ -28,7 +28,7 @@ def _all_modes() -> list[Mode]:
 
 
 def _workloads(ctx: StepContext) -> Workloads:
-    wl = compile_workloads()
+    wl = compile_workloads(ctx.lab_dir / "java")
     ctx.progress(f"hll-vm: workloads {'cached' if wl.cached else 'compiled'} (javac {wl.javac_version})")
     return wl
 
@@ -208,7 +208,7 @@ def jasmin(params: JasminParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     """Step `jasmin`: assemble every .j of the student's folder, run each class, record the verdicts."""
     from vmlab.hllvm.verify import assemble, expectation, run_class
 
-    src = ctx.inputs.get("jasmin") or lab_dir() / "jasmin"
+    src = ctx.inputs.get("jasmin") or ctx.lab_dir / "jasmin"
     files = [src] if src.is_file() else sorted(src.glob(params.pattern))
     if not files:
         raise UsageError(f"no {params.pattern} files in the jasmin input", hint="--input jasmin=DIR")
@@ -216,7 +216,7 @@ def jasmin(params: JasminParams, ctx: StepContext) -> dict[str, ExperimentEntry]
     tally = {"files": len(files), "accepted": 0, "rejected": 0, "assembly_errors": 0}
     tally.update({"expectations_met": 0, "expectations_failed": 0, "no_expectation": 0})
     tally["copied_examples"] = 0
-    examples = {_shape(p.read_text(errors="replace")) for p in (lab_dir() / "jasmin").glob("*.j")}
+    examples = {_shape(p.read_text(errors="replace")) for p in (ctx.lab_dir / "jasmin").glob("*.j")}
     for f in files:
         key = sanitize_key(f.stem)
         out_dir = ctx.scratch / "jasmin" / key

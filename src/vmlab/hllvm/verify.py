@@ -65,7 +65,7 @@ def expectation(source_text: str) -> str | None:
 
 def assemble(j_file: Path, out_dir: Path) -> list[Path]:
     """Run Jasmin on one file; the class files it wrote, or AssembleFailed with Jasmin's own line."""
-    jasmin = require("jasmin", "jasmin-sable")
+    jasmin = require("jasmin")
     out_dir.mkdir(parents=True, exist_ok=True)
     before = set(out_dir.rglob("*.class"))
     try:

@@ -1,8 +1,9 @@
 """`vmlab doctor`: probe every capability the labs use and say how to fix what is missing.
 
 Probes never raise: each returns a Row. The core works when libvirt and Docker answer, or when the raw
-KVM API does (the kvm-api lab needs nothing else). For a normal user it also says which groups are
-missing, which libvirt URI is used and why, and which measurements will be recorded as skipped.
+KVM API does (a lab driving /dev/kvm itself needs nothing else). For a normal user it also says which
+groups are missing, which libvirt URI is used and why, and which measurements will be recorded as
+skipped. The labs' own tools are rows too, one per tool the labs declare in lab.toml (`tool_row`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from vmlab import __version__
 from vmlab.host.cpu import full_guest_accel, hw_virt, kvm_module
-from vmlab.host.versions import tool_version
+from vmlab.host.tools import ToolSpec
+from vmlab.host.versions import declared_version
 from vmlab.runtime_registry import VM_EXTRA_FIX
 
 Status = Literal["ok", "warn", "fail"]
@@ -47,7 +49,7 @@ class Diagnosis:
 
 CORE_PACKAGES = ("typer", "rich", "pydantic", "psutil", "paramiko")
 # The `vm` extra: only the labs that start guests or containers import these, so a machine without
-# libvirt's headers (macOS, WSL) still runs the pure-Python labs (isa-emulation, warmup).
+# libvirt's headers (macOS, WSL) still runs the pure-Python labs.
 VM_PACKAGES = ("docker", "libvirt-python")
 
 
@@ -69,8 +71,7 @@ def _probe_python() -> Row:
         return Row(
             "python",
             "warn",
-            f"{detail}; without {', '.join(missing_vm)} only the labs without guests or containers run "
-            "(isa-emulation, warmup)",
+            f"{detail}; without {', '.join(missing_vm)} only the labs without guests or containers run",
             VM_EXTRA_FIX,
             pkgs,
         )
@@ -78,7 +79,7 @@ def _probe_python() -> Row:
 
 
 LAB_GROUPS = {
-    "kvm": "/dev/kvm (hardware-accelerated guests, the kvm-api lab)",
+    "kvm": "/dev/kvm (hardware-accelerated guests, the raw KVM API)",
     "libvirt": "libvirt's system daemon",
     "docker": "the Docker daemon's socket",
 }
@@ -129,10 +130,10 @@ def probe_kvm() -> Row:
 
     info = probe()
     if not info.get("present"):
-        return Row("kvm-api", "fail", "/dev/kvm is absent", "load kvm_intel or kvm_amd (modprobe)", info)
+        return Row("kvm", "fail", "/dev/kvm is absent", "load kvm_intel or kvm_amd (modprobe)", info)
     if not info.get("accessible"):
         return Row(
-            "kvm-api",
+            "kvm",
             "fail",
             f"/dev/kvm is not accessible: {info.get('error')}",
             "make setup (chgrp kvm /dev/kvm; chmod 660 /dev/kvm) or add yourself to group kvm",
@@ -141,7 +142,7 @@ def probe_kvm() -> Row:
     stats = "yes" if info.get("binary_stats_fd") else "no"
     detail = f"API version {info.get('api_version')}, KVM_CAP_BINARY_STATS_FD: {stats}, module {kvm_module()}"
     status: Status = "ok" if info.get("api_version") == 12 else "warn"
-    return Row("kvm-api", status, detail, data=info)
+    return Row("kvm", status, detail, data=info)
 
 
 def _probe_hw_guest() -> Row:
@@ -294,30 +295,17 @@ def _dpkg_installed(package: str) -> bool:
     return "install ok installed" in run_quiet(["dpkg-query", "-W", "-f=${Status}", package])
 
 
-def _probe_tool(name: str, argv: list[str], fix: str, pattern: str = r"(\d+\.\d+(?:\.\d+)?)") -> Row:
-    version = tool_version(argv, pattern)
-    if shutil.which(argv[0]) is None:
-        return Row(name, "warn", f"{argv[0]} not found", fix)
-    return Row(name, "ok", f"{argv[0]} {version or '(version unknown)'}", data={"version": version})
-
-
-def _known_version(row: Row) -> Row:
-    """A tool the labs read the output of: say in one line when its release is outside what they know."""
-    version = row.data.get("version")
-    if row.status != "ok" or not version:
-        return row
-    note = None
-    if row.name == "java":
-        from vmlab.hllvm.versions import version_note
-
-        note = version_note(str(version))
-    elif row.name == "valgrind":
-        from vmlab.procvm.toolbuild import valgrind_note
-
-        note = valgrind_note(str(version))
+def tool_row(tool: ToolSpec) -> Row:
+    """A lab's tool: found and its version, or a warning naming its package; a release outside what
+    the lab's parsers know (the lab's `note`) is said in one line."""
+    if tool.path() is None:
+        return Row(tool.name, "warn", f"{tool.program} not found", tool.install_hint())
+    version = declared_version(tool)
+    detail = f"{tool.program} {version or '(version unknown)'}"
+    note = tool.version_note(version) if version and version != "present" else None
     if note:
-        return Row(row.name, "warn", f"{row.detail}; {note}", "make setup", row.data)
-    return row
+        return Row(tool.name, "warn", f"{detail}; {note}", "make setup", {"version": version})
+    return Row(tool.name, "ok", detail, data={"version": version})
 
 
 def runtime_rows() -> list[Row]:
@@ -342,19 +330,6 @@ PROBES: list[Callable[[], Row | list[Row]]] = [
     _probe_privileges,
     _probe_kvm_counters,
     _probe_build_tools,
-    lambda: _known_version(_probe_tool("valgrind", ["valgrind", "--version"], "apt-get install valgrind")),
-    lambda: _known_version(
-        _probe_tool(
-            "java",
-            ["java", "-version"],
-            "make setup (the newest openjdk-N-jdk-headless)",
-            r'version "([^"]+)"',
-        )
-    ),
-    lambda: _probe_tool("qemu-user", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),
-    lambda: _probe_tool(
-        "cross-cc", ["aarch64-linux-gnu-gcc", "--version"], "apt-get install gcc-aarch64-linux-gnu"
-    ),
 ]
 
 
@@ -362,10 +337,11 @@ def _rows(found: Row | list[Row]) -> list[Row]:
     return found if isinstance(found, list) else [found]
 
 
-def diagnose() -> Diagnosis:
+def diagnose(tools: Sequence[ToolSpec] = ()) -> Diagnosis:
+    """Every probe's rows, then one row per lab tool in `tools` (the CLI passes every lab's,
+    vmlab.labs.tools.every_lab_tool; this layer knows no lab)."""
     rows = [row for probe in PROBES for row in _rows(probe())]
+    rows += [tool_row(t) for t in tools]
     by = {r.name: r.status for r in rows}
-    core = by["python"] != "fail" and (
-        (by["libvirt"] == "ok" and by["docker"] == "ok") or by["kvm-api"] == "ok"
-    )
+    core = by["python"] != "fail" and ((by["libvirt"] == "ok" and by["docker"] == "ok") or by["kvm"] == "ok")
     return Diagnosis(rows, core)

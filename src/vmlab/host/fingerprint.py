@@ -10,6 +10,7 @@ from functools import cache
 import psutil
 
 from vmlab.host.cpu import cpu_model, hw_virt
+from vmlab.host.tools import ToolSpec
 from vmlab.host.versions import DEFAULT_TOOLS, tool_versions
 from vmlab.report.model import HostInfo
 
@@ -26,8 +27,9 @@ def _os_name() -> str:
 
 
 @cache
-def host_info(tools: tuple[str, ...] = DEFAULT_TOOLS) -> HostInfo:
-    """This host; `accel` stays None here: a run sets it to what its guests really used."""
+def host_info(tools: tuple[str, ...] = DEFAULT_TOOLS, declared: tuple[ToolSpec, ...] = ()) -> HostInfo:
+    """This host, with the versions of `tools` (those among `declared`, the lab's own, read as the lab
+    says); `accel` stays None here: a run sets it to what its guests really used."""
     return HostInfo(
         hostname=socket.gethostname(),
         kernel=platform.release(),
@@ -38,7 +40,7 @@ def host_info(tools: tuple[str, ...] = DEFAULT_TOOLS) -> HostInfo:
         memory_bytes=psutil.virtual_memory().total,
         python=platform.python_version(),
         hw_virt=hw_virt(),
-        versions=tool_versions(tools),
+        versions=tool_versions(tools, declared),
     )
 
 

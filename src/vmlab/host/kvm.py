@@ -1,7 +1,7 @@
 """What /dev/kvm offers this host, read with two system ioctls; the doctor's and the raw-KVM lab's probe.
 
-It lives here, below the runtimes and labs, so that `vmlab doctor` does not import the kvm-api lab's
-VMM to ask one question. The two ioctls carry no argument structure (`_IO(0xAE, nr)`), so their
+It lives here, below the runtimes and labs, so that `vmlab doctor` does not import a lab's VMM to
+ask one question. The two ioctls carry no argument structure (`_IO(0xAE, nr)`), so their
 numbers need none of kvmapi's ABI arithmetic.
 """
 

@@ -1,18 +1,20 @@
 """What a lab step `requires`, probed before the step runs.
 
 An unmet requirement makes the step `skipped` with the reason and the fix, never a crash. Device probes
-are doctor's own (one probe per capability); a runtime (docker, sandbox, libvirt, a plug-in) is probed
-by its own probe from the runtime registry; any other name is a program looked up on PATH plus the
-system directories Debian keeps out of a normal user's PATH.
+are doctor's own (one probe per capability); a tool the lab declares (`[tools.NAME]` in its lab.toml,
+vmlab.host.tools) is its program on PATH, the fix naming its package; a runtime (docker, sandbox,
+libvirt, a plug-in) is probed by its own probe from the runtime registry; any other name is a program
+looked up on PATH plus the system directories Debian keeps out of a normal user's PATH.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from vmlab.host import doctor
+from vmlab.host.tools import ToolSpec
 from vmlab.paths import system_tool
 
 
@@ -38,6 +40,15 @@ def _tool(name: str, program: str, package: str) -> Probe:
     return probe
 
 
+def _declared(tool: ToolSpec) -> Probe:
+    def probe() -> Unmet | None:
+        if tool.path() is None:
+            return Unmet(tool.name, f"{tool.program} is not installed", tool.install_hint())
+        return None
+
+    return probe
+
+
 def _from_doctor(name: str, row: Callable[[], doctor.Row]) -> Probe:
     def probe() -> Unmet | None:
         found = row()
@@ -57,13 +68,6 @@ def _root() -> Unmet | None:
 REQUIREMENTS: dict[str, Probe] = {
     "kvm": _from_doctor("kvm", doctor.probe_kvm),
     "root": _root,
-    "java": _tool("java", "java", "default-jdk-headless"),
-    "javac": _tool("javac", "javac", "default-jdk-headless"),
-    "jasmin": _tool("jasmin", "jasmin", "jasmin-sable"),
-    "valgrind": _tool("valgrind", "valgrind", "valgrind"),
-    "gcc": _tool("gcc", "gcc", "gcc"),
-    "aarch64-gcc": _tool("aarch64-gcc", "aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
-    "qemu-user": _tool("qemu-user", "qemu-aarch64", "qemu-user"),
     "strace": _tool("strace", "strace", "strace"),
     "runsc": _tool("runsc", "runsc", "runsc"),
 }
@@ -84,20 +88,31 @@ def _runtime(name: str) -> Probe | None:
     return None
 
 
-def probe_for(name: str) -> Probe:
-    """A named probe, then a runtime's own probe, else: NAME is a program that must be on PATH (or in
-    /usr/sbin, /sbin)."""
-    return REQUIREMENTS.get(name) or _runtime(name) or _tool(name, name, f"the package that provides {name}")
+def probe_for(name: str, tools: Mapping[str, ToolSpec] | None = None) -> Probe:
+    """A named probe, then a tool the lab declares (`tools`), then a runtime's own probe, else: NAME is
+    a program that must be on PATH (or in /usr/sbin, /sbin)."""
+    declared = (tools or {}).get(name)
+    return (
+        REQUIREMENTS.get(name)
+        or (_declared(declared) if declared is not None else None)
+        or _runtime(name)
+        or _tool(name, name, f"the package that provides {name}")
+    )
 
 
-def unmet(names: list[str], cache: dict[str, Unmet | None] | None = None) -> list[Unmet]:
-    """The requirements among `names` this host does not meet; `cache` spares re-probing per step."""
+def unmet(
+    names: list[str],
+    cache: dict[str, Unmet | None] | None = None,
+    tools: Mapping[str, ToolSpec] | None = None,
+) -> list[Unmet]:
+    """The requirements among `names` this host does not meet; `tools` are the lab's declared tools;
+    `cache` spares re-probing per step."""
     found: list[Unmet] = []
     for name in names:
         if cache is not None and name in cache:
             result = cache[name]
         else:
-            result = probe_for(name)()
+            result = probe_for(name, tools)()
             if cache is not None:
                 cache[name] = result
         if result is not None:

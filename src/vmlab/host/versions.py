@@ -1,6 +1,8 @@
 """Versions of the tools behind the figures, read without needing any daemon.
 
-A lab names the tools it uses (`[lab] tools = [...]`); the report records just those.
+A lab names the tools it uses (`[lab] tools = [...]`); the report records just those. A tool the lab
+declares (`[tools.NAME]`, vmlab.host.tools) is read as it says; the runtimes' and the host's own tools
+are read as TOOLS says here; any other NAME as the first version string `NAME --version` prints.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
-from functools import cache
 
-_NUMBER = r"(\d+\.\d+(?:\.\d+)?)"
+from vmlab.host.tools import NUMBER as _NUMBER
+from vmlab.host.tools import ToolSpec
 
 
 def tool_version(argv: list[str], pattern: str = _NUMBER) -> str | None:
@@ -56,7 +58,8 @@ def _cmd(*argv: str, pattern: str = _NUMBER) -> Callable[[], str | None]:
     return lambda: tool_version(list(argv), pattern)
 
 
-# name -> how to read its version, where `NAME --version` is not the way (or NAME is no program)
+# The host's and the runtimes' tools (no lab's: a lab declares its own in lab.toml): name -> how to
+# read its version, where `NAME --version` is not the way (or NAME is no program).
 TOOLS: dict[str, Callable[[], str | None]] = {
     "qemu": _cmd("qemu-system-x86_64", "--version"),
     "libvirt": _cmd("libvirtd", "--version"),
@@ -64,26 +67,40 @@ TOOLS: dict[str, Callable[[], str | None]] = {
     "docker": _cmd("dockerd", "--version"),
     "docker_sdk": lambda: _pkg("docker"),
     "runsc": _cmd("runsc", "--version", pattern=r"runsc version (\S+)"),
-    "valgrind": _cmd("valgrind", "--version"),
-    "gcc": _cmd("gcc", "-dumpfullversion"),
-    "aarch64-gcc": _cmd("aarch64-linux-gnu-gcc", "-dumpfullversion"),
-    "qemu-user": _cmd("qemu-aarch64", "--version"),
-    "java": _cmd("java", "-version", pattern=r'version "([^"]+)"'),
-    "javac": _cmd("javac", "-version"),
-    "jasmin": lambda: "present" if shutil.which("jasmin") else None,
     "strace": _cmd("strace", "-V"),
     "perf": _cmd("perf", "--version"),
 }
 
-DEFAULT_TOOLS = ("qemu", "libvirt", "libvirt_python", "docker", "docker_sdk", "valgrind", "java")
+DEFAULT_TOOLS = ("qemu", "libvirt", "libvirt_python", "docker", "docker_sdk")
 
 
-@cache
-def _version_of(name: str) -> str | None:
-    """A known tool's own probe, else the first version string `NAME --version` prints."""
-    probe = TOOLS.get(name) or _cmd(name, "--version")
-    return probe()
+def declared_version(tool: ToolSpec) -> str | None:
+    """A lab's tool read as its lab.toml says; "present" for one whose version is not read."""
+    if tool.path() is None:
+        return None
+    if not tool.version:
+        return "present"
+    return tool_version(list(tool.version), tool.pattern)
 
 
-def tool_versions(names: Iterable[str] = DEFAULT_TOOLS) -> dict[str, str | None]:
-    return {n: _version_of(n) for n in names}
+_SEEN: dict[tuple[str, ToolSpec | None], str | None] = {}
+
+
+def _version_of(name: str, declared: ToolSpec | None = None) -> str | None:
+    """The lab's declared way, else a known tool's own probe, else the first version string
+    `NAME --version` prints; each read once per process."""
+    key = (name, declared)
+    if key not in _SEEN:
+        if declared is not None:
+            _SEEN[key] = declared_version(declared)
+        else:
+            _SEEN[key] = (TOOLS.get(name) or _cmd(name, "--version"))()
+    return _SEEN[key]
+
+
+def tool_versions(
+    names: Iterable[str] = DEFAULT_TOOLS, declared: Iterable[ToolSpec] = ()
+) -> dict[str, str | None]:
+    """The versions of `names`, a name among `declared` (the lab's tools) read as the lab says."""
+    by_name = {t.name: t for t in declared}
+    return {n: _version_of(n, by_name.get(n)) for n in names}

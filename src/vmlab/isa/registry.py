@@ -128,12 +128,15 @@ def load_engine_file(path: Path) -> Engine:
     if not path.is_file():
         hint = None
         if not path.is_absolute():
-            from vmlab.labs.catalog import labs_roots
+            from vmlab.errors import LabError
+            from vmlab.labs.catalog import lab_dir
 
-            for root in labs_roots():
-                if (root / "isa-emulation" / path).is_file():
-                    found = root / "isa-emulation" / path
-                    hint = f"paths are taken from the current folder; did you mean {found}?"
+            try:
+                found = lab_dir("isa-emulation") / path
+            except LabError:  # a kit without the lab's folder: no guess to offer
+                found = None
+            if found is not None and found.is_file():
+                hint = f"paths are taken from the current folder; did you mean {found}?"
         raise UsageError(f"engine module {path} does not exist", hint=hint)
     spec = importlib.util.spec_from_file_location(f"vmlab_student_engine_{abs(hash(str(path)))}", path)
     if spec is None or spec.loader is None:

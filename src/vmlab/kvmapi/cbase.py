@@ -21,30 +21,26 @@ SOURCE_NAME = "cvmm.c"
 CFLAGS = ("-O2", "-Wall")
 
 
-def source_path() -> Path:
-    """labs/kvm-api/c/cvmm.c in the first labs root that holds the lab (VMLAB_LABS, else the checkout)."""
-    from vmlab.labs.catalog import labs_roots
-
-    roots = labs_roots()
-    for root in roots:
-        p = root / "kvm-api" / "c" / SOURCE_NAME
-        if p.is_file():
-            return p
-    raise NotAvailable(
-        f"the C baseline {SOURCE_NAME} is not under {', '.join(str(r / 'kvm-api' / 'c') for r in roots)}",
-        hint="set VMLAB_LABS to the folder that holds kvm-api/",
-    )
+def source_path(lab_dir: Path) -> Path:
+    """c/cvmm.c in the lab's folder (a step's ctx.lab_dir)."""
+    p = lab_dir / "c" / SOURCE_NAME
+    if not p.is_file():
+        raise NotAvailable(
+            f"the C baseline {p} is missing", hint="the lab folder is incomplete: git checkout it"
+        )
+    return p
 
 
-def build(out_dir: Path, source: Path | None = None) -> Path:
-    """Compile the C VMM into out_dir (gcc -O2); NotAvailable without gcc or the KVM headers."""
+def build(out_dir: Path, source: Path) -> Path:
+    """Compile the C VMM `source` (source_path) into out_dir (gcc -O2); NotAvailable without gcc or
+    the KVM headers."""
     gcc = shutil.which("gcc")
     if gcc is None:
         raise NotAvailable(
             "gcc is not installed: the C baseline is compiled at lab time",
             hint="run scripts/setup-host.sh (or: sudo apt-get install gcc libc6-dev)",
         )
-    src = source or source_path()
+    src = source
     out_dir.mkdir(parents=True, exist_ok=True)
     binary = out_dir / "cvmm"
     proc = subprocess.run(

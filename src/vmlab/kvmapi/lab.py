@@ -233,7 +233,7 @@ def c_baseline(params: CBaselineParams, ctx: StepContext) -> dict[str, Experimen
     """
     from vmlab.kvmapi.cbase import build, run_c, source_path
 
-    source = source_path()
+    source = source_path(ctx.lab_dir)
     binary = build(ctx.scratch / "cvmm", source)
     ctx.attach(source)  # the source the numbers came from, beside the report
     program = builtin("out", params.n)

@@ -40,6 +40,12 @@ def lab_path(name: str) -> Path:
     raise LabError(f"no lab named {name!r} (known: {known})", hint="run 'vmlab lab ls'")
 
 
+def lab_dir(name: str) -> Path:
+    """The lab's folder: the one resolver of a lab's data files for code that is not a step (a step
+    has it as ctx.lab_dir)."""
+    return lab_path(name).parent
+
+
 def load_lab(name: str) -> Lab:
     """The lab called `name`, read once: it carries its folder (`lab.folder`) and rules' digest."""
     return parse_lab(lab_path(name))

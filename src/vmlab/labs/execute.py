@@ -86,6 +86,7 @@ def step_context(
         scratch=dirs.scratch,
         artifacts_dir=dirs.artifacts,
         report_dir=dirs.report.parent,
+        lab_dir=plan.lab.folder,
         inputs={n: p for n, p in inputs.items() if n in step.inputs},
         run=run,
         progress=say,
@@ -102,13 +103,15 @@ def run_steps(
 ) -> bool:
     """Run every step of the plan in order, recording each; True when Ctrl-C ended the run."""
     from vmlab.host.requirements import Unmet, unmet
+    from vmlab.labs.tools import lab_tools
 
     name = plan.lab.lab.name
     home = str(Path.home())
     probed: dict[str, Unmet | None] = {}
+    tools = lab_tools(plan.lab)
     for step_id in plan.steps:
         record = recorder.steps[step_id]
-        missing = unmet(plan.lab.experiments[step_id].requires, probed)
+        missing = unmet(plan.lab.experiments[step_id].requires, probed, tools)
         if missing:
             record.status, record.message = "skipped", "; ".join(m.one_line() for m in missing)
             say(f"{name}: {step_id} skipped: {record.message}")

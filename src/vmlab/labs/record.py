@@ -63,10 +63,11 @@ def new_report(
 ) -> Report:
     """The report of a run that has not run a step yet: provenance, inputs, answers, steps `not_run`."""
     from vmlab.host.fingerprint import host_info
+    from vmlab.labs.tools import lab_tools
 
     lab = plan.lab
     commit, dirty = vmlab_commit()
-    host = host_info(tuple(lab.lab.tools))
+    host = host_info(tuple(lab.lab.tools), tuple(lab_tools(lab).values()))
     steps = {
         s: StepRecord(
             status="not_run",

@@ -47,10 +47,12 @@ class NoParams(StepParams):
 class StepContext:
     """What a step may know about the run it belongs to.
 
-    `scratch` is a per-run directory for working files (readable by libvirt's QEMU user as root);
-    `artifacts_dir` sits beside the report; `inputs` maps the step's declared input names to the
-    recorded copies of the student's files (absent inputs are not in the map); `run` holds the run-wide
-    choices that are no step's parameter (the libvirt URI of `-c`, runtimes, accelerator), typed.
+    `lab_dir` is the lab's folder (where its lab.toml is: labs/catalog.py found it, whichever root of
+    VMLAB_LABS holds it), the one way a step reaches its lab's data files; `scratch` is a per-run
+    directory for working files (readable by libvirt's QEMU user as root); `artifacts_dir` sits beside
+    the report; `inputs` maps the step's declared input names to the recorded copies of the student's
+    files (absent inputs are not in the map); `run` holds the run-wide choices that are no step's
+    parameter (the libvirt URI of `-c`, runtimes, accelerator), typed.
     """
 
     run_id: str
@@ -59,6 +61,7 @@ class StepContext:
     scratch: Path
     artifacts_dir: Path
     report_dir: Path
+    lab_dir: Path
     inputs: dict[str, Path] = field(default_factory=dict)
     run: RunContext = field(default_factory=RunContext)
     progress: Callable[[str], None] = log.info

@@ -78,9 +78,10 @@ def _run(
     import statistics
     import tempfile
 
+    from vmlab.labs.catalog import lab_dir
     from vmlab.procvm import parse
     from vmlab.procvm.runs import QEMU_TOOLS, VALGRIND_TOOLS, check_tool, execute, require, require_ok
-    from vmlab.procvm.workloads import WORKLOADS, build
+    from vmlab.procvm.workloads import LAB_NAME, WORKLOADS, build
     from vmlab.procvm.workloads import workload as lookup
 
     check_tool(tool)
@@ -99,7 +100,9 @@ def _run(
     else:
         w = lookup(workload)
         wargs = tuple(args) if args is not None else (w.time_args if timing else w.count_args)
-        binary, native_bin, name = build(w.name, target), build(w.name, "x86_64"), w.name
+        folder = lab_dir(LAB_NAME)
+        binary = build(w.name, target, lab_dir=folder)
+        native_bin, name = build(w.name, "x86_64", lab_dir=folder), w.name
     assert name in WORKLOADS or name  # a name for the table
     progress = _progress()
     with tempfile.TemporaryDirectory(prefix="vmlab-procvm-") as tmp:
@@ -230,10 +233,14 @@ def tool_build(
 ) -> None:
     """Build the observer tool into a private Valgrind prefix (cached by Valgrind version and tool hash)."""
     from vmlab.cli.output import emit_json, errors_to_exit
+    from vmlab.labs.catalog import lab_dir
     from vmlab.procvm.toolbuild import build_tool, default_tool_dir
+    from vmlab.procvm.workloads import LAB_NAME
 
     with errors_to_exit():
-        tb = build_tool(tool_dir or default_tool_dir(), source=source, progress=_progress(), force=force)
+        tb = build_tool(
+            tool_dir or default_tool_dir(lab_dir(LAB_NAME)), source=source, progress=_progress(), force=force
+        )
     result = {
         "key": tb.key,
         "valgrind": tb.valgrind_version,
@@ -286,16 +293,18 @@ def _tool_run(argv: list[str], tool_dir: Path | None) -> dict[str, Any]:
     import tempfile
 
     from vmlab.errors import UsageError
+    from vmlab.labs.catalog import lab_dir
     from vmlab.procvm import parse
     from vmlab.procvm.runs import execute, require_ok
     from vmlab.procvm.toolbuild import build_tool, default_tool_dir
+    from vmlab.procvm.workloads import LAB_NAME
 
     if not argv:
         raise UsageError("no program given", hint="vmlab procvm tool run -- /bin/true")
     prog = shutil.which(argv[0]) or argv[0]
     if not Path(prog).is_file():
         raise UsageError(f"no program {argv[0]!r}", hint="give a path or a command on PATH")
-    tb = build_tool(tool_dir or default_tool_dir(), progress=_progress())
+    tb = build_tool(tool_dir or default_tool_dir(lab_dir(LAB_NAME)), progress=_progress())
     with tempfile.TemporaryDirectory(prefix="vmlab-procvm-") as tmp:
         cmd = [prog, *argv[1:]]
         ob = require_ok(execute("observer", cmd, scratch=Path(tmp), valgrind=str(tb.launcher)))

@@ -52,7 +52,7 @@ def _argv(name: str, target: str, ctx: StepContext, args: Sequence[str] | None =
             raise UsageError("the extra workload was not provided", hint="--input workload=FILE.c")
         return [str(build(EXTRA, target, source=src))]
     w = workload(name)
-    return [str(build(name, target)), *(w.count_args if args is None else args)]
+    return [str(build(name, target, lab_dir=ctx.lab_dir)), *(w.count_args if args is None else args)]
 
 
 def _check_names(names: Sequence[str], allowed: Sequence[str]) -> None:
@@ -367,7 +367,7 @@ def observer(params: ObserverParams, ctx: StepContext) -> dict[str, ExperimentEn
     from vmlab.procvm.toolbuild import build_tool, default_tool_dir
 
     _check_names(params.workloads, list(WORKLOADS))
-    tool_dir = ctx.inputs.get("tool") or default_tool_dir()
+    tool_dir = ctx.inputs.get("tool") or default_tool_dir(ctx.lab_dir)
     tb = build_tool(tool_dir, progress=ctx.progress, jobs=params.jobs)
     if tb.log and not tb.cached:
         ctx.attach(tb.log, "observer-build.log")

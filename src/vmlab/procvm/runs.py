@@ -30,12 +30,6 @@ _TOOL_OPTS: dict[str, tuple[str, ...]] = {
     "lackey": ("--basic-counts=yes",),
 }
 
-_INSTALL = {
-    "valgrind": "valgrind",
-    "qemu-x86_64": "qemu-user",
-    "qemu-aarch64": "qemu-user",
-}
-
 
 @dataclass
 class Run:
@@ -62,13 +56,14 @@ def check_tool(tool: str) -> None:
 
 
 def require(program: str) -> str:
-    """The program's path, or NotAvailable naming the package that brings it."""
+    """The program's path, or NotAvailable naming the package that brings it (the lab's lab.toml
+    `[tools]` declares it)."""
     path = shutil.which(program)
     if path is None:
-        pkg = _INSTALL.get(program, program)
-        raise NotAvailable(
-            f"{program} is not on PATH", hint=f"apt-get install -y --no-install-recommends {pkg}"
-        )
+        from vmlab.labs.tools import install_hint
+        from vmlab.procvm.workloads import LAB_NAME
+
+        raise NotAvailable(f"{program} is not on PATH", hint=install_hint(LAB_NAME, program))
     return path
 
 

@@ -363,13 +363,12 @@ def _log_if(path: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def default_tool_dir() -> Path:
-    """The lab's `[inputs.tool] default` (the skeleton handed out), read from its lab.toml so that
-    `vmlab procvm tool build` builds the very folder `vmlab lab run process-vm` uses."""
-    from vmlab.procvm.workloads import lab_dir
+def default_tool_dir(root: Path) -> Path:
+    """The lab's `[inputs.tool] default` (the skeleton handed out) in the lab folder `root`, read from
+    its lab.toml so that `vmlab procvm tool build` builds the very folder `vmlab lab run process-vm`
+    uses."""
     from vmlab.spec.lab import read_lab_toml
 
-    root = lab_dir()
     tool = read_lab_toml(root / "lab.toml").get("inputs", {}).get("tool", {})
     default = tool.get("default") if isinstance(tool, dict) else None
     return root / (default if isinstance(default, str) else "skeleton/observer")

@@ -24,7 +24,7 @@ from pathlib import Path
 from vmlab.errors import NotAvailable, UsageError
 from vmlab.paths import vmlab_home
 
-LAB_NAME = "process-vm"
+LAB_NAME = "process-vm"  # the lab's name, as its folder and lab.toml call it
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,6 @@ WORKLOADS: dict[str, Workload] = {
 TARGETS = ("x86_64", "x86_64-static", "aarch64")
 
 
-def lab_dir() -> Path:
-    """labs/process-vm: in a VMLAB_LABS folder when set, else in the checkout."""
-    env = os.environ.get("VMLAB_LABS")
-    roots = [Path(p) for p in env.split(os.pathsep) if p] if env else []
-    roots.append(Path(__file__).resolve().parents[3] / "labs")
-    for root in roots:
-        if (root / LAB_NAME / "lab.toml").is_file():
-            return root / LAB_NAME
-    raise NotAvailable(
-        f"the {LAB_NAME} lab folder is not found under {', '.join(map(str, roots))}",
-        hint="set VMLAB_LABS to the folder that holds process-vm/",
-    )
-
-
 def workload(name: str) -> Workload:
     try:
         return WORKLOADS[name]
@@ -83,28 +69,30 @@ def _compiler(target: str) -> tuple[str, list[str]]:
     raise UsageError(f"unknown target {target!r} (known: {', '.join(TARGETS)})")
 
 
-_PACKAGES = {"gcc": "gcc", "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross"}
-
-
 def compiler_version(cc: str) -> str:
     """The compiler's first --version line, part of the cache key."""
     path = shutil.which(cc)
     if path is None:
-        raise NotAvailable(
-            f"{cc} is not on PATH",
-            hint=f"apt-get install -y --no-install-recommends {_PACKAGES.get(cc, cc)}",
-        )
+        from vmlab.labs.tools import install_hint
+
+        raise NotAvailable(f"{cc} is not on PATH", hint=install_hint(LAB_NAME, cc))
     out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
     return out.splitlines()[0] if out else cc
 
 
 def build(
-    name: str, target: str = "x86_64", *, source: Path | None = None, cache: Path | None = None
+    name: str,
+    target: str = "x86_64",
+    *,
+    lab_dir: Path | None = None,
+    source: Path | None = None,
+    cache: Path | None = None,
 ) -> Path:
     """The binary of workload `name` for `target`, compiled once per (source, compiler, flags).
 
-    `source` overrides the lab's file (the student's extra workload); /bin/true is returned as is for
-    x86_64 and has no other targets.
+    A lab workload's source is in `lab_dir`/workloads (a step's ctx.lab_dir; elsewhere
+    vmlab.labs.catalog.lab_dir); `source` overrides it (the student's extra workload); /bin/true is
+    returned as is for x86_64 and has no other targets.
     """
     w = WORKLOADS.get(name)
     if source is None:
@@ -116,7 +104,9 @@ def build(
                 raise UsageError(f"workload {name!r} is a system binary: x86_64 only")
             path = shutil.which(name) or f"/bin/{name}"
             return Path(path)
-        source = lab_dir() / "workloads" / w.source
+        if lab_dir is None:
+            raise ValueError(f"workload {name!r}: build() needs the lab folder (lab_dir=)")
+        source = lab_dir / "workloads" / w.source
     if not source.is_file():
         raise UsageError(f"workload source {source} does not exist")
     cc, flags = _compiler(target)

@@ -3,11 +3,18 @@
 Layout of a lab.toml (docs/lab-contract.md has the whole contract):
 
     [lab]
-    name = "warmup"
+    name = "startup"
     title = "Process start-up"
     tools = ["gcc"]                          # tool versions recorded in the report
     views = { table = "pkg.views:table" }    # optional: summary table and plots of this lab
     cli = "pkg.cli:register"                 # optional: the lab's own command group
+
+    [tools.gcc]                              # a tool the lab runs: doctor, requires, provenance
+    package = "gcc"                          # the Debian package (the fix when it is missing)
+    version = ["gcc", "-dumpfullversion"]    # optional: argv printing the version ([]: presence)
+    pattern = '([0-9.]+)'                    # optional: its first group is the version
+    # program = "gcc"                        # optional, default the table's name
+    # note = "pkg.mod:function"              # optional: version -> one line when a release is unknown
 
     [inputs.engine]                          # a student input: --input engine=FILE
     kind = "file"
@@ -19,7 +26,7 @@ Layout of a lab.toml (docs/lab-contract.md has the whole contract):
     experiments = ["true", "python"]
 
     [experiments.true]                       # one step; its runner may produce several experiments
-    runner = "vmlab.experiments.process:startup"
+    runner = "startup_lab.steps:startup"
     params = { argv = ["/bin/true"], runs = 20 }
     requires = ["docker"]                    # unmet: the step is skipped with the reason
     timeout_s = 120
@@ -54,6 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,6 +95,34 @@ class LabMeta(_Strict):
     tools: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]] = Field(default_factory=list)
     views: LabViews = Field(default_factory=lambda: LabViews(table=None, plots=None))
     cli: str | None = Field(None, pattern=_SPEC)
+
+
+_TOOL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+class Tool(_Strict):
+    """`[tools.NAME]`: a program the lab runs, declared once for `vmlab doctor` (one row per tool),
+    a step's `requires = ["NAME"]` (its fix names `package`) and the report (its version, read by
+    running `version` and taking `pattern`'s first group; `version = []`: only its presence)."""
+
+    program: str | None = Field(None, pattern=_TOOL_NAME)  # None: the table's name
+    package: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9.+-]*( [a-z0-9][a-z0-9.+-]*)*$")
+    version: list[str] | None = None  # None: [program, "--version"]
+    pattern: str | None = None  # None: the first version-looking number (vmlab.host.tools.NUMBER)
+    note: str | None = Field(None, pattern=_SPEC)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_group(self) -> Tool:
+        if self.pattern is None:
+            return self
+        try:
+            groups = re.compile(self.pattern).groups
+        except re.error as e:
+            raise ValueError(f"pattern {self.pattern!r} is no regular expression: {e}") from None
+        if groups < 1:
+            raise ValueError(f"pattern {self.pattern!r} needs a group: the version is its first")
+        return self
 
 
 class Input(_Strict):
@@ -225,6 +261,7 @@ class Variants(_Strict):
 
 class Lab(_Strict):
     lab: LabMeta
+    tools: dict[Annotated[str, Field(pattern=_TOOL_NAME)], Tool] = Field(default_factory=dict)
     inputs: dict[str, Input] = Field(default_factory=dict)
     tasks: list[Task] = Field(default_factory=list)
     experiments: dict[str, Step] = Field(default_factory=dict)

@@ -9,20 +9,27 @@ import typer
 
 from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
 from vmlab.errors import BackendError, NotAvailable
+from vmlab.runtime_registry import INSTANCE_KINDS
+from vmlab.systemvm import EXPERIMENTS, LAB
+
+# Unset options are not passed on: the compare step's defaults (lab.toml, then systemvm.params) apply.
+_DEFAULT = "default: the lab's"
 
 
 def compare(
-    runs: Annotated[int, typer.Option("--runs", "-n", help="Cold starts per kind.")] = 5,
-    image: Annotated[str, typer.Option("--image", help="Image for both kinds.")] = "tiny",
+    runs: Annotated[
+        int | None, typer.Option("--runs", "-n", help=f"Cold starts per kind ({_DEFAULT}).")
+    ] = None,
+    image: Annotated[str | None, typer.Option("--image", help=f"Image for every kind ({_DEFAULT}).")] = None,
     accel: Annotated[
-        str, typer.Option("--accel", help="auto | kvm | tcg (auto: KVM only where a guest can boot).")
-    ] = "auto",
+        str | None, typer.Option("--accel", help="auto | kvm | tcg (auto: KVM only where a guest can boot).")
+    ] = None,
     memory: Annotated[
         int | None, typer.Option("--memory", help="Guest memory in MiB (default: the image's).")
     ] = None,
     only: Annotated[
-        str, typer.Option("--only", help="Comma-separated subset of startup,memory,traps.")
-    ] = "startup,memory,traps",
+        str | None, typer.Option("--only", help=f"Comma-separated subset of {','.join(EXPERIMENTS)}.")
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option("-o", "--output", help="Report file (default $VMLAB_HOME/runs/<run>/report.json)."),
@@ -45,8 +52,8 @@ def compare(
         ),
     ] = None,
     kinds: Annotated[
-        str, typer.Option("--kinds", help="Comma-separated subset of container,sandbox,vm.")
-    ] = "container,sandbox,vm",
+        str | None, typer.Option("--kinds", help=f"Comma-separated subset of {','.join(INSTANCE_KINDS)}.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
 ) -> None:
     """Measure start-up, memory and traps: container, gVisor sandbox and guest from one root fs.
@@ -58,19 +65,18 @@ def compare(
     from vmlab.labs.catalog import view
     from vmlab.labs.pipeline import RunRequest, run_lab
 
-    sets = {
-        "compare": {
-            "runs": runs,
-            "image": image,
-            "accel": accel,
-            "memory_mib": memory,
-            "only": [x.strip() for x in only.split(",") if x.strip()],
-            "kinds": [x.strip() for x in kinds.split(",") if x.strip()],
-            "runtimes": list(runtime or []),
-        }
+    given = {
+        "runs": runs,
+        "image": image,
+        "accel": accel,
+        "memory_mib": memory,
+        "only": _listed(only),
+        "kinds": _listed(kinds),
+        "runtimes": list(runtime) if runtime else None,
     }
+    sets = {"compare": {k: v for k, v in given.items() if v is not None}}
     request = RunRequest(
-        lab="system-vm",
+        lab=LAB,
         steps=["compare"],
         sets=sets,
         output=output,
@@ -97,6 +103,10 @@ def compare(
     for p in made:
         err.print(f"plot:   {relative_to_cwd(p)}")
     err.print(f"grade it: vmlab check {relative_to_cwd(path)}")
+
+
+def _listed(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
 def register(app: typer.Typer) -> None:

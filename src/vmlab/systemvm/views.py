@@ -6,8 +6,9 @@ from __future__ import annotations
 from rich.table import Table
 
 from vmlab.report.model import Experiment, Report
+from vmlab.runtime_registry import INSTANCE_KINDS
 
-COLUMNS = ("native", "container", "sandbox", "vm")
+COLUMNS = ("native", *INSTANCE_KINDS)  # the host baseline, then every kind a runtime starts
 Scalar = float | int | str | bool | None
 
 

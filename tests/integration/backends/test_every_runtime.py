@@ -119,7 +119,7 @@ def test_trap_counter_counts_an_io_loop(runtime_instance: Any) -> None:
     import os
 
     from vmlab.backends.capabilities import CapabilityMissing
-    from vmlab.experiments.compare import Workloads
+    from vmlab.systemvm.params import Workloads
 
     try:
         counter = runtime_instance.trap_counter()

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from vmlab.errors import BackendError
-from vmlab.kvmapi.cbase import build, run_c
+from vmlab.kvmapi.cbase import build, run_c, source_path
 from vmlab.kvmapi.programs import builtin
 from vmlab.kvmapi.vmm import run_program
+from vmlab.labs.catalog import lab_dir
 
 pytestmark = pytest.mark.kvm
 
@@ -25,7 +26,7 @@ def cvmm(tmp_path_factory: pytest.TempPathFactory) -> Path:
         from tests.conftest import unavailable
 
         unavailable("gcc", "is not installed (scripts/setup-host.sh installs it)")
-    return build(tmp_path_factory.mktemp("cvmm"))
+    return build(tmp_path_factory.mktemp("cvmm"), source_path(lab_dir("kvm-api")))
 
 
 @pytest.mark.parametrize(
@@ -69,5 +70,5 @@ def test_missing_gcc_is_one_line_with_the_fix(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NotAvailable, match="gcc is not installed") as e:
-        build(tmp_path / "out")
+        build(tmp_path / "out", source_path(lab_dir("kvm-api")))
     assert e.value.hint is not None and "setup-host.sh" in e.value.hint

@@ -14,11 +14,12 @@ import typer
 from tests.integration.procvm.conftest import need
 from typer.testing import CliRunner
 
+from vmlab.labs.catalog import lab_dir
 from vmlab.labs.step import StepContext
 from vmlab.procvm import lab, parse
 from vmlab.procvm.cli import register
 from vmlab.procvm.runs import execute, require_ok
-from vmlab.procvm.workloads import build, lab_dir
+from vmlab.procvm.workloads import build
 
 HAND_INSTRS = 1 + 4 * 1000 + 3
 runner = CliRunner()
@@ -32,6 +33,7 @@ def ctx(tmp_path: Path, step: str, **inputs: Path) -> StepContext:
         scratch=tmp_path / "scratch",
         artifacts_dir=tmp_path / "artifacts",
         report_dir=tmp_path,
+        lab_dir=lab_dir("process-vm"),
         inputs=dict(inputs),
         progress=lambda _m: None,
     )
@@ -69,7 +71,7 @@ def test_qemu_logs_of_the_hand_written_loop(asm_program: Callable[[str], Path], 
 
 def test_counts_step(tmp_path: Path) -> None:
     need("valgrind", "gcc")
-    extra = lab_dir() / "workloads" / "extra.c"
+    extra = lab_dir("process-vm") / "workloads" / "extra.c"
     params = lab.CountsParams(workloads=["loop", "true"], loop_iterations=100_000, extra=True)
     c = ctx(tmp_path, "counts", workload=extra)
     group = lab.counts(params, c)["counts"]
@@ -80,7 +82,12 @@ def test_counts_step(tmp_path: Path) -> None:
         assert exp.counts["none_translations"] > 0 and exp.counts["translations"] > 0, name
     # 100,000 iterations of one (unrolled) loop superblock: ~50,000 executions of one translation
     assert group["loop"].counts["sbs_entered"] - group["true"].counts["sbs_entered"] > 50_000 - 10_000
-    native = subprocess.run([str(build("loop")), "100000"], capture_output=True, text=True, check=True)
+    native = subprocess.run(
+        [str(build("loop", lab_dir=lab_dir("process-vm"))), "100000"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert group["loop"].text == native.stdout  # lackey changes how the program runs, not what it does
     assert any(a.name == "loop.lackey.log" for a in c.artifacts)
 

@@ -13,16 +13,16 @@ import typer
 from tests.integration.procvm.conftest import need
 from typer.testing import CliRunner
 
+from vmlab.labs.catalog import lab_dir
 from vmlab.labs.step import StepContext
 from vmlab.procvm import lab, parse
 from vmlab.procvm.cli import register
 from vmlab.procvm.runs import execute, require_ok
 from vmlab.procvm.toolbuild import ToolBuild, build_tool
-from vmlab.procvm.workloads import lab_dir
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
-SOLUTION = lab_dir() / "solution" / "observer"
+SOLUTION = lab_dir("process-vm") / "solution" / "observer"
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,7 @@ def test_observer_step_with_an_unseen_workload(observer_build: ToolBuild, tmp_pa
         scratch=tmp_path / "scratch",
         artifacts_dir=tmp_path / "artifacts",
         report_dir=tmp_path,
+        lab_dir=lab_dir("process-vm"),
         inputs={"tool": SOLUTION, "workload": hidden},
         progress=lambda _m: None,
     )

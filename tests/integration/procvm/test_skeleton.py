@@ -14,15 +14,15 @@ from tests.integration.procvm.conftest import need
 from typer.testing import CliRunner
 
 from vmlab.cli.main import app
+from vmlab.labs.catalog import lab_dir
 from vmlab.procvm import parse
 from vmlab.procvm.runs import execute, require_ok
 from vmlab.procvm.toolbuild import ToolBuild, build_tool
-from vmlab.procvm.workloads import lab_dir
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
-SKELETON = lab_dir() / "skeleton" / "observer"
-SOLUTION = lab_dir() / "solution" / "observer"
+SKELETON = lab_dir("process-vm") / "skeleton" / "observer"
+SOLUTION = lab_dir("process-vm") / "solution" / "observer"
 # the task's checks, written down from labs/process-vm/lab.toml (and compared with it below)
 OBSERVER_CHECKS = {
     "observer-true-instrs",
@@ -52,7 +52,7 @@ def _observer_checks(tmp_path: Path, extra: list[str]) -> tuple[int, dict[str, d
 
 
 def test_the_written_down_checks_are_the_tasks() -> None:
-    lab = tomllib.loads((lab_dir() / "lab.toml").read_text())
+    lab = tomllib.loads((lab_dir("process-vm") / "lab.toml").read_text())
     assert {c["id"] for c in lab["checks"] if c.get("task") == "t5-observer"} == OBSERVER_CHECKS
     assert lab["inputs"]["tool"]["default"] == "skeleton/observer"
 

@@ -31,7 +31,8 @@ DECLARED_SOLUTIONS = {"vmlab.isa.engines", "vmlab.isa.registry", "vmlab.isa.refe
 RERUN_HOOKS = {
     "vmlab.isa.rerun",
     "vmlab.kvmapi.rerun",
-    "vmlab.experiments.rerun",  # warmup and system-vm, re-measured on the runner
+    "vmlab.warmup.rerun",  # re-measured on the runner
+    "vmlab.systemvm.rerun",  # re-measured on the runner
     "vmlab.hllvm.rerun",
     "vmlab.procvm.rerun",
 }

@@ -128,17 +128,13 @@ def test_a_name_taken_is_one_line_and_creates_nothing(fake_only: str) -> None:
 
 
 def test_compare_measures_the_fake_container(fake_only: str) -> None:
-    from vmlab.experiments.compare import CompareOptions, Workloads, run_compare
+    from vmlab.systemvm.compare import run_compare
+    from vmlab.systemvm.params import CompareParams
 
-    opts = CompareOptions(
-        runs=2,
-        kinds=("container",),
-        runtimes=(fake_only,),
-        touch_mib=3,
-        idle_s=0.0,
-        workloads=Workloads(io_lines=10, cpu_iterations=5),
+    params = CompareParams(
+        runs=2, kinds=["container"], runtimes=[fake_only], touch_mib=3, idle_s=0.0, io_lines=10
     )
-    out = run_compare(opts, run_id="r2", lab="tests")
+    out = run_compare(params, run_id="r2", lab="tests")
     start, mem, traps = out["startup"]["container"], out["memory"]["container"], out["traps"]["container"]
     assert start.provenance.backend == fake_only and len(start.samples) == 2  # type: ignore[union-attr]
     assert list(start.stages) == ["create_called", "created", "running", "first_exec"]  # type: ignore[union-attr]
@@ -163,7 +159,7 @@ title = "compare"
 experiments = ["compare"]
 
 [experiments.compare]
-runner = "vmlab.experiments.compare:lab_step"
+runner = "vmlab.systemvm.compare:lab_step"
 params = { runs = 1, kinds = ["container"], runtimes = ["RT"], touch_mib = 2, idle_s = 0.0, io_lines = 4 }
 requires = ["RT"]
 

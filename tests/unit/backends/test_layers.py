@@ -10,7 +10,7 @@ import vmlab
 
 SRC = Path(vmlab.__file__).parent
 LOWER = ("guest", "images", "host")
-UPPER = ("vmlab.backends", "vmlab.kvmapi", "vmlab.labs", "vmlab.experiments", "vmlab.systemvm", "vmlab.cli")
+UPPER = ("vmlab.backends", "vmlab.kvmapi", "vmlab.labs", "vmlab.warmup", "vmlab.systemvm", "vmlab.cli")
 
 
 def _imports(path: Path) -> set[str]:

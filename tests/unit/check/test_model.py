@@ -23,7 +23,7 @@ title = "T"
 experiments = ["a"]
 
 [experiments.a]
-runner = "vmlab.experiments.process:startup"
+runner = "vmlab.warmup.lab:startup"
 
 [[checks]]
 id = "c1"

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from tests.unit.core.test_distro_resolve import BOOKWORM, NOBLE, TRIXIE, fake
 
 from vmlab.host import distro
@@ -87,12 +90,27 @@ def test_no_os_release_is_an_unknown_release() -> None:
     assert row.detail.startswith("unknown release")
 
 
-def test_tool_rows_warn_on_a_release_outside_what_the_labs_know() -> None:
-    from vmlab.host.doctor import Row, _known_version
+def test_tool_rows_warn_on_a_release_outside_what_the_labs_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The labs' own notes, declared in labs/hll-vm and labs/process-vm lab.toml (`note`), decide."""
+    from vmlab.host.doctor import tool_row
+    from vmlab.labs.tools import every_lab_tool
 
-    java = _known_version(Row("java", "ok", "java 26.0.1", data={"version": "26.0.1"}))
-    assert java.status == "warn" and "OpenJDK 26.0.1 is outside" in java.detail
-    vg = _known_version(Row("valgrind", "ok", "valgrind 3.24.0", data={"version": "3.24.0"}))
-    assert vg.status == "ok"
-    vg = _known_version(Row("valgrind", "ok", "valgrind 3.22.0", data={"version": "3.22.0"}))
-    assert vg.status == "warn" and "Valgrind 3.22.0 is outside" in vg.detail
+    tools = {t.name: t for t in every_lab_tool(pytest.fail)}
+    note = tools["java"].version_note("26.0.1")
+    assert note is not None and "OpenJDK 26.0.1 is outside" in note
+    assert tools["valgrind"].version_note("3.24.0") is None
+    note = tools["valgrind"].version_note("3.22.0")
+    assert note is not None and "Valgrind 3.22.0 is outside" in note
+    # a java on PATH that prints what OpenJDK 26 prints (on stderr): the row reads it as declared
+    fake = tmp_path / "java"
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"26.0.1\" 2026-01-20' >&2\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    row = tool_row(tools["java"])
+    assert (
+        row.status == "warn" and row.data["version"] == "26.0.1" and "OpenJDK 26.0.1 is outside" in row.detail
+    )
+    missing = tool_row(tools["jasmin"])
+    assert missing.status == "warn" and missing.fix == "apt-get install jasmin-sable (or make setup)"

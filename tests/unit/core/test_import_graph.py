@@ -38,20 +38,13 @@ LAYERS: list[tuple[str, ...]] = [
         "vmlab.osvirt",
         "vmlab.systemvm",
         "vmlab.warmup",
-        "vmlab.experiments",
     ),
     ("vmlab.cli",),  # the commands, on top
 ]
 
 # Edges that other work in flight removes (issue 20): listed here so this test guards everything
 # else today. The lead empties this set once those branches are merged; it must end up empty.
-KNOWN_PENDING: set[tuple[str, str]] = {
-    # the strace counter and the Docker runtime share the error translation (backends/docker/errors.py)
-    ("vmlab.backends.docker_strace", "vmlab.backends.docker_backend"),
-    # the doctor names two labs' tool versions (lab tools declared in lab.toml)
-    ("vmlab.host.doctor", "vmlab.hllvm.versions"),
-    ("vmlab.host.doctor", "vmlab.procvm.toolbuild"),
-}
+KNOWN_PENDING: set[tuple[str, str]] = set()
 
 
 def _modules() -> dict[str, Path]:

@@ -20,7 +20,7 @@ title = "T"
 experiments = ["a"]
 
 [experiments.a]
-runner = "vmlab.experiments.process:startup"
+runner = "vmlab.warmup.lab:startup"
 params = { argv = ["/bin/true"] }
 
 [[checks]]
@@ -63,7 +63,7 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
         (lambda s: s.replace('experiments = ["a"]', 'experiments = ["b"]'), "<top>", "experiment 'b'"),
         (lambda s: s.replace('task = "t1"', 'task = "t9"'), "<top>", "task 't9'"),
         (
-            lambda s: s.replace('runner = "vmlab.experiments.process:startup"', 'runner = "no colon"'),
+            lambda s: s.replace('runner = "vmlab.warmup.lab:startup"', 'runner = "no colon"'),
             "experiments.a.runner",
             "should match pattern",
         ),
@@ -132,7 +132,7 @@ def test_unknown_runner_is_a_lab_error() -> None:
     with pytest.raises(LabError, match="cannot import"):
         resolve("vmlab.nowhere:run")
     with pytest.raises(LabError, match="has no function"):
-        resolve("vmlab.experiments.process:nothing")
+        resolve("vmlab.warmup.lab:nothing")
 
 
 def test_a_runner_without_a_params_model_is_refused() -> None:

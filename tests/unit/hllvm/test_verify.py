@@ -11,8 +11,9 @@ import typer
 from typer.testing import CliRunner
 
 from vmlab.hllvm.cli import register
-from vmlab.hllvm.jvm import AssembleFailed, lab_dir
+from vmlab.hllvm.jvm import AssembleFailed
 from vmlab.hllvm.verify import expectation, verify_file
+from vmlab.labs.catalog import lab_dir
 
 pytestmark = pytest.mark.java
 
@@ -50,14 +51,14 @@ def test_expectation_line() -> None:
 def test_lab_jasmin_files_meet_their_expectations(tool: Callable[[str], str]) -> None:
     tool("jasmin")
     tool("java")
-    files = sorted((lab_dir() / "jasmin").glob("*.j"))
+    files = sorted((lab_dir("hll-vm") / "jasmin").glob("*.j"))
     assert len(files) >= 4
     for f in files:
         (v,) = verify_file(f)
         assert v.expect is not None, f
         assert v.expect_met, (f.name, v)
         assert v.major is not None and v.major < 50  # jasmin-sable writes pre-StackMapTable versions
-    (good,) = verify_file(lab_dir() / "jasmin" / "Good.j")
+    (good,) = verify_file(lab_dir("hll-vm") / "jasmin" / "Good.j")
     assert good.stdout == "5\n"  # 2 + 3
 
 
@@ -76,11 +77,13 @@ def test_cli_verify_exit_codes_and_streams(tmp_path: Path, tool: Callable[[str],
     tool("java")
     runner = CliRunner()
     app = _app()
-    res = runner.invoke(app, ["hllvm", "verify", str(lab_dir() / "jasmin" / "BadFloatAdd.j"), "--json"])
+    res = runner.invoke(
+        app, ["hllvm", "verify", str(lab_dir("hll-vm") / "jasmin" / "BadFloatAdd.j"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     (v,) = json.loads(res.stdout)
     assert v["status"] == "rejected" and "Expecting to find integer on stack" in v["message"]
-    res = runner.invoke(app, ["hllvm", "verify", str(lab_dir() / "jasmin" / "Good.j")])
+    res = runner.invoke(app, ["hllvm", "verify", str(lab_dir("hll-vm") / "jasmin" / "Good.j")])
     assert res.exit_code == 0 and "accepted" in res.stdout
     bad = tmp_path / "Syntax.j"
     bad.write_text(SYNTAX_ERROR)

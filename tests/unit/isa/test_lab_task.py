@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vmlab.isa import lab
+from vmlab.labs.catalog import lab_dir
 from vmlab.labs.step import StepContext
 from vmlab.report.model import Experiment
 
@@ -18,6 +19,7 @@ def _ctx(tmp_path: Path) -> StepContext:
         scratch=tmp_path / "scratch",
         artifacts_dir=tmp_path / "artifacts",
         report_dir=tmp_path,
+        lab_dir=lab_dir("isa-emulation"),
         inputs={},
         progress=lambda _m: None,
     )

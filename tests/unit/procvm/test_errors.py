@@ -46,9 +46,20 @@ def test_valgrind_missing_from_path(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PATH", str(empty))
     with pytest.raises(NotAvailable) as e:
         execute("none", ["/bin/true"], scratch=tmp_path)
-    assert e.value.one_line() == (
-        "valgrind is not on PATH (fix: apt-get install -y --no-install-recommends valgrind)"
-    )
+    # the package is labs/process-vm/lab.toml's [tools.valgrind] package
+    assert e.value.one_line() == "valgrind is not on PATH (fix: apt-get install valgrind (or make setup))"
+
+
+def test_qemu_user_missing_names_the_package_that_brings_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The program is qemu-aarch64, the package qemu-user (labs/process-vm/lab.toml [tools.qemu-aarch64])."""
+    from vmlab.procvm.runs import require
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(NotAvailable) as e:
+        require("qemu-aarch64")
+    assert e.value.hint == "apt-get install qemu-user (or make setup)"
 
 
 def test_valgrind_missing_from_path_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +68,7 @@ def test_valgrind_missing_from_path_cli(tmp_path: Path, monkeypatch: pytest.Monk
     assert r.exit_code == 3, r.output
     assert r.stdout == ""
     assert r.stderr.strip().splitlines() == [
-        "error: valgrind is not on PATH (fix: apt-get install -y --no-install-recommends valgrind)"
+        "error: valgrind is not on PATH (fix: apt-get install valgrind (or make setup))"
     ]
 
 

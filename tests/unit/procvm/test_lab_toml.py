@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from vmlab.labs.catalog import lab_dir
 from vmlab.labs.step import StepParams
-from vmlab.procvm.workloads import lab_dir
 from vmlab.spec.checks import Check
 
-LAB = tomllib.loads((lab_dir() / "lab.toml").read_text())
+LAB = tomllib.loads((lab_dir("process-vm") / "lab.toml").read_text())
 # experiment ids each step returns (the keys of its result)
 PRODUCES = {
     "counts": {"counts"},
@@ -63,5 +63,5 @@ def test_input_defaults_exist() -> None:
     for name, decl in LAB["inputs"].items():
         if "default" not in decl:
             continue
-        path = lab_dir() / decl["default"]
+        path = lab_dir("process-vm") / decl["default"]
         assert path.is_dir() if decl["kind"] == "dir" else path.is_file(), name

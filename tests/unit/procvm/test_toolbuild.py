@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from vmlab.errors import UsageError
+from vmlab.labs.catalog import lab_dir
 from vmlab.procvm.toolbuild import (
     check_tool_dir,
     default_tool_dir,
@@ -13,7 +14,6 @@ from vmlab.procvm.toolbuild import (
     source_version,
     tool_key,
 )
-from vmlab.procvm.workloads import lab_dir
 
 DATA = Path(__file__).parent / "data"
 
@@ -62,16 +62,19 @@ def test_key_follows_the_tool_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("where", ["skeleton/observer", "solution/observer"])
 def test_the_skeleton_and_the_solution_are_valid_tool_dirs(where: str) -> None:
-    check_tool_dir(lab_dir() / where)
+    check_tool_dir(lab_dir("process-vm") / where)
 
 
 def test_the_default_tool_is_the_skeleton_the_lab_toml_names() -> None:
     # what `vmlab procvm tool build` builds without --tool-dir is what `lab run` uses: the hand-out
-    assert default_tool_dir() == lab_dir() / "skeleton" / "observer"
+    assert default_tool_dir(lab_dir("process-vm")) == lab_dir("process-vm") / "skeleton" / "observer"
 
 
 def test_the_skeleton_has_the_solutions_build_rules_and_output_lines_but_no_instrumentation() -> None:
-    skeleton, solution = lab_dir() / "skeleton" / "observer", lab_dir() / "solution" / "observer"
+    skeleton, solution = (
+        lab_dir("process-vm") / "skeleton" / "observer",
+        lab_dir("process-vm") / "solution" / "observer",
+    )
     for rules in ("Makefile.am", "tests/Makefile.am"):
         assert (skeleton / rules).read_text() == (solution / rules).read_text()
     code = (skeleton / "ob_main.c").read_text()

@@ -69,7 +69,7 @@ def class_near_copies(
     by key out.
 
     A code match shorter than SHORT characters of normalised code is left out: a solution that small
-    (kvm-api's 5-instruction hypercall) is what honest students converge on, and a class of them would
+    (a lab's five-instruction hypercall) is what honest students converge on, and a class of them would
     all be held. Code is compared only when `code` (lexing costs about 2 ms per KB of student code);
     samples always, which is fast."""
     found: list[NearCopy] = []

@@ -58,8 +58,8 @@ def lab_boilerplate(lab: Lab, lab_dir: Path) -> dict[str, list[Path]]:
     """Each input's skeleton: its `default` (the file, or every file of the folder).
 
     An input without a default whose description names a `skeleton/...` file of the lab counts that
-    file: isa-emulation hands out skeleton/t1_interpret.py ... but declares no default, as the
-    reference engine, not the skeleton, stands in when a student passes no file."""
+    file: a lab may hand out skeleton/t1_interpret.py ... but declare no default, as a reference
+    engine, not the skeleton, stands in when a student passes no file."""
     out: dict[str, list[Path]] = {}
     for name, spec in sorted(lab.inputs.items()):
         rels = (

@@ -4,7 +4,9 @@ from collections import namedtuple
 
 import pytest
 
-from vmlab.experiments.memory_maps import MIB, MapEntry, account, from_psutil
+from vmlab.backends.capabilities import MIB, MapEntry
+from vmlab.backends.capabilities import maps_from_psutil as from_psutil
+from vmlab.systemvm.memory_maps import account
 
 PsMap = namedtuple("PsMap", "addr perms path rss size pss private_clean private_dirty")
 

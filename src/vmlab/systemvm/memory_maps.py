@@ -10,9 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vmlab.backends.capabilities import MIB, MapEntry
-from vmlab.backends.capabilities import maps_from_psutil as from_psutil
-
-__all__ = ["MIB", "MapEntry", "QemuMemory", "account", "from_psutil"]
 
 
 @dataclass(frozen=True)

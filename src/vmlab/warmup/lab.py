@@ -1,16 +1,15 @@
-"""Native process start-up: the baseline every VM and container figure is compared against."""
+"""The warmup lab's step: native process start-up, the baseline every VM and container figure is
+compared against."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
 
 from pydantic import Field
 
 from vmlab.errors import UsageError
+from vmlab.labs.native import time_process
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
 from vmlab.report.stats import summarize
@@ -27,20 +26,6 @@ def _argv(params: StartupParams) -> list[str]:
     if shutil.which(argv[0]) is None:
         raise UsageError(f"program {argv[0]!r} not found", hint="install it or fix argv in lab.toml")
     return argv
-
-
-def time_process(argv: Sequence[str], runs: int) -> tuple[list[float], str]:
-    """Wall time from spawn to exit of `runs` cold starts, and the output of the last one."""
-    samples: list[float] = []
-    output = ""
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.run(list(argv), capture_output=True, text=True, check=False)
-        samples.append(time.perf_counter() - t0)
-        if proc.returncode != 0:
-            raise UsageError(f"{' '.join(argv)} exited with {proc.returncode}: {proc.stderr.strip()[:200]}")
-        output = proc.stdout
-    return samples, output
 
 
 def startup(params: StartupParams, ctx: StepContext) -> dict[str, ExperimentEntry]:

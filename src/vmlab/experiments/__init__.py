@@ -1,1 +1,0 @@
-"""Experiments: functions from (backend, parameters) to samples. Lab steps call them."""

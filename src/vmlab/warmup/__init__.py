@@ -1,0 +1,1 @@
+"""The warmup lab: native process start-up, the baseline every later figure is compared with."""
