@@ -59,6 +59,7 @@ def _rss_probe(box: Path, rootfs: Path, limits: BoxLimits, nbytes: int) -> Exper
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        errors="replace",
         start_new_session=True,
     )
     probes: dict[str, str] = {}
