@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,37 +18,37 @@ from vmlab.host.requirements import probe_for, unmet
 from vmlab.osvirt.requires import SYSCTL, cgroup_write_unmet, userns_unmet
 
 
-def _sysctls(**values: str) -> object:
+def _sysctls(**values: str) -> Callable[[Path], str | None]:
     """A fake reader: sysctl name with dots ("user.max_user_namespaces") -> its value, else absent."""
     files = {SYSCTL / k.replace("__", "/"): v for k, v in values.items()}
     return lambda p: files.get(p)
 
 
 def test_userns_on_when_no_switch_says_otherwise() -> None:
-    assert userns_unmet(_sysctls(user__max_user_namespaces="63000"), euid=1000, has_ns=True) is None  # type: ignore[arg-type]
+    assert userns_unmet(_sysctls(user__max_user_namespaces="63000"), euid=1000, has_ns=True) is None
 
 
 def test_userns_max_zero_stops_root_too() -> None:
-    found = userns_unmet(_sysctls(user__max_user_namespaces="0"), euid=0, has_ns=True)  # type: ignore[arg-type]
+    found = userns_unmet(_sysctls(user__max_user_namespaces="0"), euid=0, has_ns=True)
     assert found is not None and "max_user_namespaces = 0" in found.reason
     assert "sysctl -w user.max_user_namespaces" in found.fix
 
 
 def test_debian_switch_stops_a_normal_user_only() -> None:
     read = _sysctls(kernel__unprivileged_userns_clone="0")
-    found = userns_unmet(read, euid=1000, has_ns=True)  # type: ignore[arg-type]
+    found = userns_unmet(read, euid=1000, has_ns=True)
     assert found is not None and "unprivileged_userns_clone = 0" in found.reason
-    assert userns_unmet(read, euid=0, has_ns=True) is None  # type: ignore[arg-type]
+    assert userns_unmet(read, euid=0, has_ns=True) is None
 
 
 def test_apparmor_switch_stops_a_normal_user() -> None:
     read = _sysctls(kernel__apparmor_restrict_unprivileged_userns="1")
-    found = userns_unmet(read, euid=1000, has_ns=True)  # type: ignore[arg-type]
+    found = userns_unmet(read, euid=1000, has_ns=True)
     assert found is not None and "apparmor_restrict_unprivileged_userns" in found.fix
 
 
 def test_no_user_namespaces_in_the_kernel() -> None:
-    found = userns_unmet(_sysctls(), euid=0, has_ns=False)  # type: ignore[arg-type]
+    found = userns_unmet(_sysctls(), euid=0, has_ns=False)
     assert found is not None and "CONFIG_USER_NS" in found.reason
 
 

@@ -125,6 +125,7 @@ class Outcome:
     jail_ns: dict[str, int]
     left: int
     reach: bool = False  # the hidden file, reachable from the probe shell (seen while it waited)
+    timed_out: bool = False
 
     def answers(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -198,6 +199,7 @@ def _one_run(j: Jail, h: Hidden, argv: list[str], wait_s: float, look: Path | No
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(max(1.0, deadline - time.monotonic()))
     finally:
+        timed_out = proc.poll() is None
         stop(proc)
         reader.join(5)
     while not lines.empty():
@@ -215,7 +217,7 @@ def _one_run(j: Jail, h: Hidden, argv: list[str], wait_s: float, look: Path | No
     left = len(j.leftovers())
     j.sweep()
     code = proc.returncode if proc.returncode is not None else -9
-    return Outcome(code, "".join(out), err, v, jail_ns, left, reach)
+    return Outcome(code, "".join(out), err, v, jail_ns, left, reach, timed_out)
 
 
 def _claims(ctx: RerunContext) -> tuple[dict[str, bool], dict[str, bool]]:
@@ -288,7 +290,8 @@ def rerun(ctx: RerunContext) -> list[CheckResult]:
             probe = _one_run(j, h, argv, wait, look=hidden)
             effects = _effects(j, h)
             mem = fork = None
-            if ran["t5-cgroups"]:
+            # a probe run killed at the deadline: the limit runs would hang too
+            if ran["t5-cgroups"] and not probe.timed_out:
                 script = alloc_script(2 * h.memory_mib << 20)
                 mem = _one_run(j, h, _box_argv(p, j, h, f"{j.user}-m", script, deny=False, limits=True), wait)
                 script = FORK_SCRIPT.replace("__N__", str(h.pids_max + 8))
