@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -84,17 +83,73 @@ def _ns_costs(repeats: int) -> dict[str, Experiment]:
     return group
 
 
-def _runc_bundle(ctx: StepContext, rootfs_tar: Path) -> Path:
-    bundle = ctx.scratch / "os-virt" / "runc-bundle"
+def _runc_bundle(ctx: StepContext, rootfs_tar: Path, runc: str, rootless: bool) -> Path:
+    """A bundle of the tiny rootfs running /bin/true; rootless: `runc spec --rootless` (a user
+    namespace mapping root to this user) plus a network namespace, like the box's."""
+    bundle = ctx.scratch / "os-virt" / ("runc-rootless-bundle" if rootless else "runc-bundle")
     unpack_rootfs(rootfs_tar, bundle / "rootfs")
     if not (bundle / "config.json").exists():
-        subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True, timeout=30)
+        argv = [runc, "spec", "--bundle", str(bundle), *(["--rootless"] if rootless else [])]
+        subprocess.run(argv, check=True, capture_output=True, timeout=30)
     spec = json.loads((bundle / "config.json").read_text())
     spec["process"]["terminal"] = False
     spec["process"]["args"] = ["/bin/true"]
     spec["hostname"] = "runc"
+    namespaces = spec["linux"].setdefault("namespaces", [])
+    if not any(n.get("type") == "network" for n in namespaces):
+        namespaces.append({"type": "network"})
     (bundle / "config.json").write_text(json.dumps(spec, indent=1))
     return bundle
+
+
+def _runc(ctx: StepContext, params: CostParams, rootfs_tar: Path, notes: list[str]) -> dict[str, Experiment]:
+    """`runc run` of /bin/true: as root the row `runc`, as a normal user `runc-rootless` (skipped with
+    the reason in the notes where it cannot run)."""
+    from vmlab.host.requirements import which
+
+    runc = which("runc")
+    rootless = os.geteuid() != 0
+    row = "runc-rootless" if rootless else "runc"
+    if runc is None:
+        notes.append(f"{row}: runc is not installed (apt-get install runc)")
+        return {}
+    if rootless:
+        from vmlab.osvirt.requires import userns_unmet
+
+        unmet = userns_unmet()
+        if unmet is not None:
+            notes.append(f"{row}: skipped, {unmet.one_line()}")
+            return {}
+    ctx.progress(f"os-virt: runc run{' (rootless)' if rootless else ''}, {params.repeats} repeats")
+    try:
+        bundle = _runc_bundle(ctx, rootfs_tar, runc, rootless)
+    except (OSError, subprocess.SubprocessError) as e:
+        notes.append(f"{row}: skipped, runc spec failed here: {e}")
+        return {}
+    state = ctx.scratch / "os-virt" / f"{row}-state"
+    samples = []
+    for _ in range(params.repeats):
+        name = new_name()
+        t0 = time.perf_counter_ns()
+        try:
+            subprocess.run(
+                [runc, "--root", str(state), "run", "--bundle", str(bundle), name],
+                capture_output=True, timeout=60, check=True,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as e:
+            why = (e.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+            notes.append(f"{row}: skipped, runc run failed here: {why[0][:160]}")
+            return {}
+        finally:
+            subprocess.run(
+                [runc, "--root", str(state), "delete", "-f", name],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    how = "runc spec --rootless (user namespace) + a network namespace" if rootless else "runc spec"
+    return {row: _exp("ms", samples, row, [f"runc run of a bundle made from rootfs.tar ({how}), /bin/true"])}
 
 
 def cost(params: CostParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
@@ -145,31 +200,7 @@ def cost(params: CostParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     notes: list[str] = []
     info = get_image("tiny", verify="quick")
     if "runc" in params.compare:
-        if shutil.which("runc") is None and not Path("/usr/sbin/runc").exists():
-            notes.append("runc: not installed (apt-get install runc)")
-        elif os.geteuid() != 0:
-            notes.append("runc: needs root here (a rootless spec is the fix: runc spec --rootless)")
-        else:
-            ctx.progress(f"os-virt: runc run, {params.repeats} repeats")
-            bundle = _runc_bundle(ctx, info.rootfs_tar)
-            state = ctx.scratch / "os-virt" / "runc-state"
-            samples = []
-            for _ in range(params.repeats):
-                name = new_name()
-                t0 = time.perf_counter_ns()
-                try:
-                    subprocess.run(
-                        ["runc", "--root", str(state), "run", "--bundle", str(bundle), name],
-                        capture_output=True, timeout=60, check=True,
-                    )  # fmt: skip
-                finally:
-                    subprocess.run(
-                        ["runc", "--root", str(state), "delete", "-f", name], capture_output=True, check=False
-                    )
-                samples.append((time.perf_counter_ns() - t0) / 1e6)
-            create["runc"] = _exp(
-                "ms", samples, "runc", ["runc run of a bundle made from rootfs.tar, /bin/true"]
-            )
+        create |= _runc(ctx, params, info.rootfs_tar, notes)
     image = docker_image() if {"docker", "runsc"} & set(params.compare) else None
     for kind in ("docker", "runsc"):
         if kind not in params.compare:
