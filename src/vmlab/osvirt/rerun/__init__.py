@@ -162,10 +162,18 @@ def _one_run(j: Jail, h: Hidden, argv: list[str], wait_s: float, look: Path | No
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
+        """Lines to the queue, at most 1 MiB of them (a box may print without end); then drain."""
         assert proc.stdout is not None
+        kept = 0
         for line in proc.stdout:
-            lines.put(line)
+            kept += len(line)
+            if kept <= 1 << 20:
+                lines.put(line)
         lines.put(None)
+
+    if look is None:
+        assert proc.stdin is not None
+        proc.stdin.close()  # the limit runs read nothing
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -194,13 +202,17 @@ def _one_run(j: Jail, h: Hidden, argv: list[str], wait_s: float, look: Path | No
                     except OSError:
                         v = None
                 assert proc.stdin is not None
-                proc.stdin.write("go\n")
-                proc.stdin.flush()
+                with contextlib.suppress(OSError):  # a box that has gone already (a liar's "ready")
+                    proc.stdin.write("go\n")
+                    proc.stdin.flush()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(max(1.0, deadline - time.monotonic()))
     finally:
         timed_out = proc.poll() is None
         stop(proc)
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
         reader.join(5)
     while not lines.empty():
         item = lines.get()
@@ -242,7 +254,9 @@ def _hide(ctx: RerunContext, box: Path) -> list[Path]:
 
     import vmlab
 
-    hide = [Path(vmlab.__file__).resolve().parents[2]]
+    package = Path(vmlab.__file__).resolve().parent
+    checkout = package.parents[1]  # a tutors' checkout (src/vmlab beside labs/), else the package only
+    hide = [checkout if (checkout / "labs").is_dir() else package]
     rec = ctx.report.inputs.get("box")
     if rec is not None:
         report_dir = box.parents[len(PurePosixPath(rec.artifact).parts) - 1]
