@@ -43,7 +43,8 @@ MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 163
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP = 1, 24, 38, 22
 SECCOMP_MODE_FILTER = 2
-SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
+X32_SYSCALL_BIT = 0x40000000  # x86_64: the x32 ABI's calls are the same numbers with this bit set
 EPERM = 1
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -160,14 +161,19 @@ def cgroup_remove(dirs: list[Path]) -> None:
 
 
 def seccomp_deny(names: list[str]) -> None:
-    """A BPF filter by hand: wrong architecture or a listed call -> EPERM, anything else allowed."""
+    """A BPF filter by hand: a listed call -> EPERM, anything else allowed. A call of another
+    architecture (i386 through int 0x80 on x86_64) or of the x32 ABI (the number | 0x40000000) would
+    reach the kernel with other numbers, past the checks: the filter kills the process instead, as
+    libseccomp's default for a foreign architecture does."""
     arch = platform.machine()
     table = SYSCALLS[arch]
     nrs = [table[n] for n in names if n in table]
-    # struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }
-    ld_w_abs, jeq_k, ret_k = 0x20, 0x15, 0x06
-    prog = [(ld_w_abs, 0, 0, 4), (jeq_k, 1, 0, AUDIT_ARCH[arch]), (ret_k, 0, 0, SECCOMP_RET_ALLOW)]
-    prog.append((ld_w_abs, 0, 0, 0))
+    # struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }; seccomp_data: nr at 0, arch at 4
+    ld_w_abs, jeq_k, jge_k, ret_k = 0x20, 0x15, 0x35, 0x06
+    kill = (ret_k, 0, 0, SECCOMP_RET_KILL_PROCESS)
+    prog = [(ld_w_abs, 0, 0, 4), (jeq_k, 1, 0, AUDIT_ARCH[arch]), kill, (ld_w_abs, 0, 0, 0)]
+    if arch == "x86_64":
+        prog += [(jge_k, 0, 1, X32_SYSCALL_BIT), kill]
     for i, nr in enumerate(nrs):
         prog.append((jeq_k, len(nrs) - i, 0, nr))  # to the final ERRNO
     prog += [(ret_k, 0, 0, SECCOMP_RET_ALLOW), (ret_k, 0, 0, SECCOMP_RET_ERRNO | EPERM)]

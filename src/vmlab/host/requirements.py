@@ -65,11 +65,26 @@ def _root() -> Unmet | None:
     return None
 
 
+def _lazy(spec: str) -> Probe:
+    """A probe that lives in a lab's package ("module:function"), imported when first asked."""
+
+    def probe() -> Unmet | None:
+        import importlib
+
+        module, _, func = spec.partition(":")
+        found: Unmet | None = getattr(importlib.import_module(module), func)()
+        return found
+
+    return probe
+
+
 REQUIREMENTS: dict[str, Probe] = {
     "kvm": _from_doctor("kvm", doctor.probe_kvm),
     "root": _root,
     "strace": _tool("strace", "strace", "strace"),
     "runsc": _tool("runsc", "runsc", "runsc"),
+    "userns": _lazy("vmlab.osvirt.requires:userns"),
+    "cgroup-write": _lazy("vmlab.osvirt.requires:cgroup_write"),
 }
 
 

@@ -159,6 +159,7 @@ def run_box(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        errors="replace",  # a box may print any bytes: never a crash of the runner
         start_new_session=True,
         cwd=rootfs.parent,
     )
@@ -198,7 +199,9 @@ def run_docker(
     argv += [image, *cmd]
     t0 = time.perf_counter_ns()
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=timeout_s, check=False
+        )
     except BaseException:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False, timeout=60)
         raise

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from vmlab.report.model import Experiment, Report, Summary
 
-CREATE_ORDER = ("python", "box", "runc", "docker", "runsc")
+CREATE_ORDER = ("python", "box", "runc", "runc-rootless", "docker", "runsc")
 
 
 def _group(report: Report, key: str) -> dict[str, Experiment]:

@@ -56,3 +56,26 @@ def test_model_box_as_a_normal_user(student: Student) -> None:
     verdict = json.loads(c.stdout)
     checks = [x for x in verdict["checks"] if x.get("task") in TASKS and x["kind"] != "question"]
     assert checks and failed_verdicts(checks) == []
+
+
+def test_rootless_runc_row_as_a_normal_user(student: Student) -> None:
+    """t8 as a normal user: `runc run` with a rootless spec (a user namespace mapping root to the
+    student) is the row `runc-rootless`; where it cannot run, the box row's notes say why."""
+    from vmlab.host.requirements import which
+
+    _give_image(student)
+    report = student.home / "osvirt-cost" / "report.json"
+    box = student.home / "kit" / "labs" / "os-virt" / "solution" / "box.py"
+    args = ["lab", "run", "os-virt", "--student", "s1", "-o", str(report), "--input", f"box={box}"]
+    sets = ["cost.repeats=2", "cost.ns_repeats=3", 'cost.compare=["runc"]']
+    p = student.vmlab(*args, "--task", "t8-cost", *[x for s in sets for x in ("--set", s)], timeout=300)
+    assert report.is_file(), p.stderr[-2000:]
+    cost = json.loads(report.read_text())["experiments"]["cost"]
+    assert "runc" not in cost  # the root row needs root
+    # independent of the lab: can this student make a user namespace at all (util-linux unshare)?
+    userns = student.run(["unshare", "--user", "--map-root-user", "true"]).returncode == 0
+    if which("runc") is not None and userns:
+        assert len(cost["runc-rootless"]["samples"]) == 2
+    else:
+        assert "runc-rootless" not in cost
+        assert any(n.startswith("runc-rootless: ") for n in cost["box"]["provenance"]["notes"])

@@ -12,7 +12,7 @@ import pytest
 from tests.integration.osvirt.conftest import SOLUTION
 
 from vmlab.osvirt.box import BoxLimits, leftovers, run_box
-from vmlab.osvirt.lab import FORK_SCRIPT, _alloc_script
+from vmlab.osvirt.probes import FORK_SCRIPT, alloc_script
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ def test_limits_on_cgroup_v2(rootfs: Path) -> None:
     if not Path("/sys/fs/cgroup/cgroup.controllers").exists():
         pytest.skip("cgroup v1 here: /sys/fs/cgroup has per-controller hierarchies, no cgroup.controllers")
     lim = BoxLimits("v2", 48, 12, None, [], 20.0)
-    mem = run_box(SOLUTION, rootfs, lim, ["/bin/sh", "-c", _alloc_script(96 << 20)], "vmlab-osvirt-v2-mem")
+    mem = run_box(SOLUTION, rootfs, lim, ["/bin/sh", "-c", alloc_script(96 << 20)], "vmlab-osvirt-v2-mem")
     assert mem.probes()["alloc_status"] == "137"  # SIGKILL from the OOM killer: 128 + 9
     fork_loop = ["/bin/sh", "-c", FORK_SCRIPT.replace("__N__", "20")]
     forks = run_box(SOLUTION, rootfs, lim, fork_loop, "vmlab-osvirt-v2-f")

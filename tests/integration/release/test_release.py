@@ -35,6 +35,7 @@ RERUN_HOOKS = {
     "vmlab.systemvm.rerun",  # re-measured on the runner
     "vmlab.hllvm.rerun",
     "vmlab.procvm.rerun",
+    "vmlab.osvirt.rerun",  # the hidden probes of os-virt (a package)
 }
 # needed by the shipped steps: vmlab.isa.lab and the worker that runs a student's engine import the
 # registry (load_engine_file, bind_params, as_result) and the worker the reference interpreter (the
@@ -48,6 +49,7 @@ LEFT_OUT_MODULES = {
     "src/vmlab/isa/engines/": "vmlab.isa.engines",
     "src/vmlab/isa/rerun.py": "vmlab.isa.rerun",
     "src/vmlab/kvmapi/rerun.py": "vmlab.kvmapi.rerun",
+    "src/vmlab/osvirt/rerun/": "vmlab.osvirt.rerun",
 }
 KIT_HAS = [
     "pyproject.toml",
@@ -87,6 +89,7 @@ KIT_HAS_NOT = [
     "src/vmlab/isa/engines",
     "src/vmlab/isa/rerun.py",
     "src/vmlab/kvmapi/rerun.py",
+    "src/vmlab/osvirt/rerun",
 ]
 # symbols only the solutions hold: the model observer's helper call, the reference engines' translator,
 # the model isa engines' pair filter (t3) and patched exit slot (t5), the model kvm-api guest's request
@@ -194,6 +197,7 @@ def test_released_lab_tomls_have_no_tutors_tables_and_still_parse(kit: tuple[Pat
         "labs/process-vm/lab.toml": ["rerun"],
         "labs/system-vm/lab.toml": ["rerun"],
         "labs/warmup/lab.toml": ["rerun"],
+        "labs/os-virt/lab.toml": ["rerun"],
     }
     for lab in LABS:
         released = out / "labs" / lab / "lab.toml"

@@ -1,7 +1,7 @@
 """Parsing the probes' output and comparing backends (no container: fixed outputs written by hand)."""
 
 from vmlab.osvirt.box import BoxRun
-from vmlab.osvirt.lab import _alloc_script, compare, probe_experiment
+from vmlab.osvirt.probes import alloc_script, compare, probe_experiment
 
 # What the model box printed on this host (pid 1, own hostname, root and /proc, lo only, Docker's
 # capability set a80425fb, a seccomp filter, a one-id uid map).
@@ -55,5 +55,5 @@ def test_compare_names_the_differing_probes() -> None:
 
 def test_alloc_script_doubles_to_at_least_the_bytes() -> None:
     # 2 x 64 MiB = 2^27 bytes: 27 doublings of a 1-byte string
-    assert "-lt 27 " in _alloc_script(2 * 64 << 20)
-    assert "-lt 28 " in _alloc_script((2 * 64 << 20) + 1)
+    assert "-lt 27 " in alloc_script(2 * 64 << 20)
+    assert "-lt 28 " in alloc_script((2 * 64 << 20) + 1)
