@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from vmlab.host import doctor
+from vmlab.host.kernel_features import cgroup_write, userns
 from vmlab.host.tools import ToolSpec
+from vmlab.host.unmet import Unmet as Unmet  # re-exported: what every caller names
 from vmlab.paths import system_tool
-
-
-@dataclass(frozen=True)
-class Unmet:
-    requirement: str
-    reason: str
-    fix: str
-
-    def one_line(self) -> str:
-        return f"{self.requirement}: {self.reason}" + (f" (fix: {self.fix})" if self.fix else "")
-
 
 Probe = Callable[[], Unmet | None]
 
@@ -65,26 +55,13 @@ def _root() -> Unmet | None:
     return None
 
 
-def _lazy(spec: str) -> Probe:
-    """A probe that lives in a lab's package ("module:function"), imported when first asked."""
-
-    def probe() -> Unmet | None:
-        import importlib
-
-        module, _, func = spec.partition(":")
-        found: Unmet | None = getattr(importlib.import_module(module), func)()
-        return found
-
-    return probe
-
-
 REQUIREMENTS: dict[str, Probe] = {
     "kvm": _from_doctor("kvm", doctor.probe_kvm),
     "root": _root,
     "strace": _tool("strace", "strace", "strace"),
     "runsc": _tool("runsc", "runsc", "runsc"),
-    "userns": _lazy("vmlab.osvirt.requires:userns"),
-    "cgroup-write": _lazy("vmlab.osvirt.requires:cgroup_write"),
+    "userns": userns,
+    "cgroup-write": cgroup_write,
 }
 
 

@@ -105,16 +105,16 @@ def _runc_bundle(ctx: StepContext, rootfs_tar: Path, runc: str, rootless: bool) 
 def _runc(ctx: StepContext, params: CostParams, rootfs_tar: Path, notes: list[str]) -> dict[str, Experiment]:
     """`runc run` of /bin/true: as root the row `runc`, as a normal user `runc-rootless` (skipped with
     the reason in the notes where it cannot run)."""
-    from vmlab.host.requirements import which
+    from vmlab.paths import system_tool
 
-    runc = which("runc")
+    runc = system_tool("runc")
     rootless = os.geteuid() != 0
     row = "runc-rootless" if rootless else "runc"
     if runc is None:
         notes.append(f"{row}: runc is not installed (apt-get install runc)")
         return {}
     if rootless:
-        from vmlab.osvirt.requires import userns_unmet
+        from vmlab.host.kernel_features import userns_unmet
 
         unmet = userns_unmet()
         if unmet is not None:

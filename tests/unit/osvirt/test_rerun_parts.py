@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 from vmlab.osvirt.outside import View, _fs_path, cgroup_limits, reachable
-from vmlab.osvirt.rerun import RerunParams, draw
+from vmlab.osvirt.rerun import draw
+from vmlab.osvirt.rerun.model import RerunParams
 
 
 def test_draw_from_fixed_bytes() -> None:

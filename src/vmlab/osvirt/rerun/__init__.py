@@ -27,30 +27,18 @@ import stat
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from vmlab.errors import VmlabError
 from vmlab.osvirt import outside
 from vmlab.osvirt.jail import Jail, JailError, jail, stop
-from vmlab.osvirt.probes import FORK_SCRIPT, FULL_UID_MAP, alloc_script
+from vmlab.osvirt.probes import FORK_SCRIPT, alloc_script
+from vmlab.osvirt.rerun.model import STEP_OF_TASK, Hidden, Outcome, RerunParams
 
 if TYPE_CHECKING:
     from vmlab.grade.rerun import RerunContext
     from vmlab.report.model import CheckResult
-
-STEP_OF_TASK = {
-    "t1-pid-uts": "isolation",
-    "t2-mount": "isolation",
-    "t3-user": "isolation",
-    "t4-net": "isolation",
-    "t5-cgroups": "limits",
-    "t6-seccomp": "isolation",
-    "t7-caps": "isolation",
-}
 
 # the probe shell: answers from inside, a denied call and an allowed one whose effects the runner sees
 # in the root file system afterwards, then it waits on stdin while the runner looks at it from outside
@@ -65,31 +53,6 @@ echo ready
 read line
 """
 DENIED_CMD = {"chmod": "chmod 600 /tmp/__NONCE__-file", "rmdir": "rmdir /tmp/__NONCE__-dir"}
-
-
-class RerunParams(BaseModel):
-    """lab.toml `[rerun] params`: the ranges the hidden values are drawn from, and how the box runs."""
-
-    model_config = ConfigDict(extra="forbid")
-    host_n: tuple[int, int] = (1000, 9999)
-    deny: list[str] = Field(default_factory=lambda: ["chmod", "rmdir"], min_length=1)
-    memory_mib: tuple[int, int] = (40, 160)
-    pids_max: tuple[int, int] = (12, 48)
-    box_timeout_s: float = Field(20.0, gt=0, le=120)
-    python: str = "/usr/bin/python3"
-    max_caps: int = 14
-
-
-@dataclass
-class Hidden:
-    host_n: int
-    deny: str
-    memory_mib: int
-    pids_max: int
-    nonce: str
-    iface: str
-    outer_host: str
-    file_name: str
 
 
 def draw(raw: bytes, p: RerunParams) -> Hidden:
@@ -114,26 +77,6 @@ def draw(raw: bytes, p: RerunParams) -> Hidden:
 
 class _Fault(Exception):
     """The runner's fault during a run (the launcher never reached the box, a package missing)."""
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-    view: outside.View | None
-    jail_ns: dict[str, int]
-    left: int
-    reach: bool = False  # the hidden file, reachable from the probe shell (seen while it waited)
-    timed_out: bool = False
-
-    def answers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for line in self.stdout.splitlines():
-            k, sep, v = line.partition("=")
-            if sep and k.isidentifier():
-                out[k] = v
-        return out
 
 
 def _box_argv(
@@ -339,7 +282,3 @@ def _effects(j: Jail, h: Hidden) -> dict[str, bool]:
 def _root_id(j: Jail) -> tuple[int, int]:
     st = (j.dir / "rootfs").stat()
     return (st.st_dev, st.st_ino)
-
-
-def full_range(uid_map: list[list[int]]) -> bool:
-    return any(len(r) == 3 and str(r[2]) == FULL_UID_MAP for r in uid_map)

@@ -11,7 +11,7 @@ from vmlab.osvirt.outside import CAP_SYS_NICE, View
 
 if TYPE_CHECKING:
     from vmlab.grade.rerun import RerunContext
-    from vmlab.osvirt.rerun import Hidden, Outcome, RerunParams
+    from vmlab.osvirt.rerun.model import Hidden, Outcome, RerunParams
     from vmlab.report.model import CheckResult
 
 EPERM_TEXT = "Operation not permitted"
@@ -30,7 +30,7 @@ def judge(
     root_id: tuple[int, int],
     uid: int,
 ) -> list[CheckResult]:
-    from vmlab.osvirt.rerun import STEP_OF_TASK, full_range
+    from vmlab.osvirt.rerun.model import STEP_OF_TASK, full_range
 
     out: list[CheckResult] = []
     v = probe.view

@@ -1,8 +1,9 @@
-"""The os-virt lab's `requires` probes: user namespaces, and a cgroup hierarchy this user may write.
+"""Kernel features a step may `require`: user namespaces (`userns`), and a cgroup hierarchy this user
+may write (`cgroup-write`).
 
-Registered by name in vmlab.host.requirements (`userns`, `cgroup-write`); an unmet one makes the step
-`skipped` with the reason and the fix. Each probe is a parser of what it reads (sysctl files, the cgroup
-tree), given as arguments so the unit tests can fake them; the defaults read the running host.
+Named in vmlab.host.requirements; an unmet one makes the step `skipped` with the reason and the fix.
+Each probe is a parser of what it reads (sysctl files, the cgroup tree), given as arguments so the unit
+tests can fake them; the defaults read the running host.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from vmlab.host.requirements import Unmet
+from vmlab.host.unmet import Unmet
 
 SYSCTL = Path("/proc/sys")
 CGROUP_ROOT = Path("/sys/fs/cgroup")

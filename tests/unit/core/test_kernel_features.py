@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from vmlab.host.kernel_features import SYSCTL, cgroup_write_unmet, userns_unmet
 from vmlab.host.requirements import probe_for, unmet
-from vmlab.osvirt.requires import SYSCTL, cgroup_write_unmet, userns_unmet
 
 
 def _sysctls(**values: str) -> Callable[[Path], str | None]:
