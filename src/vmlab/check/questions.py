@@ -1,14 +1,5 @@
-"""The student's own work: answers to a lab's `[[questions]]`, their template, sealing and grading.
-
-The answers are a TOML file handed in as the lab's `answers` input, one table per question:
-
-    [python-vs-true]
-    answer = 12.5            # number: a TOML number; choice: one of the strings; text: a string
-
-`vmlab lab run` parses it before anything runs (a malformed file is one UsageError line, exit 2) and
-records every answer in `report.predictions` beside the input's sha256, so the grade never depends on
-files beside the report. `vmlab lab predict` seals the numeric answers first (`SealedPredictions`);
-the run records the sealed block too.
+"""Grading the student's answers to a lab's `[[questions]]` (the answers file and its seal are
+vmlab.check.answers'), against their own measurements and the tutors' answer key.
 
 Grading (`question_results`, called by vmlab.check.grader.grade_report), one result per question:
 
@@ -31,18 +22,12 @@ run. A broken record scores every question 0; a broken seal scores the number qu
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import math
-import textwrap
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from vmlab.check.answers import Answer, points_text, read_answers, seal_differences, tolerance_text
 from vmlab.check.expr import Evaluation, ExprError, compile_expr, evaluate
 from vmlab.check.paths import PathMissing, number, parse_path
 from vmlab.errors import LabError, UsageError
@@ -54,212 +39,14 @@ from vmlab.labs.model import (
     Question,
     TextQuestion,
 )
-from vmlab.report.model import CheckResult, Outcome, Predictions, Report, SealedPredictions
+from vmlab.report.model import CheckResult, Outcome, Predictions, Report
 
 QUESTION = "question"  # CheckResult.kind of a number or choice question
 QUESTION_TEXT = "question-text"  # a written answer: presence is automatic, its points are a tutor's
 ANSWERS_CHECK = "answers"  # id and kind of the check on the recorded answers and their seal
 PREFIX = "q:"  # a question's result id is q:<question id>
 
-Answer = float | str
 AnswerKey = dict[str, str]
-
-
-# ---- the answers file ----------------------------------------------------------------------------
-
-
-def _hint(lab: Lab) -> str:
-    return f"'vmlab lab answers {lab.lab.name}' writes the template to fill in"
-
-
-def parse_answers(text: str, lab: Lab, where: str) -> dict[str, Answer]:
-    """Every answer given, by question id ("" means not answered and is left out).
-
-    Raises one UsageError line naming the file, the table and what is wrong: an unknown question (a
-    typo loses no points silently), a key other than `answer`, a number answered with a string, a
-    choice that is not one of the choices.
-    """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{where} is not valid TOML: {e}", hint=_hint(lab)) from None
-    except RecursionError:
-        raise UsageError(f"{where} is not valid TOML: it nests too deep", hint=_hint(lab)) from None
-    questions = {q.id: q for q in lab.questions}
-    found: dict[str, Answer] = {}
-    for qid, table in data.items():
-        q = questions.get(qid)
-        if q is None:
-            known = ", ".join(questions) or "none"
-            raise UsageError(
-                f"{where}: [{qid}] is not a question of lab {lab.lab.name} (questions: {known})",
-                hint=_hint(lab),
-            )
-        if not isinstance(table, dict):
-            raise UsageError(f"{where}: {qid} must be a table, [{qid}] with answer = ...", hint=_hint(lab))
-        extra = [k for k in table if k != "answer"]
-        if extra:
-            raise UsageError(f"{where}: [{qid}] has key {extra[0]!r}: only `answer` is allowed")
-        if "answer" not in table:
-            continue
-        value = _answer(q, table["answer"], f"{where}: [{qid}] answer")
-        if value is not None:
-            found[qid] = value
-    return found
-
-
-def _answer(q: Question, value: Any, where: str) -> Answer | None:
-    if isinstance(value, str) and not value.strip():
-        return None
-    if isinstance(q, NumberQuestion):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UsageError(
-                f"{where} must be a number, not {value!r}", hint="write it without quotes, e.g. answer = 12.5"
-            )
-        if not math.isfinite(value):
-            raise UsageError(f"{where} must be a finite number, not {value!r}")
-        return float(value)
-    if not isinstance(value, str):
-        hint = 'write it in quotes, answer = "..."'
-        raise UsageError(f"{where} must be a string, not {value!r}", hint=hint)
-    if isinstance(q, ChoiceQuestion) and value not in q.choices:
-        allowed = ", ".join(json.dumps(c, ensure_ascii=False) for c in q.choices)
-        raise UsageError(f"{where} {value!r} is not one of the choices: {allowed}")
-    return value if isinstance(q, ChoiceQuestion) else value.strip()
-
-
-def read_answers(path: Path, lab: Lab) -> dict[str, Answer]:
-    """Parse an answers file; every fault (unreadable, not UTF-8, malformed) is one UsageError line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not valid TOML: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    return parse_answers(text, lab, str(path))
-
-
-def _toml_string(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a TOML basic string
-
-
-def _points(p: float) -> str:
-    return f"{p:g} pt" if p == 1 else f"{p:g} pts"
-
-
-def _tolerance(q: NumberQuestion) -> str:
-    parts = []
-    if q.rel_tol is not None:
-        parts.append(f"{q.rel_tol * 100:g} %")
-    if q.abs_tol is not None:
-        parts.append(f"{q.abs_tol:g} {q.unit}".rstrip())
-    return " or ".join(parts)
-
-
-def question_summary(q: Question) -> str:
-    """What a question wants, for template comments and `vmlab lab show` (a choice's lines follow)."""
-    if isinstance(q, NumberQuestion):
-        target = q.path or q.expr
-        seal = "; seal it before the run" if q.sealed else ""
-        return (
-            f"number [{q.unit}] · {_points(q.points)} · compared with your measurement, {target} "
-            f"(within {_tolerance(q)}){seal}"
-        )
-    if isinstance(q, ChoiceQuestion):
-        return f"choice · {_points(q.points)} · one of:" + "".join(
-            f"\n  {_toml_string(c)}" for c in q.choices
-        )
-    return f"written answer · {_points(q.points)} · at least {q.min_words} words, graded by a tutor"
-
-
-def answers_template(lab: Lab) -> str:
-    """The answers file to fill in: one table per question, the prompt as a comment, `answer` empty.
-
-    It parses as it is (every answer "": nothing answered), so a student can hand in a partial one.
-    """
-    name = lab.lab.name
-    lines = [
-        f"# Answers for lab {name}: {lab.lab.title}",
-        f"# Written by `vmlab lab answers {name}`. Fill in each `answer`, then hand it in with the run:",
-        f"#   vmlab lab run {name} --input answers=answers.toml",
-        "# A number is a TOML number (answer = 12.5, no quotes), a choice one of the strings listed, a",
-        '# written answer goes between the triple quotes. An answer left "" scores 0.',
-        "# Seal your predictions (the numbers) before you measure:",
-        f"#   vmlab lab predict {name} --input answers=answers.toml -o sealed.json",
-        f"#   vmlab lab run {name} --input answers=answers.toml --predictions sealed.json",
-    ]
-    for task in lab.tasks:
-        qs = [q for q in lab.questions if q.task == task.id]
-        if not qs:
-            continue
-        lines += ["", f"# ==== {task.id}: {task.title}"]
-        for q in qs:
-            lines += ["", f"[{q.id}]", *(f"# {line}" for line in question_summary(q).splitlines())]
-            for para in q.prompt.strip().splitlines() or [""]:
-                lines += [f"# {w}" for w in textwrap.wrap(para, 96)] or ["#"]
-            lines.append('answer = """\n"""' if isinstance(q, TextQuestion) else 'answer = ""')
-    return "\n".join(lines) + "\n"
-
-
-# ---- predictions, sealed before the run ----------------------------------------------------------
-
-
-def numeric_answers(lab: Lab, answers: Mapping[str, Answer]) -> dict[str, float]:
-    numbers = {q.id for q in lab.questions if isinstance(q, NumberQuestion)}
-    return {k: float(v) for k, v in answers.items() if k in numbers and isinstance(v, int | float)}
-
-
-def seal(lab: Lab, path: Path, now: dt.datetime | None = None) -> SealedPredictions:
-    """The numeric answers of an answers file, with its sha256 and the time (UTC)."""
-    from vmlab.labs.step import sha256_file
-
-    answers = read_answers(path, lab)
-    if not any(isinstance(q, NumberQuestion) for q in lab.questions):
-        raise UsageError(f"lab {lab.lab.name} asks no number question: there is nothing to seal")
-    values = numeric_answers(lab, answers)
-    if not values:
-        raise UsageError(
-            f"{path}: no number question is answered: there is nothing to seal",
-            hint="write your predictions (answer = 12.5) first",
-        )
-    return SealedPredictions(
-        lab=lab.lab.name, sealed_at=now or dt.datetime.now(dt.UTC), sha256=sha256_file(path), values=values
-    )
-
-
-def read_sealed(path: Path, lab: Lab) -> SealedPredictions:
-    """A sealed predictions file for this lab, or one UsageError line."""
-    hint = f"'vmlab lab predict {lab.lab.name} --input answers=FILE -o {path.name}' writes one"
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"--predictions {path}: cannot read it: {e.strerror}", hint=hint) from None
-    try:
-        sealed = SealedPredictions.model_validate_json(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "<top>"
-        raise UsageError(
-            f"--predictions {path}: not a sealed predictions file: {key}: {first['msg']}", hint=hint
-        ) from None
-    if sealed.lab != lab.lab.name:
-        raise UsageError(f"--predictions {path}: sealed for lab {sealed.lab!r}, not {lab.lab.name!r}")
-    return sealed
-
-
-def seal_differences(sealed: SealedPredictions, lab: Lab, answers: Mapping[str, Answer]) -> list[str]:
-    """Where the sealed numbers and the answers' numbers differ ("q: sealed 12, answered 15")."""
-    now = numeric_answers(lab, answers)
-    diffs = []
-    for qid in sorted(set(sealed.values) | set(now)):
-        before, after = sealed.values.get(qid), now.get(qid)
-        if before is None or after is None or not math.isclose(before, after, rel_tol=1e-12, abs_tol=0.0):
-            said = [
-                f"{w} {'nothing' if v is None else f'{v:g}'}"
-                for w, v in (("sealed", before), ("answered", after))
-            ]
-            diffs.append(f"{qid}: " + ", ".join(said))
-    return diffs
 
 
 # ---- the answer key (tutors) ---------------------------------------------------------------------
@@ -439,7 +226,7 @@ def _grade(
     expected = _expected(q, key)
     if record.answers is None:
         why = (
-            f"no answers handed in: 0 of {_points(q.points)} (run with --input {ANSWERS_INPUT}=FILE; "
+            f"no answers handed in: 0 of {points_text(q.points)} (run with --input {ANSWERS_INPUT}=FILE; "
             f"'vmlab lab answers {lab.lab.name}' writes the template)"
         )
         return "fail", 0.0, None, expected, why
@@ -447,7 +234,7 @@ def _grade(
         return "fail", 0.0, None, expected, f"not graded: {record.broken}"
     given = record.answers.get(q.id)
     if given is None:
-        why = f"not answered: 0 of {_points(q.points)} ([{q.id}] answer is empty)"
+        why = f"not answered: 0 of {points_text(q.points)} ([{q.id}] answer is empty)"
         return "fail", 0.0, None, expected, why
     if isinstance(q, NumberQuestion):
         return _grade_number(q, given, report, lab, record, legacy)
@@ -464,13 +251,13 @@ def _grade(
     words = len(str(given).split())
     if words < q.min_words:
         return "fail", 0.0, f"{words} words", expected, f"{words} words, at least {q.min_words} wanted"
-    why = f"{words} words: a tutor grades this answer (0 of {_points(q.points)} until then)"
+    why = f"{words} words: a tutor grades this answer (0 of {points_text(q.points)} until then)"
     return "pass", 0.0, f"{words} words", expected, why
 
 
 def _expected(q: Question, key: AnswerKey) -> str:
     if isinstance(q, NumberQuestion):
-        return f"your prediction within {_tolerance(q)} of your measurement"
+        return f"your prediction within {tolerance_text(q)} of your measurement"
     if isinstance(q, ChoiceQuestion):
         return f"== {key[q.id]!r}" if q.id in key else "the tutors' key"
     return f"at least {q.min_words} words (graded by a tutor)"
@@ -532,7 +319,9 @@ def _versus(q: NumberQuestion, predicted: float, measured: float) -> str:
         off = "within 1 %" if abs(pct) < 0.5 else f"off by {pct:+.0f} %"
     else:
         off = f"off by {predicted - measured:+g}{unit}"
-    text = f"predicted {predicted:g}{unit}, measured {measured:g}{unit}: {off} (tolerance {_tolerance(q)})"
+    text = (
+        f"predicted {predicted:g}{unit}, measured {measured:g}{unit}: {off} (tolerance {tolerance_text(q)})"
+    )
     if q.published is not None:
         ratio = f", yours is {measured / q.published:.2g}x it" if q.published else ""
         text += f"; published {q.published:g}{unit} ({q.source}){ratio}"

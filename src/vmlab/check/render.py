@@ -88,7 +88,7 @@ def _variants_table(lab: Lab) -> Table:
 
 def _questions_table(lab: Lab) -> Table:
     """Each task's questions: what is asked, of which kind, for how many points (never a key)."""
-    from vmlab.check.questions import question_summary
+    from vmlab.check.answers import question_summary
 
     title = f"questions of {lab.lab.name} (vmlab lab answers {lab.lab.name})"
     table = Table(title=title, title_justify="left", expand=True)

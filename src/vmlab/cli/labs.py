@@ -124,7 +124,7 @@ def lab_answers(
 
     Fill it in and hand it in with the run: 'vmlab lab run LAB --input answers=FILE'.
     """
-    from vmlab.check.questions import answers_template
+    from vmlab.check.answers import answers_template
     from vmlab.labs.catalog import load_lab
 
     with errors_to_exit():
@@ -173,7 +173,7 @@ def lab_predict(
     """
     import json
 
-    from vmlab.check.questions import seal
+    from vmlab.check.answers import seal
     from vmlab.labs.catalog import load_lab
     from vmlab.labs.model import ANSWERS_INPUT
 

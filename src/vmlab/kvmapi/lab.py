@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator
 
 from vmlab.errors import UsageError
-from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N, Program, builtin
+from vmlab.kvmapi.guest import Program
+from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N, builtin
+from vmlab.kvmapi.smp_guests import WORK  # the guests only: the VMM (threads, signals) stays lazy
 from vmlab.kvmapi.vmm import GuestRun, Limits, run_program
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
@@ -22,8 +24,6 @@ from vmlab.report.stats import summarize
 
 if TYPE_CHECKING:
     from vmlab.kvmapi.smp import SmpRun
-
-SMP_WORK = 200  # = vmlab.kvmapi.smp.WORK (not imported at module level: threads and signals stay lazy)
 
 DEFAULT_PROGRAMS = [
     "hello", "console-bytewise", "console-rep", "console-hypercall", "console-mmio",
@@ -160,7 +160,7 @@ def own_program(params: OwnProgramParams, ctx: StepContext) -> dict[str, Experim
     the program cannot hard-code it (the tutors' re-run puts another line there). `values.output_ok` says
     whether the guest printed exactly that line; `counts.user_exits` is what the exit budget grades.
     """
-    from vmlab.kvmapi.programs import from_file
+    from vmlab.kvmapi.guest import from_file
 
     path = ctx.inputs.get("program")
     if path is None:
@@ -364,7 +364,7 @@ def smp_experiment(runs: list[SmpRun], n: int) -> Experiment:
         counts=counts,
         values={
             "rounds": n,
-            "work_iterations": SMP_WORK,
+            "work_iterations": WORK,
             "ok": all(v.stop == "debug-exit" and v.exit_value == 0 for v in first.vcpus),
             **{f"vcpu{v.index}_exit_value": v.exit_value for v in first.vcpus},
             **{f"vcpu{v.index}_stop": v.stop for v in first.vcpus},
@@ -376,7 +376,8 @@ def smp_experiment(runs: list[SmpRun], n: int) -> Experiment:
 
 def smp(params: SmpParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `smp`: the two-vCPU ping-pong with spinning, doorbell-halting and IPI-halting waiters."""
-    from vmlab.kvmapi.smp import run_smp, smp_builtin
+    from vmlab.kvmapi.smp import run_smp
+    from vmlab.kvmapi.smp_guests import smp_builtin
 
     group: dict[str, Experiment] = {}
     for name in params.programs:

@@ -210,7 +210,7 @@ def _variant(lab: Lab, student: str | None) -> tuple[VariantRecord | None, dict[
 def _check_answers(lab: Lab, req: RunRequest) -> SealedPredictions | None:
     """The answers input parses (one line and exit 2 when not, before anything is made), and the sealed
     predictions, when given, are this lab's; how they compare with the answers is the grader's."""
-    from vmlab.check.questions import read_answers, read_sealed
+    from vmlab.check.answers import read_answers, read_sealed
 
     given = req.inputs.get(ANSWERS_INPUT)
     decl = lab.inputs.get(ANSWERS_INPUT)
@@ -232,7 +232,7 @@ def _check_answers(lab: Lab, req: RunRequest) -> SealedPredictions | None:
 
 def _warn_seal(lab: Lab, report: Report, say: Callable[[str], None]) -> None:
     """Say at once when the sealed numbers are not the answers' (the grader fails the `answers` check)."""
-    from vmlab.check.questions import seal_differences
+    from vmlab.check.answers import seal_differences
 
     preds = report.predictions
     if preds is None or preds.sealed is None:
@@ -259,7 +259,7 @@ def _predictions(
     lab: Lab, inputs: dict[str, InputRecord], paths: dict[str, Path], sealed: SealedPredictions | None
 ) -> Predictions | None:
     """The answers as recorded (parsed from the copy in artifacts/, whose sha256 the record holds)."""
-    from vmlab.check.questions import read_answers
+    from vmlab.check.answers import read_answers
 
     if not lab.questions or ANSWERS_INPUT not in inputs:
         return None

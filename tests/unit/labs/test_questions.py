@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from vmlab.check.questions import answers_template, parse_answers
+from vmlab.check.answers import answers_template, parse_answers
 from vmlab.cli.main import app
 from vmlab.errors import LabError, UsageError
 from vmlab.labs.catalog import lab_names, lab_path, load_lab
