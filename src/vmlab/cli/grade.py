@@ -239,7 +239,7 @@ def calibrate_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print the calibration as JSON.")] = False,
 ) -> None:
     """Measure this runner's medians of a lab's timed figures once, for --rerun's timing ratios."""
-    from vmlab.grade.remeasure import run_calibration
+    from vmlab.grade.calibration import run_calibration
 
     with errors_to_exit():
         cal, path = run_calibration(lab, output, runs, progress_printer("calibrate: "))
