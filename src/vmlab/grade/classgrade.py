@@ -1,15 +1,16 @@
 """Grade every hand-in of a class against one lab, a shard of them, or merge shards.
 
-One hand-in's verdict (vmlab.grade.verdict): the lab's checks for the tasks graded (`--task`, default every task: the points
-possible come from the lab, never from the report) and the integrity check (artifacts required: a
-hand-in is the report with its `artifacts/`), then flags; the class-wide flags and the policy decide
-the published score (vmlab.grade.publish). A hand-in that cannot be graded at all (unreadable, an
-unknown or newer schema, another lab) is `invalid`, with no score rather than a zero. With `--rerun`,
-the student's recorded code runs again on hidden inputs. A failed re-run check of kind `rerun-claim`
-(the report claims what the check re-tests, e.g. a candidate that passed every public oracle, or the
-hand-in withholds the code a step that ran read) zeroes the score, as failed integrity does. Other
-failed re-run checks only fail, like any check: an honest, wrong engine is not a forgery. A re-run that
-could not be done at all is the runner's fault: flagged `rerun-error`, so the grade is held for review.
+One hand-in's verdict (vmlab.grade.verdict): the lab's checks for the tasks graded (`--task`, default
+every task: the points possible come from the lab, never from the report) and the integrity check
+(artifacts required: a hand-in is the report with its `artifacts/`), then flags; the class-wide flags
+and the policy decide the published score (vmlab.grade.publish). A hand-in that cannot be graded at all
+(unreadable, an unknown or newer schema, another lab) is `invalid`, with no score rather than a zero.
+With `--rerun`, the student's recorded code runs again on hidden inputs. A failed re-run check of kind
+`rerun-claim` (the report claims what the check re-tests, e.g. a candidate that passed every public
+oracle, or the hand-in withholds the code a step that ran read) zeroes the score, as failed integrity
+does. Other failed re-run checks only fail, like any check: an honest, wrong engine is not a forgery. A
+re-run that could not be done at all is the runner's fault: flagged `rerun-error`, so the grade is held
+for review.
 """
 
 from __future__ import annotations
