@@ -8,12 +8,13 @@ fails with the probe's reason, so a broken set-up cannot turn tests into silent 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -41,6 +42,48 @@ def probe_command(argv: list[str], timeout: float = 30.0) -> str | None:
         return None
     lines = (p.stderr or p.stdout).strip().splitlines()
     return lines[-1] if lines else f"{' '.join(argv)} exited with {p.returncode}"
+
+
+# The fixtures that probe a requirement, and the marker that names it: a test using one (directly or
+# through another fixture) carries the marker, so `-m "not kvm"` leaves out every test that needs KVM.
+NEEDS = {
+    "libvirt_available": "libvirt",
+    "docker_available": "docker",
+    "docker_ok": "docker",
+    "kvm_ok": "kvm",
+    "browser": "chromium",
+}
+
+
+def markers_missing(item: pytest.Item) -> list[str]:
+    """The markers the fixtures of `item` ask for that it does not carry."""
+    used = getattr(item, "fixturenames", ())
+    return sorted({m for f, m in NEEDS.items() if f in used and item.get_closest_marker(m) is None})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add what a test's fixtures need as markers, where the module forgot one (marks are what
+    `-m` selects on, and a forgotten one would run a KVM test under `-m "not kvm"`)."""
+    for item in items:
+        for marker in markers_missing(item):
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+def import_or_unavailable(module: str) -> Any:
+    """The module, or a skip naming it (a failure under CI: make test's venv installs every extra)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        unavailable(f"the Python module {module}", f"{e} (pip install -e '.[dev,vm]')")
+
+
+def need_program(program: str, package: str) -> str:
+    """The program's path, or a skip naming its Debian package (a failure under CI: make setup
+    installs it)."""
+    found = shutil.which(program)
+    if found is None:
+        unavailable(program, f"not on PATH (apt-get install {package})")
+    return found
 
 
 @pytest.fixture

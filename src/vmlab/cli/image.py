@@ -85,3 +85,7 @@ def rm(
     else:
         for d in removed:
             out.print(f"removed {name} {d[:12]}")
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="image")

@@ -1,13 +1,66 @@
-"""Entry point. Sub-command groups live in their own modules; heavy imports stay inside commands."""
+"""Entry point. Sub-command groups live in their own modules, imported when used (cli/lazy.py); heavy
+imports stay inside commands."""
 
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import typer
 
 from vmlab import __version__
+from vmlab.cli.lazy import LazyGroup, Registrar
+
+# vmlab's own groups, in the order Typer lists them (commands first, then groups, each in this order).
+CORE = (
+    "vmlab.cli.doctor:register",
+    "vmlab.cli.labs:register",
+    "vmlab.cli.check:register",
+    "vmlab.cli.grade:register",
+    "vmlab.cli.report:register",
+    "vmlab.cli.image:register",
+    "vmlab.cli.lifecycle:register",
+    "vmlab.cli.release:register",
+)
+
+
+def all_registrars(broken: Callable[[str], None] | None = None) -> list[Registrar]:
+    """Core groups, then each lab's own group as its lab.toml names it (`[lab] cli`).
+
+    Every group's module imports only typer at module level; heavy libraries load inside commands.
+    A lab whose lab.toml does not parse is left out with one warning line on stderr, never breaking
+    the others nor `vmlab --help` (`broken` gets its line); one whose CLI module cannot be imported
+    says so when it is used.
+    """
+    from vmlab.labs.catalog import cli_registrars
+
+    labs = [Registrar(spec, lab) for lab, spec in cli_registrars(broken)]
+    return [Registrar(spec) for spec in CORE] + labs
+
+
+class _Root(LazyGroup):
+    broken: list[str]  # lab.toml files whose [lab] table does not parse
+
+    def registrars(self) -> list[Registrar]:
+        self.broken = []
+        return all_registrars(self.broken.append)
+
+    def warn(self, message: str) -> None:
+        from vmlab.cli.output import warn_once
+
+        warn_once(message)
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        """A lab.toml that does not parse is said where labs are shown (help here, `lab ls` itself);
+        a command that loads that lab says it as its one error line, so it is not said twice there."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if not argv or "--help" in argv or "-h" in argv:
+            for line in self.broken:
+                self.warn(line)
+        return super().main(args, *rest, **extra)
+
 
 app = typer.Typer(
     name="vmlab",
@@ -15,6 +68,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Root,
 )
 
 
@@ -55,45 +109,7 @@ def _flags_without_type() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
-def _register() -> None:
-    """Core groups, then each lab's own group as its lab.toml names it (`[lab] cli`).
-
-    Every group's module imports only typer at module level; heavy libraries load inside commands.
-    A lab whose lab.toml does not parse, or whose CLI module cannot be imported, is left out with one
-    warning line on stderr, never breaking the others nor `vmlab --help`.
-    """
-    import importlib
-    import sys
-
-    from vmlab.cli import check, doctor, grade, image, labs, lifecycle, release, report
-    from vmlab.cli.output import warn_once
-    from vmlab.labs.catalog import cli_registrars
-
-    doctor.register(app)
-    labs.register(app)
-    check.register(app)
-    grade.register(app)
-    app.add_typer(report.app, name="report")
-    app.add_typer(image.app, name="image")
-    lifecycle.register(app)
-    release.register(app)
-    broken: list[str] = []
-    for lab, spec in cli_registrars(broken.append):
-        module_name, _, func = spec.partition(":")
-        try:
-            getattr(importlib.import_module(module_name), func)(app)
-        except (ImportError, AttributeError) as e:
-            warn_once(f"lab {lab}: its commands ({spec}) are unavailable: {e}")
-    # A lab.toml that does not parse is said where labs are shown (help here, `lab ls` itself); a
-    # command that loads that lab says it as its one error line, so it is not said twice there.
-    args = sys.argv[1:]
-    if not args or "--help" in args or "-h" in args:
-        for line in broken:
-            warn_once(line)
-
-
 _flags_without_type()
-_register()
 
 
 def _interrupt(_signum: int, _frame: object) -> None:

@@ -81,3 +81,7 @@ def _build_site_atomically(source: Path, output: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return shown / index.relative_to(tmp)
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="report")

@@ -1,11 +1,12 @@
 """Re-measuring a measurement lab on the tutor's runner (`vmlab grade --rerun` for a lab whose
-`[rerun]` says `where = "host"`) and the runner's own baseline (`vmlab grade calibrate`).
+`[rerun]` says `where = "host"`); the runner's own baseline (`vmlab grade calibrate`) is
+vmlab.grade.calibration's.
 
 These labs' steps run vmlab's own runners (trusted code) on the student's parameters, so their re-run is
 not a container run of the student's code: the lab's steps run again here, through the lab pipeline
 (`run_lab`), with the parameters the report records (checked against what the runner accepts), into a
-temporary folder that is removed afterwards. Student files a step reads (Jasmin classes, a workload,
-an observer tool) are the hand-in's recorded copies, whose sha256 the report
+temporary folder that is removed afterwards. Student files a step reads (Jasmin classes, a
+workload, an observer tool) are the hand-in's recorded copies, whose sha256 the report
 lists; they are used exactly as the student's own run used them.
 
 Then, per the lab's `[rerun] params` (`MeasureParams`):
@@ -23,308 +24,37 @@ runner's fault, never the student's loss (the hand-in is held for review).
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import json
 import math
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from vmlab.errors import BackendError, UsageError, VmlabError
-from vmlab.spec.paths import ParsedPath, parse_path
+from vmlab.errors import VmlabError
+from vmlab.grade.calibration import compare_ratio, read_calibration
+from vmlab.grade.measuring import (
+    REPEAT_KEYS,
+    MeasureParams,
+    at,
+    expand,
+    experiments_json,
+    lab_run,
+    measure_params,
+    median_of,
+    segments,
+    step_ok,
+)
 
 if TYPE_CHECKING:
     from vmlab.grade.rerun import RerunContext
     from vmlab.report.model import CheckResult, Report
     from vmlab.spec.lab import Lab
 
-# parameters that say how often a figure is measured, not what: the calibration's may differ
-REPEAT_KEYS = frozenset({"runs", "repeats", "warmup"})
-CALIBRATION_VERSION = 1
-
-
-class MeasureParams(BaseModel):
-    """A measurement lab's `[rerun] params`.
-
-    `steps`: the steps re-measured (each only when the report ran it fine). `set`: parameters forced for
-    the re-run to keep it short (STEP -> KEY -> value); only keys that change how often, not what, is
-    measured, so the exact figures do not depend on them. `exact`: paths whose values must be equal;
-    `keys`: paths whose member names must be equal; a segment `*` stands for every member the report
-    has. `timed`: paths of timed figures (their medians), compared with the calibration. `platform`:
-    host fields (`os`, `arch`, ...) or recorded tool versions that must be the same as the runner's for
-    the exact values to be comparable at all (instruction counts depend on the compiler and the C
-    library); when one differs, the exact checks are skipped with the reason. `rel_tol`: how far an
-    exact number may be from the report's (0: equal), for counts that the environment moves a little
-    (ld.so and libc walk the environment and the program's path before main). `vary`: STEP ->
-    parameters a student may set to other values than lab.toml's (besides REPEAT_KEYS); any other
-    recorded difference fails `rerun:params[STEP]`, and the step is not re-run.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    steps: list[str] = Field(min_length=1)
-    set: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    exact: list[str] = Field(default_factory=list)
-    keys: list[str] = Field(default_factory=list)
-    timed: list[str] = Field(default_factory=list)
-    platform: list[str] = Field(default_factory=list)
-    rel_tol: float = Field(0.0, ge=0, lt=1)
-    vary: dict[str, list[str]] = Field(default_factory=dict)
-
-
-# ---- paths with `*` --------------------------------------------------------------------------------
-
-
-def segments(path: str) -> list[str]:
-    """A path's segments, in the checks' path syntax (vmlab.spec.paths), `*` being one of them."""
-    return list(parse_path(path).segments)
-
-
-def _shown(parts: list[str]) -> str:
-    return str(ParsedPath(tuple(parts), envelope=False))
-
-
-def expand(tree: Any, path: str) -> dict[str, Any]:
-    """Every concrete path the pattern names in `tree` (a report's experiments as JSON) -> its node."""
-    found: dict[str, Any] = {}
-
-    def walk(node: Any, rest: list[str], done: list[str]) -> None:
-        if not rest:
-            found[_shown(done)] = node
-            return
-        head, tail = rest[0], rest[1:]
-        if not isinstance(node, dict):
-            return
-        if head == "*":
-            for k in sorted(node):
-                walk(node[k], tail, [*done, k])
-        elif head in node:
-            walk(node[head], tail, [*done, head])
-
-    walk(tree, segments(path), [])
-    return found
-
-
-def at(tree: Any, path: str) -> tuple[bool, Any]:
-    node = tree
-    for part in segments(path):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
-def median_of(node: Any) -> float | None:
-    """A timed figure's median: an experiment's summary median, or a plain number."""
-    if isinstance(node, dict):
-        node = (node.get("summary") or {}).get("median")
-    if isinstance(node, bool) or not isinstance(node, int | float) or not math.isfinite(node) or node <= 0:
-        return None
-    return float(node)
-
-
-def experiments_json(report: Report) -> dict[str, Any]:
-    return {k: v for k, v in report.model_dump(mode="json")["experiments"].items()}
-
-
-# ---- the ratio comparison ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RatioVerdict:
-    """The student's median and the re-measured one, each over the runner's baseline median."""
-
-    student: float  # student median / baseline
-    runner: float  # re-measured median / baseline
-    factor: float  # how far apart the two ratios are, >= 1
-    ok: bool
-
-    def measured(self) -> str:
-        return f"x{self.student:.3g} of the runner's baseline"
-
-    def expected(self, tolerance: float) -> str:
-        return f"x{self.runner:.3g} (re-measured), within a factor {tolerance:g}"
-
-
-def compare_ratio(student: float, runner: float, baseline: float, tolerance: float) -> RatioVerdict:
-    """student/baseline against runner/baseline: they agree when neither is more than `tolerance` times
-    the other. The baseline makes both figures comparable with the runner's own calibrated state."""
-    if min(student, runner, baseline) <= 0 or tolerance < 1:
-        raise ValueError("medians and the baseline must be positive and the tolerance >= 1")
-    s, r = student / baseline, runner / baseline
-    factor = max(s / r, r / s)
-    return RatioVerdict(student=s, runner=r, factor=factor, ok=factor <= tolerance)
-
-
-# ---- calibration ------------------------------------------------------------------------------------
-
-
-def host_fingerprint() -> tuple[str, dict[str, Any]]:
-    from vmlab.host.fingerprint import machine_fingerprint
-
-    return machine_fingerprint()
-
-
-class Calibration(BaseModel):
-    """The runner's medians of a lab's timed figures, measured once by `vmlab grade calibrate`."""
-
-    model_config = ConfigDict(extra="forbid")
-    version: int = CALIBRATION_VERSION
-    lab: str
-    lab_sha256: str
-    vmlab_version: str
-    created_at: dt.datetime
-    fingerprint: str
-    host: dict[str, Any]
-    params: dict[str, dict[str, Any]]  # the step parameters the medians were measured with
-    medians: dict[str, float]
-
-
-def calibration_path(lab: str) -> Path:
-    from vmlab.paths import vmlab_home
-
-    return vmlab_home() / "calibration" / f"{lab}.json"
-
-
-def read_calibration(lab: str, path: Path | None = None) -> tuple[Calibration | None, str]:
-    """This host's calibration of `lab`, or None and one line saying why it cannot be used."""
-    from pydantic import ValidationError
-
-    p = path or calibration_path(lab)
-    fix = f"run `vmlab grade calibrate --lab {lab}` on this runner once"
-    try:
-        cal = Calibration.model_validate_json(p.read_bytes())
-    except FileNotFoundError:
-        return None, f"no calibration of this runner for {lab} ({p}): {fix}"
-    except (OSError, ValidationError, ValueError) as e:
-        return None, f"calibration {p} is unreadable ({type(e).__name__}): {fix}"
-    fp, _ = host_fingerprint()
-    if cal.lab != lab:
-        return None, f"calibration {p} is of lab {cal.lab}: {fix}"
-    if cal.fingerprint != fp:
-        return None, f"calibration {p} was measured on another host ({cal.host.get('hostname', '?')}): {fix}"
-    return cal, ""
-
-
-def calibrate(
-    lab_name: str,
-    output: Path | None = None,
-    runs: int | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[Calibration, Path]:
-    """Run the lab's timed steps here with the lab's parameters (`runs`/`repeats` set to `runs` when
-    given) and store the medians of its timed figures with this host's fingerprint."""
-    from vmlab import __version__
-    from vmlab.labs.catalog import lab_sha256, load_lab
-    from vmlab.report.io import write_atomic, writing
-
-    lab = load_lab(lab_name)
-    p = measure_params(lab)
-    if not p.timed:
-        raise UsageError(f"lab {lab_name!r} declares no timed figures to calibrate", hint="nothing to do")
-    steps = [s for s in p.steps if s in _heads(p.timed)] or list(p.steps)
-    sets: dict[str, dict[str, Any]] = {}
-    for s in steps:
-        known = _param_names(lab, s)
-        sets[s] = {k: runs for k in ("runs", "repeats") if runs is not None and k in known}
-    fp, host = host_fingerprint()
-    with _lab_run(lab_name, steps, sets, {}, progress) as report:
-        bad = [
-            f"{s}: {report.steps[s].message or report.steps[s].status}" for s in steps if not _ok(report, s)
-        ]
-        if bad:  # nothing is written: a baseline of a broken runner would mislead every re-run
-            what = "; ".join(bad)
-            hint = None if "(fix:" in what else "fix the runner (vmlab doctor), then calibrate again"
-            raise BackendError(f"calibration of {lab_name} failed: {what}", hint=hint)
-        tree = experiments_json(report)
-        medians = {
-            shown: m
-            for pattern in p.timed
-            for shown, node in expand(tree, pattern).items()
-            if (m := median_of(node)) is not None
-        }
-        params = {s: report.steps[s].params for s in steps}
-    cal = Calibration(
-        lab=lab_name,
-        lab_sha256=lab_sha256(lab_name),
-        vmlab_version=__version__,
-        created_at=dt.datetime.now(dt.UTC),
-        fingerprint=fp,
-        host=host,
-        params=params,
-        medians=medians,
-    )
-    dest = output or calibration_path(lab_name)
-    elsewhere = "write it elsewhere with -o FILE"
-    with writing(dest.parent, elsewhere=elsewhere):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(dest, cal.model_dump_json(indent=2) + "\n", elsewhere=elsewhere)
-    return cal, dest
-
-
-def run_calibration(
-    lab_name: str, output: Path | None, runs: int | None, progress: Callable[[str], None]
-) -> tuple[Calibration, Path]:
-    """`vmlab grade calibrate`: the lab's `[rerun] calibrate` hook (a lab without one has no baseline)."""
-    from vmlab.labs.catalog import load_lab, resolve, usable_labs
-
-    lab = load_lab(lab_name)
-    if lab.rerun is None or lab.rerun.calibrate is None:
-        timed = [x.lab.name for x in usable_labs(lambda _m: None) if x.rerun and x.rerun.calibrate]
-        raise UsageError(
-            f"lab {lab_name!r} has no timed figures to calibrate (no [rerun] calibrate in its lab.toml)",
-            hint=f"calibrate {', '.join(timed) or 'a lab whose [rerun] names a calibrate hook'}",
-        )
-    hook = resolve(lab.rerun.calibrate, "calibrate hook")
-    cal, path = hook(lab_name, output, runs, progress)
-    return cal, path
-
 
 # ---- the re-run ---------------------------------------------------------------------------------------
-
-
-def measure_params(lab: Lab) -> MeasureParams:
-    from pydantic import ValidationError
-
-    from vmlab.errors import LabError
-
-    if lab.rerun is None:
-        raise UsageError(f"lab {lab.lab.name!r} declares no [rerun] section", hint="nothing to re-measure")
-    try:
-        p = MeasureParams.model_validate(lab.rerun.params)
-    except ValidationError as e:
-        raise LabError(f"lab {lab.lab.name!r}: [rerun] params: {e.errors()[0]['msg']}") from None
-    unknown = [s for s in [*p.steps, *p.set, *p.vary] if s not in lab.experiments]
-    if unknown:
-        raise LabError(f"lab {lab.lab.name!r}: [rerun] params names no step {', '.join(unknown)}")
-    return p
-
-
-def _heads(patterns: list[str]) -> set[str]:
-    return {segments(x)[0] for x in patterns}
 
 
 def _step_making(report: Report, steps: list[str], head: str) -> str | None:
     """The step whose record lists experiment `head` (a step may make experiments under other ids)."""
     return next((s for s in steps if head in report.steps[s].experiments), None)
-
-
-def _param_names(lab: Lab, step: str) -> set[str]:
-    from vmlab.labs.catalog import resolve
-    from vmlab.labs.plan import params_model
-
-    spec = lab.experiments[step].runner
-    return set(params_model(resolve(spec), spec).model_fields)
-
-
-def _ok(report: Report, step: str) -> bool:
-    rec = report.steps.get(step)
-    return rec is not None and rec.status == "ok"
 
 
 def allowed_params(
@@ -361,36 +91,6 @@ def allowed_params(
     return got, ""
 
 
-@contextlib.contextmanager
-def _lab_run(
-    lab: str,
-    steps: list[str],
-    sets: dict[str, dict[str, Any]],
-    inputs: dict[str, Path],
-    progress: Callable[[str], None] | None,
-) -> Iterator[Report]:
-    """One run of the lab's steps into a temporary folder, removed with the run's scratch afterwards."""
-    from vmlab.labs.pipeline import RunRequest, run_lab
-    from vmlab.paths import run_dir
-
-    tmp = Path(tempfile.mkdtemp(prefix="vmlab-remeasure-"))
-    run_id: str | None = None
-    try:
-        outcome = run_lab(
-            RunRequest(lab=lab, steps=steps, sets=sets, inputs=inputs, output=tmp / "report.json"),
-            progress=progress or (lambda _m: None),
-        )
-        run_id = outcome.report.run_id
-        yield outcome.report
-    finally:
-        if run_id is None:  # Ctrl-C or a fault mid-run: the report written so far names the run
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                run_id = str(json.loads((tmp / "report.json").read_text())["run_id"])
-        shutil.rmtree(tmp, ignore_errors=True)
-        if run_id:
-            shutil.rmtree(run_dir(run_id), ignore_errors=True)
-
-
 def _platform_differs(lab: Lab, report: Report, names: list[str]) -> list[str]:
     from vmlab.host.fingerprint import host_info
     from vmlab.labs.tools import lab_tools
@@ -417,7 +117,7 @@ def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list
     p = measure_params(lab)
     tasks = [t for t in lab.tasks if not report.run.tasks or t.id in report.run.tasks]
     graded = {s for t in tasks for s in t.experiments}
-    steps = [s for s in dict.fromkeys([*p.steps, *(extra or [])]) if s in graded and _ok(report, s)]
+    steps = [s for s in dict.fromkeys([*p.steps, *(extra or [])]) if s in graded and step_ok(report, s)]
     if not steps:
         return [ctx.check("steps", True, "the report ran none of the re-measured steps: nothing to re-run")]
 
@@ -441,7 +141,7 @@ def rerun_measurement(ctx: RerunContext, extra: list[str] | None = None) -> list
     inputs = {n: ctx.inputs[n] for n in names if n in ctx.inputs}
     ctx.progress(f"{ctx.student}: re-measuring {', '.join(runnable)} on this runner")
     try:
-        with _lab_run(lab.lab.name, runnable, sets, inputs, ctx.progress) as again:
+        with lab_run(lab.lab.name, runnable, sets, inputs, ctx.progress) as again:
             checks += _compare(ctx, p, runnable, again)
     except VmlabError as e:
         checks.append(ctx.check("runner", None, f"the re-measurement failed: {e.one_line()}"))

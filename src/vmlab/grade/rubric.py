@@ -256,7 +256,7 @@ def _apply_one(s: StudentResult, rows: dict[str, RubricRow], unused: list[str], 
 
 
 def checks_score(checks: list[CheckResult], timing: str) -> float:
-    """What the checks give, as vmlab.grade.classgrade.grade_one computes it: failed integrity zeroes
+    """What the checks give, as vmlab.grade.verdict.grade_one computes it: failed integrity zeroes
     it (make_grade), and so does a failed re-run check of something the report claims."""
     from vmlab.check.grader import make_grade
     from vmlab.grade.model import CLAIM

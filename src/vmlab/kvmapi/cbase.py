@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmlab.errors import BackendError, NotAvailable
-from vmlab.kvmapi.programs import Program
+from vmlab.kvmapi.guest import Program
 
 SOURCE_NAME = "cvmm.c"
 CFLAGS = ("-O2", "-Wall")

@@ -14,7 +14,7 @@ import typer
 from vmlab.cli.output import emit_json, err, errors_to_exit, out
 
 if TYPE_CHECKING:
-    from vmlab.kvmapi.programs import Program
+    from vmlab.kvmapi.guest import Program
     from vmlab.kvmapi.vmm import GuestRun
 
 app = typer.Typer(
@@ -24,7 +24,8 @@ app = typer.Typer(
 
 def _program(spec: str, n: int | None, bits: int) -> Program:
     from vmlab.errors import UsageError
-    from vmlab.kvmapi.programs import BUILTINS, builtin, from_file
+    from vmlab.kvmapi.guest import from_file
+    from vmlab.kvmapi.programs import BUILTINS, builtin
 
     if spec in BUILTINS:
         return builtin(spec, n)
@@ -79,7 +80,7 @@ def run(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
     """Run a guest program; show its output, the exits by reason, kernel statistics and timing."""
-    from vmlab.kvmapi.smp import SMP_BUILTINS
+    from vmlab.kvmapi.smp_guests import SMP_BUILTINS
     from vmlab.kvmapi.vmm import Limits, run_program
 
     if program in SMP_BUILTINS:
@@ -97,7 +98,8 @@ def run(
 
 def _run_smp(name: str, n: int | None, runs: int, limits: Any, device: str, json_out: bool) -> None:
     """A two-vCPU program: per-vCPU exits, host CPU time against wall time, the halt counters."""
-    from vmlab.kvmapi.smp import run_smp, smp_builtin
+    from vmlab.kvmapi.smp import run_smp
+    from vmlab.kvmapi.smp_guests import smp_builtin
 
     with errors_to_exit():
         prog = smp_builtin(name, n)
@@ -200,7 +202,7 @@ def programs(
 ) -> None:
     """List the built-in guest programs and what each one teaches."""
     from vmlab.kvmapi.programs import BUILTINS, TAKES_LENGTH, TAKES_N
-    from vmlab.kvmapi.smp import SMP_BUILTINS
+    from vmlab.kvmapi.smp_guests import SMP_BUILTINS
 
     with errors_to_exit():
         items = []
@@ -247,7 +249,7 @@ def source(
 ) -> None:
     """Print a built-in program's commented assembler source (a starting point for your own .asm)."""
     from vmlab.kvmapi.programs import builtin
-    from vmlab.kvmapi.smp import SMP_BUILTINS, smp_builtin
+    from vmlab.kvmapi.smp_guests import SMP_BUILTINS, smp_builtin
 
     with errors_to_exit():
         prog = smp_builtin(program, n) if program in SMP_BUILTINS else builtin(program, n)

@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from vmlab.errors import NotAvailable, VmlabError
+    from vmlab.kvmapi.guest import from_file
     from vmlab.kvmapi.lab import LINE_ADDR
-    from vmlab.kvmapi.programs import from_file
     from vmlab.kvmapi.vmm import Limits, run_program
 
     line = args.line.read_bytes()

@@ -7,13 +7,18 @@ and re-read only the data block, so a before/after delta costs one pread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmlab.kvmapi.structs import StatsDesc, StatsHeader
+
+if TYPE_CHECKING:
+    from vmlab.kvmapi.machine import Vcpu
 
 TYPES = {0: "cumulative", 1: "instant", 2: "peak", 3: "linear_hist", 4: "log_hist"}
 UNITS = {0: "none", 1: "bytes", 2: "seconds", 3: "cycles", 4: "boolean"}
@@ -212,3 +217,22 @@ def read_debugfs(vm_fd: int, names: tuple[str, ...] = INTERESTING) -> tuple[dict
             return None, f"not permitted to read {first_error}"
         return None, f"{d} has none of {', '.join(names)}"
     return values, f"debugfs {d}"
+
+
+@contextlib.contextmanager
+def vcpu_stats(vcpu: Vcpu) -> Iterator[StatsFd | None]:
+    """The vCPU's binary stats fd (KVM_GET_STATS_FD) for the run, or None where the kernel has none."""
+    fd = vcpu.stats_fd()
+    if fd is None:
+        yield None
+        return
+    try:
+        stats = StatsFd(fd)
+    except (OSError, ValueError):
+        os.close(fd)
+        yield None
+        return
+    try:
+        yield stats
+    finally:
+        stats.close()

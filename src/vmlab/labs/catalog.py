@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmlab.errors import LabError
-from vmlab.spec.lab import Lab, parse_lab, read_lab_toml, rules_sha256
+
+if TYPE_CHECKING:
+    from vmlab.spec.lab import Lab
 
 
 def labs_roots() -> list[Path]:
@@ -48,11 +52,15 @@ def lab_dir(name: str) -> Path:
 
 def load_lab(name: str) -> Lab:
     """The lab called `name`, read once: it carries its folder (`lab.folder`) and rules' digest."""
+    from vmlab.spec.lab import parse_lab  # pydantic: not at import, the CLI's start-up imports this
+
     return parse_lab(lab_path(name))
 
 
 def lab_sha256(name: str) -> str:
     """The digest of the rules of the lab called `name` (spec.lab.rules_sha256), without validating it."""
+    from vmlab.spec.lab import read_lab_toml, rules_sha256
+
     return rules_sha256(read_lab_toml(lab_path(name)))
 
 
@@ -90,18 +98,52 @@ def usable_labs(warn: Callable[[str], None]) -> list[Lab]:
 def cli_registrars(warn: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
     """(lab name, "module:register") of every lab that brings a command group, read without pydantic.
 
-    Runs at every CLI start, so it only parses TOML; a lab.toml that does not parse is left out with
-    one `warn` line (the same line `vmlab lab ls` gives), never breaking `vmlab --help`.
+    Runs at every CLI start, so it reads only each lab.toml's [lab] table (`_lab_table`); a lab.toml
+    whose [lab] does not parse is left out with one `warn` line (the same line `vmlab lab ls` gives),
+    never breaking `vmlab --help`. A fault further down the file is said by the commands that load
+    the lab (`vmlab lab ls`, `lab run`, `check`), not by every start-up.
     """
     found: list[tuple[str, str]] = []
     for name in lab_names():
         try:
-            meta = read_lab_toml(lab_path(name)).get("lab", {})
+            meta = _lab_table(lab_path(name))
         except LabError as e:
             if warn is not None:
                 warn(f"lab {name} skipped: {e.one_line()}")
             continue
-        spec = meta.get("cli") if isinstance(meta, dict) else None
+        spec = meta.get("cli")
         if isinstance(spec, str) and ":" in spec:
             found.append((name, spec))
     return found
+
+
+_LAB_HEADER = re.compile(r"^[ \t]*\[[ \t]*lab[ \t]*\][ \t]*(?:#.*)?$", re.MULTILINE)
+_ANY_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
+
+
+def _lab_table(path: Path) -> dict[str, Any]:
+    """The [lab] table of a lab.toml, parsing only the text from its `[lab]` line to the next table
+    header (the whole file of a lab is about 3 ms of tomllib; every start-up reads all labs).
+
+    A cut that does not parse (a multi-line string or array holding a line that starts with "[") or a
+    file without a plain `[lab]` line is read whole, so a fault is named with the file's own line
+    numbers. A cut that parses holds the whole table: it ends at a header line, and a line starting
+    with "[" inside a string or an array would have left the cut unclosed.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    head = _LAB_HEADER.search(text)
+    if head is not None:
+        end = _ANY_HEADER.search(text, head.end())
+        try:
+            table = tomllib.loads(text[head.start() : end.start() if end else len(text)]).get("lab")
+        except (tomllib.TOMLDecodeError, RecursionError):
+            table = None
+        if isinstance(table, dict):
+            return table
+    from vmlab.spec.lab import read_lab_toml  # the whole file, and its one line when it is broken
+
+    whole = read_lab_toml(path).get("lab")
+    return whole if isinstance(whole, dict) else {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import Field
@@ -32,39 +31,18 @@ from vmlab.errors import UsageError
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.procvm import parse
 from vmlab.procvm.runs import VALGRIND_TOOLS, Run, execute, require_ok
-from vmlab.procvm.workloads import WORKLOADS, build, workload
-from vmlab.report.model import Experiment, ExperimentEntry, Measurement, Provenance
+from vmlab.procvm.steps import (
+    EXTRA,
+    PROVIDER,
+    attach_log,
+    check_names,
+    cpu_seconds,
+    provenance,
+    workload_argv,
+)
+from vmlab.procvm.workloads import WORKLOADS, workload
+from vmlab.report.model import Experiment, ExperimentEntry, Measurement
 from vmlab.report.stats import summarize
-
-PROVIDER = "vmlab.procvm"
-EXTRA = "extra"  # group key of the student's (or tutor's) extra workload
-
-
-def _prov(counter: str, *notes: str) -> Provenance:
-    return Provenance(backend="process-vm", accel="none", counter_source=counter, notes=list(notes))
-
-
-def _argv(name: str, target: str, ctx: StepContext, args: Sequence[str] | None = None) -> list[str]:
-    """argv of a workload (a lab workload by name, or `extra`: the step's `workload` input)."""
-    if name == EXTRA:
-        src = ctx.inputs.get("workload")
-        if src is None:
-            raise UsageError("the extra workload was not provided", hint="--input workload=FILE.c")
-        return [str(build(EXTRA, target, source=src))]
-    w = workload(name)
-    return [str(build(name, target, lab_dir=ctx.lab_dir)), *(w.count_args if args is None else args)]
-
-
-def _check_names(names: Sequence[str], allowed: Sequence[str]) -> None:
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise UsageError(f"unknown {unknown} (known: {', '.join(allowed)})")
-
-
-def _attach(ctx: StepContext, run: Run, name: str) -> None:
-    if run.log_path and run.log_path.exists():
-        ctx.attach(run.log_path, name)
-
 
 # ---- counts: lackey, --stats=yes ----------------------------------------------------------------
 
@@ -94,7 +72,7 @@ def counts_for(argv: list[str], scratch: Path, tag: str) -> tuple[Experiment, li
     }
     exp = Experiment(
         unit="count",
-        provenance=_prov(
+        provenance=provenance(
             "valgrind lackey --basic-counts=yes --stats=yes; none --stats=yes",
             "guest_instrs..ir_stmts: lackey, executed; translations..discarded: the core, same run",
             "none_*: a --tool=none --stats=yes run of the same program (no instrumentation)",
@@ -111,17 +89,17 @@ def counts_for(argv: list[str], scratch: Path, tag: str) -> tuple[Experiment, li
 def counts(params: CountsParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `counts`: what lackey and the core's statistics say about each workload."""
     names = list(params.workloads) + ([EXTRA] if params.extra and "workload" in ctx.inputs else [])
-    _check_names(params.workloads, list(WORKLOADS))
+    check_names(params.workloads, list(WORKLOADS))
     group: dict[str, Experiment] = {}
     for name in names:
         ctx.progress(f"process-vm: lackey and --stats=yes on {name}")
         args = (str(params.loop_iterations),) if name == "loop" else None
-        argv = _argv(name, "x86_64", ctx, args)
+        argv = workload_argv(name, "x86_64", ctx, args)
         group[name], runs = counts_for(argv, ctx.scratch / "counts", name)
         if name == "loop" and (m := re.search(r"^loop n=(\d+) ", group[name].text or "", re.M)):
             group[name].values["iterations"] = int(m.group(1))  # what the program says it ran
         for r in runs:
-            _attach(ctx, r, f"{name}.{r.tool}.log")
+            attach_log(ctx, r, f"{name}.{r.tool}.log")
     return {"counts": group}
 
 
@@ -135,10 +113,6 @@ class SlowdownParams(StepParams):
     runs: int = Field(3, ge=1, le=50)
 
 
-def _cpu(runs: list[Run]) -> list[float]:
-    return [r.cpu_s for r in runs]
-
-
 def slowdown(params: SlowdownParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `slowdown`: CPU time under each Valgrind tool over native, gross and net of start-up.
 
@@ -146,18 +120,18 @@ def slowdown(params: SlowdownParams, ctx: StepContext) -> dict[str, ExperimentEn
     the same program with size 0: Valgrind's ~0.2 s start-up (loading the tool, reading debug info,
     translating the dynamic loader) cancels out; gross = t_tool / t_native keeps it.
     """
-    _check_names(params.tools, VALGRIND_TOOLS)
+    check_names(params.tools, VALGRIND_TOOLS)
     w = workload(params.workload)
     if w.source is None:
         raise UsageError(f"workload {w.name!r} has no size to time", hint="pick loop, sort, recurse or scan")
     args = tuple(params.args) if params.args is not None else w.time_args
     empty = tuple("0" for _ in w.time_args)
-    argv, argv0 = _argv(w.name, "x86_64", ctx, args), _argv(w.name, "x86_64", ctx, empty)
+    argv, argv0 = workload_argv(w.name, "x86_64", ctx, args), workload_argv(w.name, "x86_64", ctx, empty)
     scratch = ctx.scratch / "slowdown"
     ctx.progress(f"process-vm: native {w.name} x{params.runs}")
     native = [require_ok(execute("native", argv, scratch=scratch)) for _ in range(params.runs)]
     native0 = [require_ok(execute("native", argv0, scratch=scratch)) for _ in range(params.runs)]
-    t_nat, t_nat0 = statistics.median(_cpu(native)), statistics.median(_cpu(native0))
+    t_nat, t_nat0 = statistics.median(cpu_seconds(native)), statistics.median(cpu_seconds(native0))
     group: dict[str, Experiment] = {"native": _timing_exp(native, native0, t_nat, t_nat0, "native")}
     for tool in params.tools:
         ctx.progress(f"process-vm: {tool} on {w.name} x{params.runs}")
@@ -165,14 +139,14 @@ def slowdown(params: SlowdownParams, ctx: StepContext) -> dict[str, ExperimentEn
         runs0 = [require_ok(execute(tool, argv0, scratch=scratch, tag="empty")) for _ in range(params.runs)]
         if any(r.stdout != native[0].stdout for r in runs):
             raise UsageError(f"{w.name} printed something else under {tool} than natively")
-        _attach(ctx, runs[-1], f"{tool}.log")
+        attach_log(ctx, runs[-1], f"{tool}.log")
         group[tool] = _timing_exp(runs, runs0, t_nat, t_nat0, tool)
     return {"slowdown": group}
 
 
 def _timing_exp(runs: list[Run], runs0: list[Run], t_nat: float, t_nat0: float, tool: str) -> Experiment:
     """Marginal slowdown per repeat (the headline), gross slowdown in values and the raw CPU times."""
-    cpu, cpu0 = _cpu(runs), _cpu(runs0)
+    cpu, cpu0 = cpu_seconds(runs), cpu_seconds(runs0)
     base0 = statistics.median(cpu0)
     net_native = t_nat - t_nat0
     if net_native <= 0:
@@ -187,7 +161,7 @@ def _timing_exp(runs: list[Run], runs0: list[Run], t_nat: float, t_nat0: float, 
         unit="x native",
         samples=factors,
         summary=summarize(factors),
-        provenance=_prov(
+        provenance=provenance(
             "rusage of the child (user+system CPU time)",
             "samples: (CPU time of a run - median CPU time of the size-0 run under the same tool) / "
             "(median native CPU time - median native CPU time of size 0): start-up removed",
@@ -226,10 +200,10 @@ class VexParams(StepParams):
 
 def vex(params: VexParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step `vex`: superblock formation knobs; counts from lackey (+stats), time from --tool=none."""
-    _check_names(params.variants, list(VEX_VARIANTS))
+    check_names(params.variants, list(VEX_VARIANTS))
     w = workload(params.workload)
-    argv_count = _argv(w.name, "x86_64", ctx)
-    argv_time = _argv(w.name, "x86_64", ctx, w.time_args)
+    argv_count = workload_argv(w.name, "x86_64", ctx)
+    argv_time = workload_argv(w.name, "x86_64", ctx, w.time_args)
     scratch = ctx.scratch / "vex"
     group: dict[str, Experiment] = {}
     for variant in params.variants:
@@ -238,18 +212,18 @@ def vex(params: VexParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
         lk = require_ok(
             execute("lackey", argv_count, scratch=scratch, extra=[*opts, "--stats=yes"], tag=variant)
         )
-        _attach(ctx, lk, f"{variant}.lackey.log")
+        attach_log(ctx, lk, f"{variant}.lackey.log")
         lc, st = parse.parse_lackey(lk.log), parse.parse_stats(lk.log)
         timed = [
             require_ok(execute("none", argv_time, scratch=scratch, extra=opts, tag=variant))
             for _ in range(params.runs)
         ]
-        cpu = _cpu(timed)
+        cpu = cpu_seconds(timed)
         group[variant] = Experiment(
             unit="s",
             samples=cpu,
             summary=summarize(cpu),
-            provenance=_prov(
+            provenance=provenance(
                 "valgrind lackey --stats=yes (counts), --tool=none (CPU time)",
                 f"options: {' '.join(opts) or '(defaults: --vex-guest-max-insns=50 --vex-guest-chase=yes)'}",
             ),
@@ -266,93 +240,6 @@ def vex(params: VexParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     return {"vex": group}
 
 
-# ---- QEMU user mode -----------------------------------------------------------------------------
-
-
-class QemuParams(StepParams):
-    workloads: list[str] = Field(default_factory=lambda: ["loop", "sort", "recurse", "scan"])
-    time_workload: str = "recurse"
-    runs: int = Field(3, ge=1, le=50)
-
-
-QEMU_TARGET = {"qemu-x86_64": "x86_64-static", "qemu-aarch64": "aarch64"}
-QEMU_LOG = ("in_asm", "out_asm", "exec", "nochain")
-
-
-def qemu(params: QemuParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
-    """Step `qemu`: translated blocks per ISA (same-ISA x86-64, cross-ISA aarch64), and the slowdown."""
-    _check_names(params.workloads, [n for n, w in WORKLOADS.items() if w.source])
-    scratch = ctx.scratch / "qemu"
-    out: dict[str, ExperimentEntry] = {}
-    for tool, target in QEMU_TARGET.items():
-        group: dict[str, Experiment] = {}
-        for name in params.workloads:
-            ctx.progress(f"process-vm: {tool} -d {','.join(QEMU_LOG)} on {name}")
-            native = require_ok(execute("native", _argv(name, "x86_64", ctx), scratch=scratch))
-            run = require_ok(
-                execute(tool, _argv(name, target, ctx), scratch=scratch, qemu_log=QEMU_LOG, tag=name)
-            )
-            _attach(ctx, run, f"{tool}.{name}.log")
-            q = parse.parse_qemu_log(run.log)
-            group[name] = Experiment(
-                unit="count",
-                provenance=_prov(
-                    f"{tool} -d {','.join(QEMU_LOG)} -D FILE",
-                    "blocks: IN: sections (translations); executions: Trace lines, all of them under "
-                    "nochain; host_bytes: sum of OUT: [size=N]",
-                ),
-                provider=PROVIDER,
-                counts=q.counts(),
-                values={
-                    "instrs_per_block": round(q.instrs_per_block, 3),
-                    "expansion": round(q.expansion, 3),
-                    "reuse": round(q.executions / q.blocks, 2) if q.blocks else None,
-                    "matches_native": run.stdout == native.stdout,
-                    "target": target,
-                },
-                text=run.stdout,
-            )
-        out[tool] = group
-    out["qemu-time"] = _qemu_time(params, ctx, scratch)
-    return out
-
-
-def _qemu_time(params: QemuParams, ctx: StepContext, scratch: Path) -> dict[str, Experiment]:
-    w = workload(params.time_workload)
-    variants: list[tuple[str, str, str, tuple[str, ...]]] = [
-        ("native", "native", "x86_64", ()),
-        ("qemu-x86_64", "qemu-x86_64", "x86_64-static", ()),
-        ("qemu-aarch64", "qemu-aarch64", "aarch64", ()),
-        ("qemu-aarch64-nochain", "qemu-aarch64", "aarch64", ("nochain",)),
-    ]
-    samples: dict[str, list[Run]] = {}
-    for key, tool, target, dlog in variants:
-        ctx.progress(f"process-vm: {key} on {w.name} x{params.runs}")
-        argv = _argv(w.name, target, ctx, w.time_args)
-        samples[key] = [
-            require_ok(execute(tool, argv, scratch=scratch, extra=["-d", *dlog] if dlog else []))
-            for _ in range(params.runs)
-        ]
-    t_nat = statistics.median(_cpu(samples["native"]))
-    group: dict[str, Experiment] = {}
-    for key, runs in samples.items():
-        factors = [c / t_nat for c in _cpu(runs)] if t_nat > 0 else [0.0 for _ in runs]
-        group[key] = Experiment(
-            unit="x native",
-            samples=factors,
-            summary=summarize(factors),
-            provenance=_prov(
-                "rusage of the child (user+system CPU time)",
-                "samples: CPU time over the median native CPU time of the dynamic x86-64 build",
-            ),
-            provider=PROVIDER,
-            stages={"cpu_s": Measurement(unit="s", samples=_cpu(runs), summary=summarize(_cpu(runs)))},
-            values={"variant": key, "matches_native": runs[0].stdout == samples["native"][0].stdout},
-            text=runs[0].stdout,
-        )
-    return group
-
-
 # ---- the observer tool --------------------------------------------------------------------------
 
 
@@ -366,7 +253,7 @@ def observer(params: ObserverParams, ctx: StepContext) -> dict[str, ExperimentEn
     """Step `observer`: build the student's tool (cached), run it and lackey on the same programs."""
     from vmlab.procvm.toolbuild import build_tool, default_tool_dir
 
-    _check_names(params.workloads, list(WORKLOADS))
+    check_names(params.workloads, list(WORKLOADS))
     tool_dir = ctx.inputs.get("tool") or default_tool_dir(ctx.lab_dir)
     tb = build_tool(tool_dir, progress=ctx.progress, jobs=params.jobs)
     if tb.log and not tb.cached:
@@ -376,11 +263,11 @@ def observer(params: ObserverParams, ctx: StepContext) -> dict[str, ExperimentEn
     scratch = ctx.scratch / "observer"
     for name in names:
         ctx.progress(f"process-vm: observer and lackey on {name}")
-        argv = _argv(name, "x86_64", ctx)
+        argv = workload_argv(name, "x86_64", ctx)
         ob = require_ok(execute("observer", argv, scratch=scratch, valgrind=str(tb.launcher), tag=name))
         lk = require_ok(execute("lackey", argv, scratch=scratch, valgrind=str(tb.launcher), tag=name))
-        _attach(ctx, ob, f"{name}.observer.log")
-        _attach(ctx, lk, f"{name}.lackey.log")
+        attach_log(ctx, ob, f"{name}.observer.log")
+        attach_log(ctx, lk, f"{name}.lackey.log")
         group[name] = observer_experiment(
             parse.parse_observer(ob.log), parse.parse_lackey(lk.log), ob, lk, tb.key, tb.cached
         )
@@ -392,7 +279,7 @@ def observer_experiment(
 ) -> Experiment:
     return Experiment(
         unit="count",
-        provenance=_prov(
+        provenance=provenance(
             "the student's observer tool; valgrind lackey --basic-counts=yes (the oracle)",
             "lackey_*: lackey of the same private build on the same program (the installed lackey "
             "differs a little: another preload-library path makes the loader run other code)",

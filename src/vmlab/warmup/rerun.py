@@ -9,7 +9,7 @@ runner's calibrated baseline (`vmlab grade calibrate --lab warmup`).
 from __future__ import annotations
 
 # the lab's hooks are the generic re-measurement: lab.toml [rerun] params say what it compares
-from vmlab.grade.remeasure import calibrate
+from vmlab.grade.calibration import calibrate
 from vmlab.grade.remeasure import rerun_measurement as rerun
 
 __all__ = ["calibrate", "rerun"]

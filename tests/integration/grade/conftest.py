@@ -221,14 +221,11 @@ def edit(report: Path, change: Callable[[dict[str, Any]], None]) -> None:
 
 @pytest.fixture(scope="session")
 def cli() -> Callable[..., Any]:
-    """`vmlab ...` through Typer's CliRunner, with the grade group registered (main.py wires it)."""
+    """`vmlab ...` through Typer's CliRunner."""
     from typer.testing import CliRunner
 
-    from vmlab.cli import grade
     from vmlab.cli.main import app
 
-    if not any(g.name == "grade" for g in app.registered_groups):
-        grade.register(app)
     runner = CliRunner()
 
     def invoke(*args: str) -> Any:

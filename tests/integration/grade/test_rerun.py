@@ -63,6 +63,7 @@ def test_isa_rerun_passes_a_real_engine_and_fails_public_constants(
     assert mallory["status"] == "review" and mallory["score"] is None  # held until the tutor decides
 
 
+@pytest.mark.kvm
 def test_kvm_rerun_passes_a_real_guest(
     docker_ok: None, kvm_ok: None, kvm_runs: list[Path], tmp_path: Path, cli: Any, secret: Path
 ) -> None:

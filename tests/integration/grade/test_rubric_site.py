@@ -13,8 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.integration.grade.conftest import copy_hand_in, run
 from tests.integration.grade.test_site import browser  # noqa: F401  (the module's Chromium fixture)
+
+pytestmark = [pytest.mark.chromium]  # warmup runs only: no /dev/kvm
 
 QID = "interpreter-start-up"
 WORDS = (

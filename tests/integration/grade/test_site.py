@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import unavailable
 from tests.integration.grade.conftest import copy_hand_in
 
+pytestmark = [pytest.mark.kvm, pytest.mark.chromium]  # kvm: the kvm-api hand-ins it grades (kvm_runs)
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--headless",

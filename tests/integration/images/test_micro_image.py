@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import unavailable
 
 from vmlab.images import build_image
 from vmlab.images.kernel import has_pvh_note
@@ -39,7 +40,7 @@ def micro_image(test_home: Path) -> Any:
     try:
         key = micro.kernel_key(load_recipe("micro"), micro.toolchain())
     except NotAvailable as e:
-        pytest.skip(f"cannot build the micro kernel here: {e.one_line()}")
+        unavailable("the micro kernel's build", e.one_line())  # make test sets its toolchain up
     if micro.cached_kernel(images_dir(), key) is None and os.environ.get("VMLAB_BUILD_MICRO") != "1":
         pytest.skip(
             f"micro kernel not cached in {images_dir()} (a build takes minutes); "
@@ -123,6 +124,7 @@ def micro_guest(libvirt_available: str, micro_image: Any) -> Iterator[Any]:
         backend.close()
 
 
+@pytest.mark.libvirt
 def test_micro_guest_boots_with_qboot_and_answers(micro_guest: Any) -> None:
     order = ["create_called", "process_running", "serial_marker", "ssh_banner", "first_command"]
     stamps = [micro_guest.ladder[s] for s in order]
@@ -138,6 +140,7 @@ def test_micro_guest_boots_with_qboot_and_answers(micro_guest: Any) -> None:
         assert "nolapic_timer" not in cmdline.split()
 
 
+@pytest.mark.libvirt
 def test_micro_guest_has_network_rng_and_ptys(micro_guest: Any) -> None:
     script = "ip -4 addr show eth0; cat /sys/class/misc/hw_random/rng_current; ls /dev/pts; mount"
     out = micro_guest.exec(["/bin/sh", "-c", script]).check().stdout

@@ -63,6 +63,7 @@ def test_second_build_is_a_cache_hit(tiny_image: Any) -> None:
     assert again.kernel.stat().st_mtime_ns == before
 
 
+@pytest.mark.docker
 def test_docker_image_is_tagged_and_labelled(tiny_image: Any, docker_available: None) -> None:
     from vmlab.images.docker_image import docker_client
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.kvmapi.programs import Program, builtin
+from vmlab.kvmapi.guest import Program
+from vmlab.kvmapi.programs import builtin
 from vmlab.kvmapi.vmm import GuestFault, Limits, run_program
 
 pytestmark = pytest.mark.kvm

@@ -10,7 +10,8 @@ import threading
 
 import pytest
 
-from vmlab.kvmapi.smp import SmpFault, SmpLimit, _smp, run_smp, smp_builtin
+from vmlab.kvmapi.smp import SmpFault, SmpLimit, run_smp
+from vmlab.kvmapi.smp_guests import assemble_smp, smp_builtin
 from vmlab.kvmapi.vmm import Limits
 
 pytestmark = pytest.mark.kvm
@@ -62,7 +63,7 @@ def test_ipi_stays_in_the_kernel(kvm_device: str, no_leaks: None, no_threads: No
 
 def _two(cpu0: str, cpu1: str, bits: int = 32) -> object:
     src = f"bits {bits}\ncpu0:\n{cpu0}\ncpu1:\n{cpu1}\n"
-    return _smp("test", "test", src, 1, ({}, {}))
+    return assemble_smp("test", "test", src, 1, ({}, {}))
 
 
 SPIN = "    spin{i}: jmp spin{i}"

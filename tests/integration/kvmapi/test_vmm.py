@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from vmlab.kvmapi.guest import from_file
 from vmlab.kvmapi.machine import Kvm
-from vmlab.kvmapi.programs import builtin, from_file, message
+from vmlab.kvmapi.programs import builtin, message
 from vmlab.kvmapi.stats import StatsFd, read_debugfs
 from vmlab.kvmapi.vmm import GuestFault, GuestLimit, Limits, run_program
 

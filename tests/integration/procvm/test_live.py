@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from vmlab.labs.catalog import lab_dir
 from vmlab.labs.step import StepContext
-from vmlab.procvm import lab, parse
+from vmlab.procvm import lab, parse, qemu_lab
 from vmlab.procvm.cli import register
 from vmlab.procvm.runs import execute, require_ok
 from vmlab.procvm.workloads import build
@@ -115,7 +115,7 @@ def test_slowdown_step_reports_every_tool(tmp_path: Path) -> None:
 
 def test_qemu_step_output_equals_native(tmp_path: Path) -> None:
     need("gcc", "aarch64-linux-gnu-gcc", "qemu-aarch64", "qemu-x86_64")
-    out = lab.qemu(lab.QemuParams(workloads=["loop", "recurse"], runs=1), ctx(tmp_path, "qemu"))
+    out = qemu_lab.qemu(qemu_lab.QemuParams(workloads=["loop", "recurse"], runs=1), ctx(tmp_path, "qemu"))
     for tool in ("qemu-x86_64", "qemu-aarch64"):
         group = out[tool]
         assert isinstance(group, dict)

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from tests.conftest import import_or_unavailable
 
 from vmlab.backends.base import ExecResult, InstanceSpec, as_argv, resource_name, validate_name
 from vmlab.backends.libvirt.domain_xml import QEMU_NS, DomainModel, parse_metadata
@@ -87,7 +88,7 @@ def test_no_forward_before_start() -> None:
 
 
 def test_libvirt_test_driver_accepts_the_xml_and_keeps_metadata() -> None:
-    libvirt = pytest.importorskip("libvirt")
+    libvirt = import_or_unavailable("libvirt")
     from vmlab.backends.base import NS_URI
 
     libvirt.registerErrorHandler(lambda _c, _e: None, None)

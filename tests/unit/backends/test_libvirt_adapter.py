@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.conftest import import_or_unavailable
 
 from vmlab.backends.base import NS_URI, Record
 from vmlab.errors import BackendError
 
-libvirt = pytest.importorskip("libvirt")
+libvirt = import_or_unavailable("libvirt")
 
 
 def _xml(name: str, vmlab_name: str) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from tests.conftest import import_or_unavailable, need_program
 
 from vmlab.backends.base import InstanceBase
 from vmlab.errors import NotAvailable
@@ -36,9 +36,9 @@ def _vm(uri: str, meta: dict[str, str]) -> Any:
 META = {"ssh_port": "2222", "client_key": "/k/id", "host_key": "ssh-ed25519 AAAA"}
 
 
-@pytest.mark.skipif(shutil.which("ssh") is None, reason="no ssh client")
 def test_a_local_vm_is_openssh_to_the_forward_with_the_pinned_key() -> None:
-    pytest.importorskip("libvirt")
+    need_program("ssh", "openssh-client")
+    import_or_unavailable("libvirt")
     argv = _vm("qemu:///system", META).shell_argv()
     # by hand: port 2222 on 127.0.0.1, the client key only, the host key pinned, no known_hosts file
     assert argv == [
@@ -50,9 +50,9 @@ def test_a_local_vm_is_openssh_to_the_forward_with_the_pinned_key() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.skipif(shutil.which("ssh") is None, reason="no ssh client")
 def test_a_remote_vm_hops_through_the_libvirt_host() -> None:
-    pytest.importorskip("libvirt")
+    need_program("ssh", "openssh-client")
+    import_or_unavailable("libvirt")
     argv = _vm("qemu+ssh://alice@lab.example:2200/system", META).shell_argv()
     assert argv[-1] == "root@127.0.0.1"
     proxy = argv[-2]
@@ -60,8 +60,7 @@ def test_a_remote_vm_hops_through_the_libvirt_host() -> None:
 
 
 def test_a_vm_never_started_has_no_shell() -> None:
-    pytest.importorskip("libvirt")
-    if shutil.which("ssh") is None:
-        pytest.skip("no ssh client")
+    import_or_unavailable("libvirt")
+    need_program("ssh", "openssh-client")
     with pytest.raises(NotAvailable, match="no SSH forward"):
         _vm("qemu:///system", {"ssh_port": "0"}).shell_argv()

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from vmlab.grade import remeasure
-from vmlab.grade.remeasure import Calibration, compare_ratio, expand, read_calibration
+from vmlab.grade import calibration
+from vmlab.grade.calibration import Calibration, compare_ratio, read_calibration
+from vmlab.grade.measuring import expand
 
 
 def test_ratios_to_the_baseline_agree_within_the_tolerance() -> None:
@@ -64,7 +65,7 @@ def _calibration(fingerprint: str, lab: str = "warmup") -> Calibration:
 
 
 def test_a_calibration_of_this_host_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(remeasure, "host_fingerprint", lambda: ("abc", {}))
+    monkeypatch.setattr(calibration, "host_fingerprint", lambda: ("abc", {}))
     path = tmp_path / "warmup.json"
     path.write_text(_calibration("abc").model_dump_json())
     cal, why = read_calibration("warmup", path)
@@ -72,7 +73,7 @@ def test_a_calibration_of_this_host_is_read(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_another_hosts_calibration_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(remeasure, "host_fingerprint", lambda: ("this-host", {}))
+    monkeypatch.setattr(calibration, "host_fingerprint", lambda: ("this-host", {}))
     path = tmp_path / "warmup.json"
     path.write_text(_calibration("other-host").model_dump_json())
     cal, why = read_calibration("warmup", path)

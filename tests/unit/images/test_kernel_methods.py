@@ -9,13 +9,13 @@ import bz2
 import gzip
 import lzma
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import import_or_unavailable, need_program
 
 from vmlab.images import kernel
 from vmlab.images.kernel import extract_vmlinux
@@ -28,8 +28,7 @@ TRAILER = len(FAKE_ELF).to_bytes(4, "little")
 
 def _tool(argv: list[str]) -> Callable[[bytes], bytes]:
     def compress(data: bytes) -> bytes:
-        if shutil.which(argv[0]) is None:
-            pytest.skip(f"{argv[0]} is not installed (make setup installs it)")
+        need_program(argv[0], argv[0])  # xz, bzip2, lz4, lzop, zstd: each in the package of its name
         return subprocess.run(argv, input=data, capture_output=True, check=True).stdout
 
     return compress
@@ -70,7 +69,7 @@ def test_zstd_without_the_python_package_uses_the_tool(monkeypatch: pytest.Monke
 
 
 def test_zstd_with_the_python_package() -> None:
-    pytest.importorskip("zstandard")
+    import_or_unavailable("zstandard")
     blob = JUNK + COMPRESSORS["zstd"](FAKE_ELF) + TRAILER
     assert extract_vmlinux(blob) == FAKE_ELF
 

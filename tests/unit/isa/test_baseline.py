@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmlab.isa import reference, rerun
+from vmlab.isa import reference, rerun, rerun_inside
 from vmlab.isa.gen import scenario_program
 
 SOLUTION_T1 = Path(__file__).resolve().parents[3] / "labs" / "isa-emulation" / "solution" / "t1_interpret.py"
@@ -19,9 +19,9 @@ def test_the_oracle_runs_as_an_engine_with_the_published_outcome() -> None:
 
 def test_the_rerun_times_an_engine_against_the_oracle_loaded_from_its_source() -> None:
     # reference.py holds a dataclass: loaded by path under a private name it must still import
-    engine = rerun._load_run(SOLUTION_T1, "_test_engine", "run(code, a, l)")
+    engine = rerun_inside._load_run(SOLUTION_T1, "_test_engine", "run(code, a, l)")
     result: dict[str, object] = {"timing": {}}
-    rerun._run_timing(engine, Path(reference.__file__), {"scenario": 1, "repeats": 2}, [], result)
+    rerun_inside._run_timing(engine, Path(reference.__file__), {"scenario": 1, "repeats": 2}, [], result)
     assert "timing_error" not in result, result
     timing = result["timing"]
     assert isinstance(timing, dict) and sorted(timing) == ["baseline", "candidate"]

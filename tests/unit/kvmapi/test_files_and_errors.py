@@ -7,7 +7,8 @@ import pytest
 
 from vmlab.errors import NotAvailable, UsageError
 from vmlab.kvmapi import machine, probe
-from vmlab.kvmapi.programs import builtin, from_file, message, parse_hex
+from vmlab.kvmapi.guest import from_file, parse_hex
+from vmlab.kvmapi.programs import builtin, message
 
 
 def test_parse_hex_accepts_comments_and_forms() -> None:

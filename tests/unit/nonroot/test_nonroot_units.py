@@ -9,6 +9,7 @@ import pwd
 from pathlib import Path
 
 import pytest
+from tests.conftest import import_or_unavailable
 
 from vmlab.host.libvirt import SESSION, SYSTEM, decide, local_uris
 
@@ -132,7 +133,7 @@ def test_listing_covers_every_uri_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
     libvirt's test:///default keeps one state per process, so it stands in for root's system daemon
     answering both qemu:///system and qemu:///session."""
-    libvirt = pytest.importorskip("libvirt")
+    libvirt = import_or_unavailable("libvirt")
     from vmlab.backends import lifecycle
     from vmlab.backends.base import NS_URI
     from vmlab.host import libvirt as host_libvirt

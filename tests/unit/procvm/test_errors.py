@@ -1,10 +1,10 @@
 """Expected failures are one clear line with a fix, through the library and through the CLI."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 import typer
+from tests.conftest import need_program
 from typer.testing import CliRunner
 
 from vmlab.errors import NotAvailable, UsageError
@@ -73,8 +73,7 @@ def test_valgrind_missing_from_path_cli(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_workload_that_does_not_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
+    need_program("gcc", "gcc")
     monkeypatch.setenv("VMLAB_HOME", str(tmp_path / "home"))
     bad = tmp_path / "bad.c"
     bad.write_text("int main(void) { return undeclared_thing; }\n")
@@ -87,8 +86,7 @@ def test_workload_that_does_not_compile(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_workload_that_does_not_compile_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
+    need_program("gcc", "gcc")
     monkeypatch.setenv("VMLAB_HOME", str(tmp_path / "home"))
     bad = tmp_path / "bad.c"
     bad.write_text("int main(void) { return }\n")

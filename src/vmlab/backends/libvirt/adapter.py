@@ -1,5 +1,5 @@
 """The thin layer that speaks libvirt: open, probe, define, look up, destroy, and the one place libvirt
-errors become vmlab errors. Everything above it (libvirt_backend.py) holds no `libvirtError`.
+errors become vmlab errors. Everything above it (backend.py, instance.py, measure.py) holds no `libvirtError`.
 
 Opening and probing are host facts and live in `vmlab.host.libvirt` (the doctor uses the same probe);
 they are re-exported here so the runtime reaches libvirt through this module alone.
