@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from vmlab.grade.handins import HandIn
     from vmlab.grade.sandbox import Sandbox, SandboxResult
     from vmlab.report.model import Report
-    from vmlab.spec.lab import Lab, Rerun
+    from vmlab.spec.lab import Lab
+    from vmlab.spec.tables import Rerun
 
 _SANDBOX: dict[str, Sandbox] = {}
 

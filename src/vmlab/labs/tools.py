@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from vmlab.errors import LabError
 from vmlab.host.tools import NUMBER, ToolSpec
-from vmlab.spec.lab import Lab, Tool
+from vmlab.spec.lab import Lab
+from vmlab.spec.tables import Tool
 
 
 def spec(name: str, tool: Tool) -> ToolSpec:

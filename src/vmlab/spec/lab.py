@@ -61,24 +61,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from vmlab.errors import LabError
 from vmlab.spec.checks import Check, Derivation
 from vmlab.spec.questions import ANSWERS_INPUT, Question
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-_SPEC = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # module:function
-_NAME = r"^[a-z][a-z0-9_-]*$"
+from vmlab.spec.tables import NAME as _NAME
+from vmlab.spec.tables import SPEC as _SPEC
+from vmlab.spec.tables import TOOL_NAME, Bound, Rerun, Tool
+from vmlab.spec.tables import Strict as _Strict
 
 
 class LabViews(_Strict):
@@ -92,37 +87,9 @@ class LabMeta(_Strict):
     name: str = Field(pattern=_NAME)
     title: str
     description: str = ""
-    tools: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]] = Field(default_factory=list)
+    tools: list[Annotated[str, Field(pattern=TOOL_NAME)]] = Field(default_factory=list)
     views: LabViews = Field(default_factory=lambda: LabViews(table=None, plots=None))
     cli: str | None = Field(None, pattern=_SPEC)
-
-
-_TOOL_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
-
-
-class Tool(_Strict):
-    """`[tools.NAME]`: a program the lab runs, declared once for `vmlab doctor` (one row per tool),
-    a step's `requires = ["NAME"]` (its fix names `package`) and the report (its version, read by
-    running `version` and taking `pattern`'s first group; `version = []`: only its presence)."""
-
-    program: str | None = Field(None, pattern=_TOOL_NAME)  # None: the table's name
-    package: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9.+-]*( [a-z0-9][a-z0-9.+-]*)*$")
-    version: list[str] | None = None  # None: [program, "--version"]
-    pattern: str | None = None  # None: the first version-looking number (vmlab.host.tools.NUMBER)
-    note: str | None = Field(None, pattern=_SPEC)
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _one_group(self) -> Tool:
-        if self.pattern is None:
-            return self
-        try:
-            groups = re.compile(self.pattern).groups
-        except re.error as e:
-            raise ValueError(f"pattern {self.pattern!r} is no regular expression: {e}") from None
-        if groups < 1:
-            raise ValueError(f"pattern {self.pattern!r} needs a group: the version is its first")
-        return self
 
 
 class Input(_Strict):
@@ -157,72 +124,6 @@ class Step(_Strict):
     )
     inputs: list[str] = Field(default_factory=list)
     timeout_s: float | None = Field(None, gt=0)
-
-
-class Rerun(_Strict):
-    """How tutors re-run a student's submitted code on hidden inputs (`vmlab grade --rerun`).
-
-    `hook` ("module:function") derives the hidden inputs from the tutor's secret and the student id, runs
-    the recorded `inputs` in a container with these limits and returns check results against an oracle.
-    Timings are compared as ratios within `tolerance` (a factor) and reported, never scored to zero.
-    `task` is the task whose claims the re-run tests (a report passing it whose code then fails is flagged).
-    `modules` are what runs inside the container (`python -m ...`): their imports decide what the image
-    holds. `solutions` name vmlab's own answers to the lab (a module or a package, with everything under
-    it): the image leaves their files out and the hook refuses a student's import of them (a failed
-    `rerun:uses-reference`), so the re-run grades the student's code, never vmlab's.
-
-    `where = "host"`: a measurement lab, whose steps run vmlab's own runners; the hook re-measures them
-    on the runner itself (vmlab.grade.remeasure) rather than in the container, and `inputs` (the
-    student files those steps read) are optional. `calibrate` ("module:function") measures the runner's
-    baseline for the lab's timed figures (`vmlab grade calibrate`).
-    """
-
-    hook: str = Field(pattern=_SPEC)
-    inputs: list[str] = Field(default_factory=list)
-    modules: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = Field(
-        default_factory=list
-    )
-    solutions: list[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")]] = Field(
-        default_factory=list
-    )
-    timeout_s: float = Field(120.0, gt=0)
-    cpus: float = Field(1.0, gt=0)
-    memory_mb: int = Field(512, ge=64)
-    tolerance: float = Field(3.0, ge=1.0)
-    kvm: bool = False
-    task: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    description: str = ""
-    where: Literal["container", "host"] = "container"
-    calibrate: str | None = Field(None, pattern=_SPEC)
-
-    @model_validator(mode="after")
-    def _entry_is_no_solution(self) -> Rerun:
-        for m in self.modules:
-            hit = next((s for s in self.solutions if m == s or m.startswith(s + ".")), None)
-            if hit is not None:
-                raise ValueError(f"module {m!r} runs in the container but is solution material ({hit!r})")
-        return self
-
-
-class Bound(_Strict):
-    """A physical limit on measured values: a hand-in outside it is flagged, never silently graded.
-
-    `path` names a measurement (every sample and the summary are tested) or a single number;
-    `each` expands `{member}` as in checks.
-    """
-
-    path: str
-    each: list[str] = Field(default_factory=list)
-    lo: float | None = None
-    hi: float | None = None
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _some_limit(self) -> Bound:
-        if self.lo is None and self.hi is None:
-            raise ValueError(f"bound on {self.path!r} needs lo, hi or both")
-        return self
 
 
 class VariantParam(_Strict):
@@ -261,7 +162,7 @@ class Variants(_Strict):
 
 class Lab(_Strict):
     lab: LabMeta
-    tools: dict[Annotated[str, Field(pattern=_TOOL_NAME)], Tool] = Field(default_factory=dict)
+    tools: dict[Annotated[str, Field(pattern=TOOL_NAME)], Tool] = Field(default_factory=dict)
     inputs: dict[str, Input] = Field(default_factory=dict)
     tasks: list[Task] = Field(default_factory=list)
     experiments: dict[str, Step] = Field(default_factory=dict)

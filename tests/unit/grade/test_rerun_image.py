@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from vmlab.errors import BackendError
 from vmlab.grade import sandbox
-from vmlab.spec.lab import Rerun
+from vmlab.spec.tables import Rerun
 
 REPO = Path(__file__).resolve().parents[3]
 GRADE = REPO / "src" / "vmlab" / "grade"
