@@ -99,4 +99,7 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
+    from vmlab.systemvm.part3_cli import register as register_part3
+
     app.command("compare")(compare)
+    register_part3(app)  # vmlab system-vm devices|vcpus
