@@ -181,3 +181,57 @@ def test_kvm_exits_on_a_kvm_host(
         pytest.skip(f"KVM's exit counters not readable: {vm.values['skipped_reason']} ({vm.values['fix']})")
     assert vm.provenance.accel == "kvm" and vm.provider and "kvm" in vm.provider
     assert vm.counts["headline:io"] > 0
+
+
+def test_ctrl_c_while_a_phase_is_traced_leaves_nothing(
+    test_home: Path, tiny_image: Any, libvirt_available: str
+) -> None:
+    """SIGINT during the traced idle phase: exit 130, the guest destroyed, its domain log removed."""
+    import subprocess
+
+    if libvirt_available != "qemu:///system":
+        pytest.skip(f"this test reads qemu:///system's domain logs; the suite uses {libvirt_available}")
+    import sys
+
+    from tests.helpers import interrupt_when
+
+    def traced_domain() -> str | None:
+        names = subprocess.run(
+            ["virsh", "-c", libvirt_available, "list", "--name"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for name in names:
+            log = Path("/var/log/libvirt/qemu") / f"{name}.log"
+            fresh = name.endswith("-dev-vm") and name not in before and log.is_file()
+            if fresh and "memory_region_ops" in log.read_text(errors="replace"):
+                return name
+        return None
+
+    before = set(
+        subprocess.run(
+            ["virsh", "-c", libvirt_available, "list", "--all", "--name"], capture_output=True, text=True
+        ).stdout.split()
+    )
+    seen: list[str] = []
+
+    def ready() -> bool:
+        name = traced_domain()
+        if name:
+            seen.append(name)
+        return bool(name)
+
+    code = "from vmlab.cli.main import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "system-vm", "devices", "--kinds", "vm", "--idle", "30", "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    got = interrupt_when(proc, ready, what="the guest's idle phase being traced", timeout=180, settle=0.5)
+    assert got.sent, got.stderr
+    assert got.returncode == 130, got.stderr
+    name = seen[0]
+    left = subprocess.run(
+        ["virsh", "-c", libvirt_available, "list", "--all", "--name"], capture_output=True, text=True
+    ).stdout
+    assert name not in left.split()
+    assert not (Path("/var/log/libvirt/qemu") / f"{name}.log").exists()

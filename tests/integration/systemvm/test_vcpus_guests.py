@@ -59,7 +59,7 @@ def test_speedups_and_boot_times_are_recorded(vcpus_run: Any) -> None:
         assert exp.values["speedup:1"] == 1.0
         assert isinstance(exp.values["speedup:2"], float) and exp.values["speedup:2"] > 0
         assert len(exp.series["elapsed_s:1"]) == len(exp.series["elapsed_s:2"]) == 1
-    assert group["vm"].values["boot_s:1"] > 0 and group["vm"].values["boot_s:2"] > 0  # type: ignore[operator]
+    assert group["vm"].values["boot_s:1"] > 0 and group["vm"].values["boot_s:2"] > 0
 
 
 def test_table_plot_checks_and_nothing_left(vcpus_run: Any) -> None:
