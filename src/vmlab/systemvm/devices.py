@@ -126,7 +126,16 @@ class DeviceAccessCounter:
             devtrace.switch(self.inst.monitor, False)
         self.durations[name] = round(time.monotonic() - t0, 3)
         devtrace.wait_flushed(self.tail)
-        return devtrace.count_accesses(self.tail.read_new().splitlines())
+        counts = devtrace.count_accesses(self.tail.read_new().splitlines())
+        if counts["total"] == 0 and command is None:
+            # a TCG guest's timer ticks whenever it idles: no line at all means no trace output
+            raise CapabilityMissing(
+                f"{self.inst.name}: QEMU accepted 'trace-event' but wrote no trace line in "
+                f"{idle_s:g} s of idle (a QEMU without the log trace backend?)",
+                hint="`qemu-system-x86_64 -trace help` must list memory_region_ops_write, with QEMU "
+                "built with --enable-trace-backends=log (Debian's is)",
+            )
+        return counts
 
     def close(self) -> None:
         """The events are off after every phase: nothing to release."""

@@ -243,6 +243,7 @@ def lab_step(params: VcpusParams, ctx: StepContext) -> dict[str, ExperimentEntry
     rctx = RunContext.build(RunContext.from_options(ctx.options).uri, tuple(params.runtimes), params.accel)
     group: dict[str, Experiment] = {}
     for kind in params.kinds:
+        load = os.getloadavg()[0]  # other work on the host's cores bounds every speedup measured
         try:
             runtime, accel, reason, points = measure_kind(kind, counts, params, rctx, ctx, loops)
         except NotAvailable as e:
@@ -259,6 +260,8 @@ def lab_step(params: VcpusParams, ctx: StepContext) -> dict[str, ExperimentEntry
                 "CPU quota per count: docker run --cpus=<count> (CFS quota), all host CPUs visible"
             )
         group[kind] = experiment_of(kind, runtime, accel, reason, points, loops, kind_notes)
+        group[kind].values["host_cpus"] = host_cpus
+        group[kind].values["host_load_1m"] = round(load, 2)
         if kind == "vm" and accel:
             ctx.use_accel(accel, reason or "")
     return {"vcpus": group}
