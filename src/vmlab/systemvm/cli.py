@@ -110,4 +110,7 @@ def _listed(text: str | None) -> list[str] | None:
 
 
 def register(app: typer.Typer) -> None:
+    from vmlab.systemvm.part3_cli import register as register_part3
+
     app.command("compare")(compare)
+    register_part3(app)  # vmlab system-vm devices|vcpus

@@ -1,0 +1,131 @@
+"""`vmlab system-vm devices|vcpus`: one step of the system-vm lab each, with its table, plots and --json.
+
+Thin: each command turns options into `--set` values for the lab's step and runs it through the lab
+pipeline, so the report is the same as `vmlab lab run system-vm --task ...` writes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
+from vmlab.errors import BackendError, NotAvailable
+
+app = typer.Typer(help="The system-vm lab's part-3 experiments.", no_args_is_help=True)
+
+Output = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="Report file (default $VMLAB_HOME/runs/<run>/report.json)."),
+]
+Plots = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots beside the report.")]
+Kinds = Annotated[str | None, typer.Option("--kinds", help="Comma-separated kinds (default: the step's).")]
+Connect = Annotated[
+    str | None,
+    typer.Option("--connect", "-c", help="libvirt URI for the guest (default: `vmlab doctor`'s)."),
+]
+Student = Annotated[str | None, typer.Option("--student", envvar="VMLAB_STUDENT", help="Your student id.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [x.strip() for x in text.split(",") if x.strip()] if text else None
+
+
+def _ints(text: str | None) -> list[int] | None:
+    from vmlab.errors import UsageError
+
+    try:
+        return [int(x) for x in _csv(text) or []] or None
+    except ValueError:
+        raise UsageError(f"--vcpus {text!r}: expected numbers such as 1,2", hint="--vcpus 1,2") from None
+
+
+def run_step(
+    step: str,
+    sets: dict[str, Any],
+    *,
+    output: Path | None,
+    plots: bool,
+    student: str | None,
+    connect: str | None,
+    json_out: bool,
+) -> None:
+    """Run one step of system-vm and show its table (or JSON), plots and where the report went."""
+    from vmlab.cli.output import relative_to_cwd
+    from vmlab.labs.pipeline import RunRequest, run_lab
+    from vmlab.systemvm.part3_views import lab_table, write_part3_plots
+
+    request = RunRequest(
+        lab="system-vm",
+        steps=[step],
+        sets={step: {k: v for k, v in sets.items() if v is not None}},
+        output=output,
+        student=student,
+        options={"connect": connect} if connect else {},
+    )
+    with errors_to_exit():
+        result = run_lab(request, progress_printer())
+        report, path = result.report, result.path
+        record = report.steps[step]
+        if record.status != "ok":
+            error = NotAvailable if record.status == "skipped" else BackendError
+            raise error(f"{step} {record.status}: {record.message}", hint=f"partial report: {path}")
+        made = write_part3_plots(report, path.parent) if plots else []
+    if json_out:
+        emit_json(report)
+    else:
+        out.print(lab_table(report))
+    err.print(f"report: [bold]{relative_to_cwd(path)}[/]")
+    for p in made:
+        err.print(f"plot:   {relative_to_cwd(p)}")
+    err.print(f"grade it: vmlab check {relative_to_cwd(path)}")
+
+
+@app.command("devices")
+def devices(
+    io_blocks: Annotated[
+        int | None, typer.Option("--io-blocks", help="64-byte blocks of the I/O loop (default 16).")
+    ] = None,
+    idle: Annotated[float | None, typer.Option("--idle", help="Idle phase, seconds (default 3).")] = None,
+    accel: Annotated[str | None, typer.Option("--accel", help="auto | kvm | tcg.")] = None,
+    kinds: Kinds = None,
+    output: Output = None,
+    plots: Plots = True,
+    student: Student = None,
+    connect: Connect = None,
+    json_out: Json = False,
+) -> None:
+    """Traps per phase: device accesses per region (TCG) or VM exits (KVM), Sentry calls, syscalls."""
+    sets = {"io_blocks": io_blocks, "idle_s": idle, "accel": accel, "kinds": _csv(kinds)}
+    run_step("devices", sets, output=output, plots=plots, student=student, connect=connect, json_out=json_out)
+
+
+@app.command("vcpus")
+def vcpus(
+    counts: Annotated[
+        str | None, typer.Option("--vcpus", help="Comma-separated vCPU counts (default 1,2,4; capped).")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", help="Iterations of each busy loop (default 150000).")
+    ] = None,
+    repeats: Annotated[int | None, typer.Option("--repeats", help="Runs per count (default 2).")] = None,
+    accel: Annotated[str | None, typer.Option("--accel", help="auto | kvm | tcg.")] = None,
+    kinds: Kinds = None,
+    output: Output = None,
+    plots: Plots = True,
+    student: Student = None,
+    connect: Connect = None,
+    json_out: Json = False,
+) -> None:
+    """Boot time and a parallel workload's speedup with 1, 2, ... vCPUs; a container with --cpus."""
+    with errors_to_exit():
+        vc = _ints(counts)
+    sets = {"vcpus": vc, "iterations": iterations, "repeats": repeats, "accel": accel, "kinds": _csv(kinds)}
+    run_step("vcpus", sets, output=output, plots=plots, student=student, connect=connect, json_out=json_out)
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="system-vm")
