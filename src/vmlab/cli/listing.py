@@ -80,5 +80,6 @@ LISTING: dict[str, tuple[tuple[str, str, bool], ...]] = {
             "Measure start-up, memory and traps: container, gVisor sandbox and guest from one root fs.",
             False,
         ),
+        ("system-vm", "The system-vm lab's part-3 experiments.", True),
     ),
 }

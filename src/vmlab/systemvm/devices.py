@@ -28,13 +28,13 @@ from pydantic import Field
 
 from vmlab.backends.base import Instance, InstanceSpec
 from vmlab.backends.capabilities import CapabilityMissing, TrapCounter
-from vmlab.backends.context import RunContext
+from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import BackendError, NotAvailable, VmlabError
-from vmlab.experiments.compare import Workloads
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
 from vmlab.systemvm import devtrace
 from vmlab.systemvm.instances import domain_log, started
+from vmlab.systemvm.params import Workloads
 
 log = logging.getLogger("vmlab")
 
@@ -72,7 +72,7 @@ class DevicesParams(StepParams):
     kinds: list[KindName] = Field(default_factory=_all_kinds)
     runtimes: list[str] = Field(default_factory=list)
     image: str = "tiny"
-    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    accel: Accel = "auto"
     idle_s: float = Field(3.0, ge=0.5, le=60)
     io_blocks: int = Field(16, ge=1, le=200)  # 64-byte blocks; under TCG each output byte is traced
     cpu_iterations: int = Field(20000, ge=1, le=10_000_000)
@@ -252,7 +252,7 @@ def _skipped(kind: str, e: NotAvailable) -> Experiment:
 def lab_step(params: DevicesParams, ctx: StepContext) -> dict[str, ExperimentEntry]:
     """Step runner: `{"devices": {kind: Experiment}}`; a kind this host cannot run (or count) is recorded
     as skipped with the reason, and the others are still measured."""
-    rctx = RunContext.build(RunContext.from_options(ctx.options).uri, tuple(params.runtimes), params.accel)
+    rctx = RunContext.build(ctx.run.uri, tuple(params.runtimes), params.accel)
     group: dict[str, Experiment] = {}
     for kind in params.kinds:
         try:

@@ -41,7 +41,7 @@ def started(backend: Any, spec: InstanceSpec, *, drop_log: bool = True) -> Itera
 
 def domain_log(resource: str) -> Path | None:
     """Where libvirt keeps QEMU's stderr for this domain (system or session daemon), if it exists."""
-    from vmlab.backends.libvirt_recovery import qemu_log
+    from vmlab.backends.libvirt.recovery import qemu_log
 
     return qemu_log(resource)
 

@@ -54,17 +54,19 @@ def run_step(
     json_out: bool,
 ) -> None:
     """Run one step of system-vm and show its table (or JSON), plots and where the report went."""
+    from vmlab.backends.context import RunContext
     from vmlab.cli.output import relative_to_cwd
     from vmlab.labs.pipeline import RunRequest, run_lab
+    from vmlab.systemvm import LAB
     from vmlab.systemvm.part3_views import lab_table, write_part3_plots
 
     request = RunRequest(
-        lab="system-vm",
+        lab=LAB,
         steps=[step],
         sets={step: {k: v for k, v in sets.items() if v is not None}},
         output=output,
         student=student,
-        options={"connect": connect} if connect else {},
+        context=RunContext(uri=connect or None),
     )
     with errors_to_exit():
         result = run_lab(request, progress_printer())

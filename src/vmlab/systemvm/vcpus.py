@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import Field
 
 from vmlab.backends.base import Instance, InstanceSpec
-from vmlab.backends.context import RunContext
+from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import BackendError, NotAvailable, VmlabError
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
@@ -59,7 +59,7 @@ class VcpusParams(StepParams):
     kinds: list[KindName] = Field(default_factory=_both)
     runtimes: list[str] = Field(default_factory=list)
     image: str = "tiny"
-    accel: Literal["auto", "kvm", "tcg"] = "auto"
+    accel: Accel = "auto"
     ready_timeout_s: float = Field(180.0, gt=0)
 
 
@@ -240,7 +240,7 @@ def lab_step(params: VcpusParams, ctx: StepContext) -> dict[str, ExperimentEntry
         if dropped
         else []
     )
-    rctx = RunContext.build(RunContext.from_options(ctx.options).uri, tuple(params.runtimes), params.accel)
+    rctx = RunContext.build(ctx.run.uri, tuple(params.runtimes), params.accel)
     group: dict[str, Experiment] = {}
     for kind in params.kinds:
         load = os.getloadavg()[0]  # other work on the host's cores bounds every speedup measured

@@ -126,7 +126,7 @@ def test_a_failing_phase_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, test_home: Path, tiny_image: Any, libvirt_available: str
 ) -> None:
     """The CPU phase's command fails inside the real guest: the step errors, the guest and its log go."""
-    from vmlab.experiments.compare import Workloads
+    from vmlab.systemvm.params import Workloads
 
     monkeypatch.setattr(Workloads, "cpu", lambda self: "exit 7")
     result = CliRunner().invoke(
