@@ -65,6 +65,8 @@ class InstanceSpec:
     firmware: str | None = None  # VMs: "seabios" or "qboot"; None: the image's choice
     # containers: TCP ports published on 127.0.0.1 only (none: network_mode=none, no network at all)
     publish_ports: tuple[int, ...] = ()
+    # VMs: a virtio balloon device (libvirt's setMemory then shrinks and grows the guest while it runs)
+    balloon: bool = False
     # "host": the name is unique among everything vmlab runs here (`vmlab up`, addressed by name later);
     # "run": unique within its run only (compare's instances: two runs side by side must not collide)
     name_scope: Literal["host", "run"] = "host"

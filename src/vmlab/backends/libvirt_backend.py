@@ -190,6 +190,7 @@ class LibvirtBackend:
             cmdline=cmdline,
             serial_log=console,
             loader=loader,
+            balloon=spec.balloon,
             metadata=meta,
         )
         with deferred_interrupts():
@@ -648,6 +649,15 @@ class LibvirtInstance(InstanceBase):
             hint="mount -t debugfs none /sys/kernel/debug"
             + ("" if root else ", then run the traps experiment as root"),
         )
+
+    def set_memory(self, mib: int) -> None:
+        """Shrink or grow the running guest to `mib` through its balloon (InstanceSpec.balloon)."""
+        lv.set_memory(self.dom, mib * 1024, f"setting the balloon of {self.resource} to {mib} MiB")
+
+    def balloon_stats(self) -> dict[str, int]:
+        """libvirt's memoryStats (KiB): `actual` is the guest's size now; with the balloon's 1 s period
+        also what the guest's driver reports (`unused`, `available`, `usable`)."""
+        return lv.info(self.dom, f"memory statistics of {self.resource}")[1]
 
     def monitor(self, hmp_command: str) -> str:
         """An HMP command through libvirt (e.g. `info jit` under TCG)."""
