@@ -62,10 +62,8 @@ class BalloonParams(StepParams):
             raise ValueError(
                 f"shrink_to_mib ({self.shrink_to_mib}) must be below memory_mib ({self.memory_mib})"
             )
-        if self.touch_mib >= self.memory_mib - 64:
-            raise ValueError(
-                f"touch_mib ({self.touch_mib}) must leave the guest 64 MiB of its {self.memory_mib}"
-            )
+        if self.touch_mib > self.memory_mib // 3:  # the initramfs's tmpfs holds half the guest's
+            raise ValueError(f"touch_mib {self.touch_mib}: at most a third of memory_mib {self.memory_mib}")
         return self
 
 
@@ -170,13 +168,14 @@ def run_balloon(
             progress(f"balloon: the guest fills and frees {params.touch_mib} MiB of tmpfs")
             fill = (
                 f"d=/dev/shm; [ -w $d ] && grep -q ' /dev/shm ' /proc/mounts || d=/tmp; "
-                f"dd if=/dev/zero of=$d/vmlab-balloon bs=1048576 count={params.touch_mib} 2>/dev/null"
-                f" && rm $d/vmlab-balloon && echo ok"
+                f"dd if=/dev/zero of=$d/vmlab-balloon bs=1048576 count={params.touch_mib} 2>/dev/null;"
+                f" rc=$?; rm -f $d/vmlab-balloon; [ $rc = 0 ] && echo ok"
             )
             res = inst.exec(fill, timeout=120)
             if "ok" not in res.stdout:
                 raise BackendError(
-                    f"balloon: filling {params.touch_mib} MiB in the guest failed (exit {res.rc})"
+                    f"balloon: filling {params.touch_mib} MiB in the guest failed (exit {res.rc})",
+                    hint="a smaller balloon.touch_mib: the guest's tmpfs holds about half its memory",
                 )
         touched = tl.hold("touched", params.phase_s, params.interval_s)
         progress(f"balloon: shrink to {params.shrink_to_mib} MiB (setMemoryFlags, live)")

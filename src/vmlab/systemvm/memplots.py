@@ -113,8 +113,12 @@ def plot_density(group: Mapping[str, Experiment], path: Path) -> Path:
         (line,) = ax1.plot(ks, p50, marker="o", label=f"{kind} p50")
         ax1.plot(ks, p99, marker="^", linestyle="--", color=line.get_color(), label=f"{kind} p99")
         ax2.plot(ks, [_num(exp, f"k{k}_pss_per_instance") / MIB for k in ks], marker="o", label=kind)
+    every_k = sorted(
+        {int(k[1:].split("_")[0]) for e in group.values() for k in e.series if k.endswith("_ready_s")}
+    )
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(every_k, [str(k) for k in every_k])
         ax.set_xlabel("K started at once")
         ax.legend(fontsize=7)
     ax1.set_yscale("log")
