@@ -68,8 +68,11 @@ class Fleet:
             self.barrier.wait(timeout=120)
         self.launched_at = time.monotonic()
         deadline = self.launched_at + timeout_s
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+        # the first failure ends the wait: leaving the block destroys the others, half-made or not
+        while time.monotonic() < deadline and any(t.is_alive() for t in self._threads):
+            if any(s.error is not None for s in self.slots):
+                break
+            time.sleep(0.05)
         failed = [s for s in self.slots if s.error is not None]
         if failed:
             e = failed[0].error
