@@ -31,7 +31,7 @@ from vmlab.report.stats import summarize
 from vmlab.systemvm import memplots
 from vmlab.systemvm.fleet import Fleet, Progress
 from vmlab.systemvm.hostmem import PAGE_SIZE, ProcMem, guest_ram_mergeable, read_ksm, read_meminfo, read_proc
-from vmlab.systemvm.ksmctl import KsmPace, ksm_session, snapshot, wait_full_scans
+from vmlab.systemvm.ksmctl import KsmPace, check_writable, ksm_session, snapshot, wait_full_scans
 
 
 class KsmParams(StepParams):
@@ -103,6 +103,7 @@ def run_ksm(
         "page_size": PAGE_SIZE,
     }
     series: dict[str, list[float]] = {k: [] for k in ("t_s", "pages_sharing", "pages_shared", "zero_pages")}
+    check_writable()  # before any guest boots: without root there is nothing to measure
     before_host = snapshot()
     progress(f"ksm: boot {params.guests} guests from one image at once")
     with Fleet(runtime, ctx, specs, progress) as fleet:

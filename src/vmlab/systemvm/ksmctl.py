@@ -77,7 +77,8 @@ def restore(saved: dict[str, int], directory: Path = KSM_DIR) -> None:
         _write(directory, "run", saved["run"])
 
 
-def _check_writable(directory: Path) -> None:
+def check_writable(directory: Path = KSM_DIR) -> None:
+    """NotAvailable unless this kernel has KSM and this user may change its settings."""
     if not (directory / "run").exists():
         raise NotAvailable(
             "this kernel has no KSM (no /sys/kernel/mm/ksm)", hint="a kernel built with CONFIG_KSM=y"
@@ -118,7 +119,7 @@ def ksm_session(
     on_change: Callable[[str], None] = log.info,
 ) -> Iterator[dict[str, int]]:
     """KSM running at `pace` inside the block; yields the settings found (what is restored)."""
-    _check_writable(directory)
+    check_writable(directory)
     with flock(lock), _signals_raise():
         if saved_file.exists():  # a session killed outright left the host's settings there
             try:

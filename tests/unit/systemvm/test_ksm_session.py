@@ -84,3 +84,10 @@ def test_pace_bounds() -> None:
         KsmPace(pages_to_scan=0)
     with pytest.raises(UsageError):
         KsmPace(sleep_millisecs=-1)
+
+
+def test_a_kernel_without_ksm_is_not_available(tmp_path: Path) -> None:
+    from vmlab.errors import NotAvailable
+
+    with pytest.raises(NotAvailable, match="no KSM"), ksm_session(KsmPace(), tmp_path / "none"):
+        pass
