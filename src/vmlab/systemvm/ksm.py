@@ -31,7 +31,7 @@ from vmlab.report.stats import summarize
 from vmlab.systemvm import memplots
 from vmlab.systemvm.fleet import Fleet, Progress
 from vmlab.systemvm.hostmem import PAGE_SIZE, ProcMem, guest_ram_mergeable, read_ksm, read_meminfo, read_proc
-from vmlab.systemvm.ksmctl import KsmPace, check_writable, ksm_session, snapshot, wait_full_scans
+from vmlab.systemvm.ksmctl import KsmPace, check_writable, ksm_session, pause, snapshot, wait_full_scans
 
 
 class KsmParams(StepParams):
@@ -132,6 +132,7 @@ def run_ksm(
             )
             values["full_scans"] = scans
             values["scan_seconds"] = round(secs, 3)
+            pause()  # merged pages stay; nothing merges while the figures below are read
             counters = read_ksm()
             on = _procs(insts)
             values.update(_totals("on", on, read_meminfo()))

@@ -155,6 +155,12 @@ def ksm_session(
                 on_change(f"KSM settings restored: {snapshot(directory)}")
 
 
+def pause(directory: Path = KSM_DIR) -> None:
+    """Stop ksmd and keep what it merged (run=0), so the counters and each process's figures read next
+    describe one state; only inside a session, whose exit restores the host's `run`."""
+    _write(directory, "run", 0)
+
+
 def wait_full_scans(
     scans: int,
     timeout_s: float,

@@ -91,3 +91,14 @@ def test_a_kernel_without_ksm_is_not_available(tmp_path: Path) -> None:
 
     with pytest.raises(NotAvailable, match="no KSM"), ksm_session(KsmPace(), tmp_path / "none"):
         pass
+
+
+def test_paused_inside_restored_after(tmp_path: Path) -> None:
+    from vmlab.systemvm.ksmctl import pause
+
+    host = {"run": 1, "pages_to_scan": 250, "sleep_millisecs": 50, "use_zero_pages": 0}
+    d, files = fake_ksm(tmp_path, host)
+    with ksm_session(KsmPace(), d, **files, on_change=lambda _m: None):
+        pause(d)
+        assert (d / "run").read_text().strip() == "0"  # ksmd stopped, merged pages kept
+    assert snapshot(d) == host  # the host's ksmd runs again
