@@ -66,7 +66,15 @@ RECIPES = {
         near_copies="samples",
         marks=[pytest.mark.slow],
     ),
-    "system-vm": Recipe(sets={"compare": {"runs": 2}}, marks=[pytest.mark.libvirt, pytest.mark.slow]),
+    "system-vm": Recipe(  # the memory and density tasks small (2 guests for KSM, one of each kind)
+        sets={
+            "compare": {"runs": 2},
+            "ksm": {"guests": 2},
+            "balloon": {"phase_s": 0.5},
+            "density": {"ks": [1]},
+        },
+        marks=[pytest.mark.libvirt, pytest.mark.slow],
+    ),
     "os-virt": Recipe(  # the tasks on the student's box (t8 only times runtimes against each other)
         tasks=["t1-pid-uts", "t2-mount", "t3-user", "t4-net", "t5-cgroups", "t6-seccomp", "t7-caps"],
         inputs={"box": (REPO / "labs" / "os-virt" / "solution" / "box.py").read_text()},

@@ -254,7 +254,12 @@ def sysvm_report(runs_root: Path, request: pytest.FixtureRequest) -> Path:
     request.getfixturevalue("docker_ok")
     request.getfixturevalue("tiny_image")
     home = request.getfixturevalue("test_home")
-    return run("system-vm", runs_root / "rm-sysvm", "sid", home=home, sets={"compare": {"runs": 1}})
+    small = {
+        "ksm": {"guests": 2},
+        "balloon": {"phase_s": 0.5},
+        "density": {"ks": [1]},
+    }  # the memory and density tasks, short
+    return run("system-vm", runs_root / "rm-sysvm", "sid", home=home, sets={"compare": {"runs": 1}, **small})
 
 
 @pytest.mark.libvirt

@@ -543,7 +543,8 @@ def test_system_vm_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path
     require_runtime("libvirt")
     require_runtime("docker")
     out, _ = kit
-    _, checks = _run_and_check(out, tmp_path, "system-vm", "--set=compare.runs=1", shared_home=True)
+    small = ["--set=ksm.guests=2", "--set=balloon.phase_s=0.5", "--set=density.ks=[1]"]  # short runs
+    _, checks = _run_and_check(out, tmp_path, "system-vm", "--set=compare.runs=1", *small, shared_home=True)
     _untouched(checks, "system-vm")
 
 

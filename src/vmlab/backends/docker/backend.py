@@ -124,7 +124,11 @@ class DockerBackend:
 
     def list_owned(self) -> list[Record]:
         containers = call(
-            lambda: self.client.containers.list(all=True, filters={"label": LABEL_FILTER}),
+            # ignore_removed: a container removed between the listing and its inspect (an auto-removed
+            # one of another run, seen with batches starting and ending at once) is simply not listed
+            lambda: self.client.containers.list(
+                all=True, filters={"label": LABEL_FILTER}, ignore_removed=True
+            ),
             "listing containers failed",
         )
         return [record_of(c, self) for c in containers if self._owns(c.labels or {})]

@@ -177,6 +177,16 @@ def info(dom: Any, what: str) -> tuple[list[int], dict[str, int]]:
         raise translate(e, what) from e
 
 
+def set_memory(dom: Any, kib: int, what: str) -> None:
+    """The balloon's target while the guest runs (VIR_DOMAIN_AFFECT_LIVE): the guest's driver inflates
+    or deflates towards it; libvirt refuses it for a domain without a balloon device."""
+    libvirt = silenced()
+    try:
+        dom.setMemoryFlags(int(kib), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+    except libvirt.libvirtError as e:
+        raise translate(e, what) from e
+
+
 def monitor(dom: Any, hmp_command: str, what: str) -> str:
     """An HMP command through libvirt's QEMU monitor passthrough (e.g. `info jit` under TCG)."""
     libvirt = silenced()

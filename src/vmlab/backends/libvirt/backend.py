@@ -162,6 +162,7 @@ class LibvirtBackend:
             cmdline=cmdline,
             serial_log=console,
             loader=loader,
+            balloon=options.balloon,
             metadata=meta,
         )
         with deferred_interrupts():

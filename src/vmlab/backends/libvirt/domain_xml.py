@@ -38,6 +38,7 @@ class DomainModel:
     ssh_port: int = 0  # 0: no forward yet (the port is chosen under a lock at start)
     machine: str = "q35"
     loader: Path | None = None  # a firmware ROM for -bios (qboot); None: QEMU's default SeaBIOS
+    balloon: bool = False  # a virtio balloon with 1 s statistics instead of none
     uuid: str | None = None  # set after the first define, so a redefine updates the same domain
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -82,7 +83,11 @@ class DomainModel:
         ET.SubElement(console, "source", {"path": str(self.serial_log)})
         ET.SubElement(console, "target", {"type": "serial", "port": "0"})
         ET.SubElement(devices, "controller", {"type": "usb", "model": "none"})
-        ET.SubElement(devices, "memballoon", {"model": "none"})
+        if self.balloon:  # the guest's driver reports its statistics to QEMU every second
+            balloon = ET.SubElement(devices, "memballoon", {"model": "virtio"})
+            ET.SubElement(balloon, "stats", {"period": "1"})
+        else:
+            ET.SubElement(devices, "memballoon", {"model": "none"})
         # Seeds the guest CRNG from the host: no ~1 s entropy wait at the first SSH connection.
         rng = ET.SubElement(devices, "rng", {"model": "virtio"})
         ET.SubElement(rng, "backend", {"model": "random"}).text = "/dev/urandom"

@@ -315,6 +315,15 @@ class LibvirtInstance(InstanceBase):
         """Host-side view: QEMU's RSS/USS/PSS and CPU time (psutil), libvirt's memoryStats and info."""
         return measure.stats(self)
 
+    def set_memory(self, mib: int) -> None:
+        """Shrink or grow the running guest to `mib` through its balloon (LibvirtOptions.balloon)."""
+        lv.set_memory(self.dom, mib * 1024, f"setting the balloon of {self.resource} to {mib} MiB")
+
+    def balloon_stats(self) -> dict[str, int]:
+        """libvirt's memoryStats (KiB): `actual` is the guest's size now; with the balloon's 1 s period
+        also what the guest's driver reports (`unused`, `available`, `usable`)."""
+        return lv.info(self.dom, f"memory statistics of {self.resource}")[1]
+
     def monitor(self, hmp_command: str) -> str:
         """An HMP command through libvirt (e.g. `info jit` under TCG)."""
         return lv.monitor(self.dom, hmp_command, f"monitor command {hmp_command!r} on {self.resource}")
