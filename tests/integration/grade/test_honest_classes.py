@@ -72,6 +72,8 @@ RECIPES = {
             "ksm": {"guests": 2},
             "balloon": {"phase_s": 0.5},
             "density": {"ks": [1]},
+            "devices": {"idle_s": 1.0, "io_blocks": 2},
+            "vcpus": {"iterations": 30000, "repeats": 1},
         },
         marks=[pytest.mark.libvirt, pytest.mark.slow],
     ),

@@ -258,7 +258,9 @@ def sysvm_report(runs_root: Path, request: pytest.FixtureRequest) -> Path:
         "ksm": {"guests": 2},
         "balloon": {"phase_s": 0.5},
         "density": {"ks": [1]},
-    }  # the memory and density tasks, short
+        "devices": {"idle_s": 1.0, "io_blocks": 2},
+        "vcpus": {"iterations": 30000, "repeats": 1},
+    }  # the memory, density, device and vCPU tasks, short
     return run("system-vm", runs_root / "rm-sysvm", "sid", home=home, sets={"compare": {"runs": 1}, **small})
 
 

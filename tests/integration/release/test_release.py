@@ -544,6 +544,8 @@ def test_system_vm_from_the_kit(kit: tuple[Path, dict[str, Any]], tmp_path: Path
     require_runtime("docker")
     out, _ = kit
     small = ["--set=ksm.guests=2", "--set=balloon.phase_s=0.5", "--set=density.ks=[1]"]  # short runs
+    small += ["--set=devices.idle_s=1.0", "--set=devices.io_blocks=2", "--set=vcpus.iterations=30000"]
+    small += ["--set=vcpus.repeats=1"]
     _, checks = _run_and_check(out, tmp_path, "system-vm", "--set=compare.runs=1", *small, shared_home=True)
     _untouched(checks, "system-vm")
 
