@@ -127,7 +127,17 @@ def test_lab_run_system_vm_for_real(
 ) -> None:
     """`lab run system-vm` through the pipeline, nothing stubbed: start-up only, one cold start each."""
     report_path = tmp_path / "r.json"
-    args = ["lab", "run", "system-vm", "-o", str(report_path), "--task", "t1-startup", "--set", "compare.runs=1"]
+    args = [
+        "lab",
+        "run",
+        "system-vm",
+        "-o",
+        str(report_path),
+        "--task",
+        "t1-startup",
+        "--set",
+        "compare.runs=1",
+    ]
     result = CliRunner().invoke(app, [*args, "--set", 'compare.only=["startup"]', "--student", "s1"])
     assert result.exit_code == 0, result.output
     report = load_report(report_path)

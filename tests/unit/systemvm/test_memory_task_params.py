@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from vmlab.backends.libvirt.domain_xml import DomainModel
 
+from vmlab.backends.libvirt.domain_xml import DomainModel
 from vmlab.systemvm.balloon import BalloonParams
 from vmlab.systemvm.density import DensityParams, _fits
 from vmlab.systemvm.fleet import percentile
