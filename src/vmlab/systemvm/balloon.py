@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import Field, model_validator
 
-from vmlab.backends.base import Instance, InstanceSpec
+from vmlab.backends.base import Instance
 from vmlab.backends.capabilities import MIB, CapabilityMissing
 from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import BackendError, NotAvailable
@@ -28,6 +28,7 @@ from vmlab.report.model import Experiment, ExperimentEntry, Provenance
 from vmlab.systemvm import memplots
 from vmlab.systemvm.fleet import Fleet, Progress
 from vmlab.systemvm.hostmem import ParseError, parse_guest_meminfo, read_proc
+from vmlab.systemvm.params import run_spec
 
 PHASES = ("idle", "touched", "shrunk", "grown")
 COLUMNS = ("t_s", "phase", "guest_total_mib", "guest_available_mib", "qemu_rss_mib", "actual_mib")
@@ -130,16 +131,8 @@ def run_balloon(
 ) -> Experiment:
     ctx = RunContext.build(uri, (), params.accel)
     runtime = ctx.runtime_for("vm")
-    spec = InstanceSpec(
-        name="balloon",
-        run_id=run_id,
-        image=params.image,
-        memory_mib=params.memory_mib,
-        accel=ctx.accel,
-        lab=lab,
-        ready_timeout_s=params.ready_timeout_s,
-        name_scope="run",
-        options={"balloon": True},
+    spec = run_spec(
+        "balloon", run_id, lab, ctx, params, memory_mib=params.memory_mib, options={"balloon": True}
     )
     values: dict[str, float | int | str | bool | None] = {
         "memory_mib": params.memory_mib,

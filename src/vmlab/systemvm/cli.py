@@ -7,10 +7,8 @@ from typing import Annotated
 
 import typer
 
-from vmlab.cli.output import emit_json, err, errors_to_exit, out, progress_printer
-from vmlab.errors import BackendError, NotAvailable
 from vmlab.runtime_registry import INSTANCE_KINDS
-from vmlab.systemvm import EXPERIMENTS, LAB
+from vmlab.systemvm import EXPERIMENTS
 
 # Unset options are not passed on: the compare step's defaults (lab.toml, then systemvm.params) apply.
 _DEFAULT = "default: the lab's"
@@ -60,10 +58,8 @@ def compare(
 
     A native process is the baseline.
     """
-    from vmlab.backends.context import RunContext
-    from vmlab.cli.output import relative_to_cwd
-    from vmlab.labs.catalog import view
-    from vmlab.labs.pipeline import RunRequest, run_lab
+    from vmlab.systemvm.part3_cli import csv_list as _listed
+    from vmlab.systemvm.part3_cli import run_step
 
     given = {
         "runs": runs,
@@ -74,39 +70,9 @@ def compare(
         "kinds": _listed(kinds),
         "runtimes": list(runtime) if runtime else None,
     }
-    sets = {"compare": {k: v for k, v in given.items() if v is not None}}
-    request = RunRequest(
-        lab=LAB,
-        steps=["compare"],
-        sets=sets,
-        output=output,
-        student=student,
-        context=RunContext(uri=connect or None),
+    run_step(
+        "compare", given, output=output, plots=plots, student=student, connect=connect, json_out=json_out
     )
-    with errors_to_exit():
-        result = run_lab(request, progress_printer())
-        report, path = result.report, result.path
-        step = report.steps["compare"]
-        if step.status != "ok":  # a requirement unmet is a missing capability (exit 3), else a fault (4)
-            error = NotAvailable if step.status == "skipped" else BackendError
-            raise error(f"compare {step.status}: {step.message}", hint=f"partial report: {path}")
-        made = []
-        lab = result.lab
-        if plots and (write_plots := view(lab, "plots")) is not None:
-            made = write_plots(report, path.parent)
-        table = view(lab, "table")
-    if json_out:
-        emit_json(report)
-    elif table is not None:
-        out.print(table(report))
-    err.print(f"report: [bold]{relative_to_cwd(path)}[/]")
-    for p in made:
-        err.print(f"plot:   {relative_to_cwd(p)}")
-    err.print(f"grade it: vmlab check {relative_to_cwd(path)}")
-
-
-def _listed(text: str | None) -> list[str] | None:
-    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
 
 
 def register(app: typer.Typer) -> None:

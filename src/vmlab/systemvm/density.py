@@ -22,7 +22,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from vmlab.backends.base import InstanceSpec
 from vmlab.backends.capabilities import MIB
 from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import NotAvailable, PartialFailure, UsageError, VmlabError
@@ -32,6 +31,7 @@ from vmlab.report.stats import summarize
 from vmlab.systemvm import memplots
 from vmlab.systemvm.fleet import Fleet, Progress, instance_pids, percentile
 from vmlab.systemvm.hostmem import read_meminfo, read_proc
+from vmlab.systemvm.params import run_spec
 
 KindName = Literal["container", "sandbox", "vm"]
 # what one instance is assumed to need when a batch is planned (MiB): a guest its RAM plus QEMU and
@@ -102,15 +102,13 @@ def _batch(
     progress: Progress,
 ) -> _Batch:
     specs = [
-        InstanceSpec(
-            name=f"d{kind[0]}{k}x{i}",
-            run_id=run_id,
-            image=params.image,
+        run_spec(
+            f"d{kind[0]}{k}x{i}",
+            run_id,
+            lab,
+            ctx,
+            params,
             memory_mib=params.memory_mib if kind == "vm" else None,
-            accel=ctx.accel,
-            lab=lab,
-            ready_timeout_s=params.ready_timeout_s,
-            name_scope="run",
         )
         for i in range(k)
     ]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from vmlab.backends.base import Instance, InstanceSpec
+from vmlab.backends.base import Instance
 from vmlab.backends.capabilities import CapabilityMissing, TrapCounter
 from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import BackendError, NotAvailable, VmlabError
@@ -34,7 +34,7 @@ from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
 from vmlab.systemvm import devtrace
 from vmlab.systemvm.instances import domain_log, started
-from vmlab.systemvm.params import Workloads
+from vmlab.systemvm.params import Workloads, run_spec
 
 log = logging.getLogger("vmlab")
 
@@ -171,15 +171,7 @@ def measure_kind(kind: str, params: DevicesParams, rctx: RunContext, ctx: StepCo
     runtime = rctx.runtime_for(kind)
     backend = open_runtime(runtime, rctx)
     w = Workloads(io_lines=params.io_blocks, cpu_iterations=params.cpu_iterations)
-    spec = InstanceSpec(
-        name=f"dev-{kind}",
-        run_id=ctx.run_id,
-        image=params.image,
-        accel=rctx.accel,
-        lab=ctx.lab,
-        ready_timeout_s=params.ready_timeout_s,
-        name_scope="run",
-    )
+    spec = run_spec(f"dev-{kind}", ctx.run_id, ctx.lab, rctx, params)
     try:
         ctx.progress(f"devices: {kind} ({runtime}): starting")
         with started(backend, spec) as inst:

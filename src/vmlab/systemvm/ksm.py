@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field
 
-from vmlab.backends.base import Instance, InstanceSpec
+from vmlab.backends.base import Instance
 from vmlab.backends.capabilities import MIB
 from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import BackendError, NotAvailable
@@ -32,6 +32,7 @@ from vmlab.systemvm import memplots
 from vmlab.systemvm.fleet import Fleet, Progress
 from vmlab.systemvm.hostmem import PAGE_SIZE, ProcMem, guest_ram_mergeable, read_ksm, read_meminfo, read_proc
 from vmlab.systemvm.ksmctl import KsmPace, check_writable, ksm_session, pause, snapshot, wait_full_scans
+from vmlab.systemvm.params import run_spec
 
 
 class KsmParams(StepParams):
@@ -83,16 +84,7 @@ def run_ksm(
     ctx = RunContext.build(uri, (), params.accel)
     runtime = ctx.runtime_for("vm")
     specs = [
-        InstanceSpec(
-            name=f"ksm{i}",
-            run_id=run_id,
-            image=params.image,
-            memory_mib=params.memory_mib,
-            accel=ctx.accel,
-            lab=lab,
-            ready_timeout_s=params.ready_timeout_s,
-            name_scope="run",
-        )
+        run_spec(f"ksm{i}", run_id, lab, ctx, params, memory_mib=params.memory_mib)
         for i in range(params.guests)
     ]
     pace = KsmPace(params.pages_to_scan, params.sleep_millisecs)

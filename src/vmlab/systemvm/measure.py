@@ -18,7 +18,7 @@ from vmlab.backends.context import RunContext
 from vmlab.backends.signals import deferred_interrupts
 from vmlab.errors import VmlabError
 from vmlab.systemvm.assemble import Sample, memory_values
-from vmlab.systemvm.params import CompareParams, Workloads
+from vmlab.systemvm.params import CompareParams, Workloads, run_spec
 
 log = logging.getLogger("vmlab")
 
@@ -63,16 +63,7 @@ def measure_kind(
     backend = open_runtime(runtime, ctx)
     try:
         for i in range(params.runs):
-            spec = InstanceSpec(
-                name=f"{kind[0]}{i}",
-                run_id=run_id,
-                image=params.image,
-                memory_mib=params.memory_mib,
-                accel=ctx.accel,
-                lab=lab,
-                ready_timeout_s=params.ready_timeout_s,
-                name_scope="run",  # two runs side by side on one host must not collide
-            )
+            spec = run_spec(f"{kind[0]}{i}", run_id, lab, ctx, params, memory_mib=params.memory_mib)
             progress(f"{kind} ({runtime}): cold start {i + 1}/{params.runs}")
             with _started(backend, spec) as inst:
                 result.samples.append(

@@ -8,9 +8,11 @@ The experiment names are the package's `ExperimentName`; the kinds are the runti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import Field, field_validator
 
+from vmlab.backends.base import InstanceSpec
 from vmlab.backends.context import Accel, RunContext
 from vmlab.labs.step import StepParams
 from vmlab.runtime_registry import INSTANCE_KINDS
@@ -73,3 +75,19 @@ class CompareParams(StepParams):
     def run_context(self, uri: str | None = None) -> RunContext:
         """The runtimes' context: `uri` (libvirt; None: vmlab.host.libvirt's choice), runtimes, accel."""
         return RunContext.build(uri, self.runtimes, self.accel)
+
+
+def run_spec(name: str, run_id: str, lab: str, ctx: RunContext, params: Any, **extra: Any) -> InstanceSpec:
+    """An instance a step of the lab starts: the step's `image` and `ready_timeout_s`, the run's
+    accelerator, and a name unique within its run only (two runs side by side on one host must not
+    collide); `extra` are further InstanceSpec fields (memory_mib, vcpus, options)."""
+    return InstanceSpec(
+        name=name,
+        run_id=run_id,
+        image=params.image,
+        accel=ctx.accel,
+        lab=lab,
+        ready_timeout_s=params.ready_timeout_s,
+        name_scope="run",
+        **extra,
+    )

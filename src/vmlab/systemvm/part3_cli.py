@@ -30,7 +30,8 @@ Student = Annotated[str | None, typer.Option("--student", envvar="VMLAB_STUDENT"
 Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 
 
-def _csv(text: str | None) -> list[str] | None:
+def csv_list(text: str | None) -> list[str] | None:
+    """`a, b,c` -> [a, b, c]; None or empty: None (the step's default)."""
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
@@ -38,7 +39,7 @@ def _ints(text: str | None) -> list[int] | None:
     from vmlab.errors import UsageError
 
     try:
-        return [int(x) for x in _csv(text) or []] or None
+        return [int(x) for x in csv_list(text) or []] or None
     except ValueError:
         raise UsageError(f"--vcpus {text!r}: expected numbers such as 1,2", hint="--vcpus 1,2") from None
 
@@ -53,12 +54,13 @@ def run_step(
     connect: str | None,
     json_out: bool,
 ) -> None:
-    """Run one step of system-vm and show its table (or JSON), plots and where the report went."""
+    """Run one step of system-vm through the lab pipeline and show the lab's table (or the report as
+    JSON), its plots and where the report went; a skipped step exits 3, a failed one 4."""
     from vmlab.backends.context import RunContext
     from vmlab.cli.output import relative_to_cwd
+    from vmlab.labs.catalog import view
     from vmlab.labs.pipeline import RunRequest, run_lab
     from vmlab.systemvm import LAB
-    from vmlab.systemvm.part3_views import lab_table, write_part3_plots
 
     request = RunRequest(
         lab=LAB,
@@ -72,14 +74,16 @@ def run_step(
         result = run_lab(request, progress_printer())
         report, path = result.report, result.path
         record = report.steps[step]
-        if record.status != "ok":
+        if record.status != "ok":  # a requirement unmet is a missing capability (exit 3), else a fault (4)
             error = NotAvailable if record.status == "skipped" else BackendError
             raise error(f"{step} {record.status}: {record.message}", hint=f"partial report: {path}")
-        made = write_part3_plots(report, path.parent) if plots else []
+        write_plots = view(result.lab, "plots") if plots else None
+        made = write_plots(report, path.parent) if write_plots is not None else []
+        table = view(result.lab, "table")
     if json_out:
         emit_json(report)
-    else:
-        out.print(lab_table(report))
+    elif table is not None:
+        out.print(table(report))
     err.print(f"report: [bold]{relative_to_cwd(path)}[/]")
     for p in made:
         err.print(f"plot:   {relative_to_cwd(p)}")
@@ -101,7 +105,7 @@ def devices(
     json_out: Json = False,
 ) -> None:
     """Traps per phase: device accesses per region (TCG) or VM exits (KVM), Sentry calls, syscalls."""
-    sets = {"io_blocks": io_blocks, "idle_s": idle, "accel": accel, "kinds": _csv(kinds)}
+    sets = {"io_blocks": io_blocks, "idle_s": idle, "accel": accel, "kinds": csv_list(kinds)}
     run_step("devices", sets, output=output, plots=plots, student=student, connect=connect, json_out=json_out)
 
 
@@ -125,7 +129,13 @@ def vcpus(
     """Boot time and a parallel workload's speedup with 1, 2, ... vCPUs; a container with --cpus."""
     with errors_to_exit():
         vc = _ints(counts)
-    sets = {"vcpus": vc, "iterations": iterations, "repeats": repeats, "accel": accel, "kinds": _csv(kinds)}
+    sets = {
+        "vcpus": vc,
+        "iterations": iterations,
+        "repeats": repeats,
+        "accel": accel,
+        "kinds": csv_list(kinds),
+    }
     run_step("vcpus", sets, output=output, plots=plots, student=student, connect=connect, json_out=json_out)
 
 

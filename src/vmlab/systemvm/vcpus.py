@@ -29,12 +29,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from vmlab.backends.base import Instance, InstanceSpec
+from vmlab.backends.base import Instance
 from vmlab.backends.context import Accel, RunContext
 from vmlab.errors import BackendError, NotAvailable, VmlabError
 from vmlab.labs.step import StepContext, StepParams
 from vmlab.report.model import Experiment, ExperimentEntry, Provenance
 from vmlab.systemvm.instances import started
+from vmlab.systemvm.params import run_spec
 
 KindName = Literal["vm", "container"]
 _TCG_VCPU = re.compile(r"^CPU (\d+)/TCG$")
@@ -157,16 +158,7 @@ def measure_kind(
     try:
         for v in counts:
             ctx.progress(f"vcpus: {kind} ({runtime}) with {v} CPU(s): {loops} loops x {params.iterations}")
-            spec = InstanceSpec(
-                name=f"cpu-{kind[0]}{v}",
-                run_id=ctx.run_id,
-                image=params.image,
-                vcpus=v,
-                accel=rctx.accel,
-                lab=ctx.lab,
-                ready_timeout_s=params.ready_timeout_s,
-                name_scope="run",
-            )
+            spec = run_spec(f"cpu-{kind[0]}{v}", ctx.run_id, ctx.lab, rctx, params, vcpus=v)
             with started(backend, spec) as inst:
                 accel, reason = inst.accel or None, inst.accel_reason or None
                 points.append(_measure_point(inst, v, params, loops))
