@@ -85,21 +85,6 @@ def test_the_runtime_finds_it_again_by_its_tags(runtime_instance: Any) -> None:
     assert record.run_id and record.resource.endswith(f"{record.run_id}-{record.name}")
 
 
-def test_stats_show_the_runtime_process(runtime_instance: Any) -> None:
-    stats = runtime_instance.stats()
-    assert stats["pid"] == runtime_instance.pid() and stats["pid"] > 1
-    if runtime_instance.kind == "vm":
-        proc = stats["process"]
-        assert proc["uss"] > 0 and proc["rss"] >= proc["uss"]
-        guest_bytes = stats["libvirt_info"]["max_memory_kib"] * 1024
-        assert guest_bytes in [m["size"] for m in stats["mappings"]]  # guest RAM is one mapping of its size
-        assert "rss" in stats["libvirt_memory_stats"]
-    else:
-        assert stats["cgroup_memory"]["usage"] > 0
-        assert stats["init_process"]["rss"] > 0
-
-
-@ON_RUNC
 def test_a_container_is_its_own_cgroup_without_network(runtime_instance: Any) -> None:
     assert runtime_instance.container.id in runtime_instance.exec(["cat", "/proc/1/cgroup"]).check().stdout
     assert runtime_instance.exec(["ls", "/sys/class/net"]).check().stdout.split() == ["lo"]

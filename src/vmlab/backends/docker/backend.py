@@ -318,31 +318,6 @@ class DockerInstance(InstanceBase):
 
         return StraceCounter(self)
 
-    def stats(self) -> dict[str, Any]:
-        """The raw view (`vmlab` tests and debugging): cgroup memory and the init pid's RSS."""
-        import psutil
-
-        mem = self._cgroup()
-        out: dict[str, Any] = {
-            "kind": self.kind,
-            "name": self.name,
-            "resource": self.resource,
-            "pid": self.pid(),
-            "cgroup_memory": {
-                "usage": mem.get("usage"),
-                "limit": mem.get("limit"),
-                "max_usage": mem.get("max_usage"),
-                "stats": mem.get("stats") or {},
-            },
-        }
-        if out["pid"]:
-            try:
-                m = psutil.Process(out["pid"]).memory_full_info()
-                out["init_process"] = {"rss": m.rss, "uss": m.uss, "pss": getattr(m, "pss", None)}
-            except psutil.Error as e:
-                out["init_process_error"] = str(e)
-        return out
-
     def shell_argv(self) -> list[str]:
         """`docker exec -it` with /bin/sh (runc and runsc alike: Docker picks the OCI runtime)."""
         import shutil

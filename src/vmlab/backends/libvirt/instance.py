@@ -311,10 +311,6 @@ class LibvirtInstance(InstanceBase):
         """KVM's exit statistics where the guest runs under KVM, else TCG's `info jit`."""
         return measure.trap_counter(self)
 
-    def stats(self) -> dict[str, Any]:
-        """Host-side view: QEMU's RSS/USS/PSS and CPU time (psutil), libvirt's memoryStats and info."""
-        return measure.stats(self)
-
     def set_memory(self, mib: int) -> None:
         """Shrink or grow the running guest to `mib` through its balloon (LibvirtOptions.balloon)."""
         lv.set_memory(self.dom, mib * 1024, f"setting the balloon of {self.resource} to {mib} MiB")

@@ -100,66 +100,6 @@ def trap_counter(inst: Guest) -> TrapCounter:
     )
 
 
-def stats(inst: Guest) -> dict[str, Any]:
-    """Host-side view: QEMU's RSS/USS/PSS and CPU time (psutil), libvirt's memoryStats and info."""
-    import psutil
-
-    out: dict[str, Any] = {"kind": "vm", "name": inst.name, "resource": inst.resource}
-    pid = inst.pid()
-    out["pid"] = pid
-    if pid is not None:
-        try:
-            p = psutil.Process(pid)
-            mem = p.memory_full_info()
-            cpu = p.cpu_times()
-            out["process"] = {
-                "rss": mem.rss,
-                "uss": mem.uss,
-                "pss": getattr(mem, "pss", None),
-                "swap": getattr(mem, "swap", None),
-                "vms": mem.vms,
-                "cpu_user_s": cpu.user,
-                "cpu_system_s": cpu.system,
-                "threads": p.num_threads(),
-            }
-            out["mappings"] = _largest_mappings(p)
-        except psutil.Error as e:
-            out["process_error"] = str(e)
-    (state, max_kib, mem_kib, vcpus, cpu_ns), out["libvirt_memory_stats"] = lv.info(
-        inst.dom, f"stats of {inst.resource}"
-    )
-    out["libvirt_info"] = {
-        "state": state,
-        "max_memory_kib": max_kib,
-        "memory_kib": mem_kib,
-        "vcpus": vcpus,
-        "cpu_time_ns": cpu_ns,
-    }
-    return out
-
-
-def _largest_mappings(p: Any, n: int = 3) -> list[dict[str, Any]]:
-    """The biggest mappings by size: guest RAM (exactly the guest size) and, under TCG, the code buffer."""
-    try:
-        maps = p.memory_maps(grouped=False)
-    except Exception:  # psutil raises several types for vanished/unreadable processes
-        return []
-    rows = []
-    for m in maps:
-        size = _map_size(getattr(m, "addr", ""))
-        rows.append({"path": m.path or "[anon]", "size": size, "rss": m.rss})
-    rows.sort(key=lambda r: r["size"], reverse=True)
-    return rows[:n]
-
-
-def _map_size(addr: str) -> int:
-    try:
-        lo, hi = addr.split("-")
-        return int(hi, 16) - int(lo, 16)
-    except ValueError:
-        return 0
-
-
 class CumulativeCounter:
     """A provider whose counters only grow (KVM statistics, `info jit`): a phase is a difference."""
 
