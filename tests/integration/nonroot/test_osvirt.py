@@ -8,6 +8,7 @@ Expected values are the task sheet's: uid_map `0 <uid> 1` (the box maps root to 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -61,8 +62,6 @@ def test_model_box_as_a_normal_user(student: Student) -> None:
 def test_rootless_runc_row_as_a_normal_user(student: Student) -> None:
     """t8 as a normal user: `runc run` with a rootless spec (a user namespace mapping root to the
     student) is the row `runc-rootless`; where it cannot run, the box row's notes say why."""
-    from vmlab.host.requirements import which
-
     _give_image(student)
     report = student.home / "osvirt-cost" / "report.json"
     box = student.home / "kit" / "labs" / "os-virt" / "solution" / "box.py"
@@ -74,7 +73,8 @@ def test_rootless_runc_row_as_a_normal_user(student: Student) -> None:
     assert "runc" not in cost  # the root row needs root
     # independent of the lab: can this student make a user namespace at all (util-linux unshare)?
     userns = student.run(["unshare", "--user", "--map-root-user", "true"]).returncode == 0
-    if which("runc") is not None and userns:
+    sbin = "/usr/local/sbin:/usr/sbin:/sbin:" + os.environ.get("PATH", "")
+    if shutil.which("runc", path=sbin) is not None and userns:
         assert len(cost["runc-rootless"]["samples"]) == 2
     else:
         assert "runc-rootless" not in cost

@@ -24,10 +24,7 @@ T1_POINTS = 4.0
 
 
 def grade(toy: Toy, *args: str, cls: str = "class", code: int = 0) -> dict[str, Any]:
-    from vmlab.cli import grade as grade_cli
 
-    if not any(g.name == "grade" for g in app.registered_groups):
-        grade_cli.register(app)
     out = toy.root / f"out-{cls}"
     res = CliRunner().invoke(app, ["grade", str(toy.root / cls), "-o", str(out), "--json", *args])
     assert res.exit_code == code, res.output
