@@ -85,6 +85,7 @@ def test_the_runtime_finds_it_again_by_its_tags(runtime_instance: Any) -> None:
     assert record.run_id and record.resource.endswith(f"{record.run_id}-{record.name}")
 
 
+@ON_RUNC
 def test_a_container_is_its_own_cgroup_without_network(runtime_instance: Any) -> None:
     assert runtime_instance.container.id in runtime_instance.exec(["cat", "/proc/1/cgroup"]).check().stdout
     assert runtime_instance.exec(["ls", "/sys/class/net"]).check().stdout.split() == ["lo"]
