@@ -165,17 +165,28 @@ def run_box(
     )
     timed_out = False
     swept: list[str] = []
+    deadline = time.monotonic() + limits.timeout_s + 10
     try:
-        out, err = proc.communicate(timeout=limits.timeout_s + 10)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _stop(proc)
-        out, err = proc.communicate()
+        while True:
+            try:
+                out, err = proc.communicate(timeout=0.2)  # retrying loses no output (subprocess docs)
+                break
+            except subprocess.TimeoutExpired:
+                if proc.poll() is not None and not swept:
+                    # the box ended, yet its output is still open: a process it left in its cgroup
+                    # holds it; end those now rather than wait for them
+                    swept = sweep(name)
+                if time.monotonic() > deadline:
+                    timed_out = proc.poll() is None
+                    _stop(proc)
+                    swept += sweep(name)
+                    out, err = _drain(proc)
+                    break
     except BaseException:
         _stop(proc)
         raise
     finally:
-        swept = sweep(name)
+        swept += [d for d in sweep(name) if d not in swept]
     wall = time.perf_counter_ns() - t0
     stamps: dict[str, int] = {}
     if times is not None and times.is_file():
@@ -187,6 +198,19 @@ def run_box(
             stamps = {}
         times.unlink()
     return BoxRun(proc.returncode, out, err, wall, timed_out, stamps, swept)
+
+
+def _drain(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """What is left of the box's output once it is stopped and its cgroups swept; a process it left
+    outside them may still hold the pipes: after 10 s its output is given up, never waited for."""
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        return "", "the box left a process holding its output: output not read"
 
 
 def run_docker(
