@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from vmlab.labs.step import StepContext
 from vmlab.report.model import Experiment
+from vmlab.systemvm.plots import pyplot
 
 MIB = 1024 * 1024
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def attach_plot(ctx: StepContext, name: str, draw: Callable[[Path], object]) -> None:
@@ -41,7 +32,7 @@ def _num(exp: Experiment, key: str) -> float:
 
 def plot_ksm(exp: Experiment, path: Path) -> Path:
     """Left: pages saved over time while ksmd scans; right: the guests' PSS with KSM off and on."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     page = _num(exp, "page_size") or 4096.0
     t = exp.series.get("t_s", [])
@@ -70,7 +61,7 @@ def plot_ksm(exp: Experiment, path: Path) -> Path:
 
 def plot_balloon(exp: Experiment, path: Path) -> Path:
     """The guest's MemTotal and MemAvailable and QEMU's RSS over time, the phases marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     t = exp.series.get("t_s", [])
     for key, label in (
@@ -100,7 +91,7 @@ def plot_balloon(exp: Experiment, path: Path) -> Path:
 
 def plot_density(group: Mapping[str, Experiment], path: Path) -> Path:
     """Left: p50 and p99 ready latency against K per kind; right: host memory per instance."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     for kind, exp in group.items():
         if exp.values.get("skipped"):

@@ -13,6 +13,7 @@ from rich.console import Group
 from rich.table import Table
 
 from vmlab.report.model import Experiment, Report
+from vmlab.systemvm.views import experiment_group
 
 KINDS = ("vm", "sandbox", "container")
 PHASES = ("idle", "io", "cpu")
@@ -22,11 +23,6 @@ SHORT = {
     "Sentry-handled calls": "Sentry calls",
     "system calls": "syscalls",
 }
-
-
-def _group(report: Report, key: str) -> dict[str, Experiment]:
-    entry = report.experiments.get(key)
-    return entry if isinstance(entry, dict) else {}
 
 
 def _n(x: int | None) -> str:
@@ -39,7 +35,7 @@ def _f(x: Any, fmt: str) -> str:
 
 def devices_table(report: Report) -> Table | None:
     """Per phase, what each kind's trap counter saw: device accesses or exits, Sentry calls, syscalls."""
-    group = _group(report, "devices")
+    group = experiment_group(report, "devices")
     if not group:
         return None
     kinds = [k for k in KINDS if k in group]
@@ -62,7 +58,7 @@ def devices_table(report: Report) -> Table | None:
 
 def regions_table(report: Report) -> Table | None:
     """The guest's device accesses per region and phase, reads/writes."""
-    vm = _group(report, "devices").get("vm")
+    vm = experiment_group(report, "devices").get("vm")
     if vm is None or not vm.values.get("regions"):
         return None
     table = Table(title="Guest device accesses per region (reads/writes)")
@@ -80,7 +76,7 @@ def regions_table(report: Report) -> Table | None:
 
 
 def vcpus_table(report: Report) -> Table | None:
-    group = _group(report, "vcpus")
+    group = experiment_group(report, "vcpus")
     vm, ct = group.get("vm"), group.get("container")
     if not group:
         return None
@@ -130,12 +126,12 @@ def lab_table(report: Report) -> Group:
 
 def plot_devices(report: Report, path: Path) -> Path | None:
     """Left: each kind's trap count per phase (log scale). Right: the guest's accesses per region."""
-    group = {k: e for k, e in _group(report, "devices").items() if not e.values.get("skipped")}
+    group = {k: e for k, e in experiment_group(report, "devices").items() if not e.values.get("skipped")}
     if not group:
         return None
-    from vmlab.systemvm.plots import _pyplot
+    from vmlab.systemvm.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     vm = group.get("vm")
     regions = str(vm.values.get("regions") or "").split(",") if vm is not None else []
     regions = [r for r in regions if r]
@@ -173,12 +169,12 @@ def plot_devices(report: Report, path: Path) -> Path | None:
 
 def plot_vcpus(report: Report, path: Path) -> Path | None:
     """Left: speedup against CPUs (guest, container, ideal). Right: the guest's boot time."""
-    group = {k: e for k, e in _group(report, "vcpus").items() if not e.values.get("skipped")}
+    group = {k: e for k, e in experiment_group(report, "vcpus").items() if not e.values.get("skipped")}
     if not group:
         return None
-    from vmlab.systemvm.plots import _pyplot
+    from vmlab.systemvm.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
     top = 1
     for kind, exp in group.items():

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vmlab.report.model import Experiment, Report
+from vmlab.report.model import Report
+from vmlab.systemvm.views import experiment_group
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only, no display), imported when a plot is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,17 +19,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _group(report: Report, key: str) -> dict[str, Experiment]:
-    entry = report.experiments.get(key)
-    return entry if isinstance(entry, dict) else {}
-
-
 def plot_startup(report: Report, path: Path) -> Path | None:
     """Stacked bar per kind: each readiness stage's share of the median time to ready."""
-    group = _group(report, "startup")
+    group = experiment_group(report, "startup")
     if not group:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.5))
     colors: dict[str, str] = {}
     longest = 0.0
@@ -66,10 +63,10 @@ def _seen(ax: Any) -> set[str]:
 
 
 def plot_memory(report: Report, path: Path) -> Path | None:
-    group = _group(report, "memory")
+    group = experiment_group(report, "memory")
     if not group:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     kinds = [k for k in group if group[k].summary is not None]
     mib = 1024 * 1024
@@ -87,10 +84,10 @@ def plot_memory(report: Report, path: Path) -> Path | None:
 
 
 def plot_traps(report: Report, path: Path) -> Path | None:
-    group = _group(report, "traps")
+    group = experiment_group(report, "traps")
     if not group:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     group = {k: e for k, e in group.items() if not e.values.get("skipped")}
     if not group:
         return None

@@ -12,7 +12,8 @@ COLUMNS = ("native", *INSTANCE_KINDS)  # the host baseline, then every kind a ru
 Scalar = float | int | str | bool | None
 
 
-def _group(report: Report, key: str) -> dict[str, Experiment]:
+def experiment_group(report: Report, key: str) -> dict[str, Experiment]:
+    """The report's experiments of one group (startup, memory, traps, devices, ...) by kind; {} if none."""
     entry = report.experiments.get(key)
     return entry if isinstance(entry, dict) else {}
 
@@ -55,7 +56,11 @@ def _value(group: dict[str, Experiment], kind: str, key: str) -> Scalar:
 
 
 def compare_table(report: Report) -> Table:
-    startup, memory, traps = _group(report, "startup"), _group(report, "memory"), _group(report, "traps")
+    startup, memory, traps = (
+        experiment_group(report, "startup"),
+        experiment_group(report, "memory"),
+        experiment_group(report, "traps"),
+    )
     vm = startup.get("vm") or memory.get("vm") or traps.get("vm")
     accel = vm.provenance.accel if vm else None
     runs = report.params.get("runs")
